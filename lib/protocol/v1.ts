@@ -1,0 +1,248 @@
+/**
+ * Parley WebSocket protocol, version 1.
+ *
+ * The single definition shared by the turn handler, the local gateway, the chat page, the terminal
+ * client and the tests. Every message is one JSON object with a `type`; API Gateway routes on
+ * `$request.body.type`, and everything lands on `$default`.
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = '1';
+
+/** API Gateway WebSocket limits (AWS quotas; none can be raised). */
+export const LIMITS = {
+  /** One WebSocket frame, either direction. Larger frames close the connection with 1009. */
+  frameBytes: 32 * 1024,
+  /** One message; billed per started 32 KB. */
+  messageBytes: 128 * 1024,
+  /**
+   * What Parley accepts in one client message. Browsers send a message as a single frame, so anything
+   * near the frame limit would be cut off by the gateway before we could answer; a margin leaves room
+   * for a typed `protocol.too_large`.
+   */
+  clientMessageBytes: 16 * 1024,
+  /** Posted server messages stay under one frame, with room for the framing envelope. */
+  serverMessageBytes: 32 * 1024 - 512,
+} as const;
+
+const uuid = z.uuid();
+const turnId = uuid.describe('client-made UUID identifying one user turn');
+
+// ---------------------------------------------------------------------------------------------------
+// Client -> server
+
+export const Hello = z.object({
+  type: z.literal('hello'),
+  version: z.string().min(1).max(16),
+  auth: z.object({ apiKey: z.string().min(1).max(256).optional() }).optional(),
+});
+
+export const SessionStart = z
+  .object({
+    type: z.literal('session.start'),
+    sessionId: uuid.optional(),
+    resumeToken: z.string().min(16).max(128).optional(),
+    metadata: z
+      .record(z.string().max(64), z.union([z.string().max(512), z.number(), z.boolean()]))
+      .refine((m) => Object.keys(m).length <= 32, 'at most 32 metadata entries')
+      .optional(),
+  })
+  .refine((m) => (m.sessionId === undefined) === (m.resumeToken === undefined), {
+    message: 'sessionId and resumeToken go together: both to resume, neither to start a new session',
+    path: ['resumeToken'],
+  });
+
+export const InputText = z.object({
+  type: z.literal('input.text'),
+  turnId,
+  text: z
+    .string()
+    .max(4000)
+    .refine((t) => t.trim().length > 0, 'text must not be empty'),
+});
+
+export const ResponseCancel = z.object({
+  type: z.literal('response.cancel'),
+  turnId,
+  /** How much of the turn's audio the client actually played, so unheard words can be cut. */
+  playedMs: z.number().int().nonnegative().optional(),
+});
+
+export const SessionStop = z.object({
+  type: z.literal('session.stop'),
+  reason: z.string().max(200).optional(),
+});
+
+export const ClientMessage = z.discriminatedUnion('type', [
+  Hello,
+  SessionStart,
+  InputText,
+  ResponseCancel,
+  SessionStop,
+]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+export type ClientMessageType = ClientMessage['type'];
+export const CLIENT_MESSAGE_TYPES = ClientMessage.options.map((o) => o.shape.type.value);
+
+// ---------------------------------------------------------------------------------------------------
+// Errors
+
+export const ErrorCode = z.enum([
+  'protocol.invalid_json',
+  'protocol.invalid_message',
+  'protocol.order',
+  'protocol.version_unsupported',
+  'protocol.too_large',
+  'auth.required',
+  'auth.invalid',
+  'session.not_found',
+  'session.ended',
+  'turn.conflict',
+  'server.internal',
+]);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+// ---------------------------------------------------------------------------------------------------
+// Server -> client
+
+export const Usage = z.object({
+  /** LLM tokens per model. */
+  llm: z
+    .record(
+      z.string(),
+      z.object({ inputTokens: z.number(), outputTokens: z.number(), cachedTokens: z.number() }),
+    )
+    .default({}),
+  ttsCharacters: z.number().default(0),
+  sttSeconds: z.number().default(0),
+});
+export type Usage = z.infer<typeof Usage>;
+
+/** Per-turn timings in milliseconds. Later stages add t1..t6 (seed 004). */
+export const Metrics = z
+  .object({
+    /** Runner time: flow, LLM, everything until quiet. */
+    runMs: z.number(),
+    /** The conditional commit of the turn record. */
+    commitMs: z.number(),
+    /** From the handler receiving the message to the commit. */
+    totalMs: z.number(),
+  })
+  .catchall(z.number());
+export type Metrics = z.infer<typeof Metrics>;
+
+const event = <T extends string, S extends z.ZodRawShape>(type: T, shape: S) =>
+  z.object({ type: z.literal(type), ...shape });
+
+export const HelloAck = event('hello.ack', { version: z.string() });
+export const SessionStarted = event('session.started', {
+  sessionId: uuid,
+  resumeToken: z.string(),
+  traceId: z.string().regex(/^[0-9a-f]{32}$/),
+  resumed: z.boolean(),
+  /** The node the conversation stands at, so a resumed client can show where it is. */
+  node: z.string(),
+});
+export const TurnStarted = event('turn.started', { turnId: z.string() });
+export const TextDelta = event('response.text.delta', { turnId: z.string(), text: z.string() });
+export const TextDone = event('response.text.done', { turnId: z.string(), text: z.string() });
+export const NodeTransition = event('node.transition', {
+  turnId: z.string(),
+  from: z.string().nullable(),
+  to: z.string(),
+});
+export const TurnCompleted = event('turn.completed', {
+  turnId: z.string(),
+  usage: Usage,
+  metrics: Metrics,
+});
+export const SessionEnded = event('session.ended', { reason: z.string() });
+export const SessionStopped = event('session.stopped', { reason: z.string() });
+export const ErrorEvent = event('error', {
+  code: ErrorCode,
+  message: z.string(),
+  turnId: z.string().optional(),
+});
+/**
+ * One piece of a server event too large for a single frame. The client joins the `data` of all
+ * `count` parts with the same `id` in `index` order and parses the result as one event.
+ */
+export const EventPart = event('event.part', {
+  id: z.string(),
+  index: z.number().int().nonnegative(),
+  count: z.number().int().positive(),
+  data: z.string(),
+});
+
+export const ServerEvent = z.discriminatedUnion('type', [
+  HelloAck,
+  SessionStarted,
+  TurnStarted,
+  TextDelta,
+  TextDone,
+  NodeTransition,
+  TurnCompleted,
+  SessionEnded,
+  SessionStopped,
+  ErrorEvent,
+  EventPart,
+]);
+export type ServerEvent = z.infer<typeof ServerEvent>;
+export type ServerEventOf<T extends ServerEvent['type']> = Extract<ServerEvent, { type: T }>;
+
+// ---------------------------------------------------------------------------------------------------
+// Parsing a raw client message
+
+export type ParseResult =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; code: ErrorCode; message: string; turnId?: string };
+
+const byteLength = (s: string): number =>
+  typeof Buffer !== 'undefined' ? Buffer.byteLength(s, 'utf8') : new TextEncoder().encode(s).length;
+
+/** Size, JSON and schema checks, in that order, each with its own error code. */
+export function parseClientMessage(raw: string): ParseResult {
+  const size = byteLength(raw);
+  if (size > LIMITS.clientMessageBytes) {
+    return {
+      ok: false,
+      code: 'protocol.too_large',
+      message: `message is ${size} bytes; the limit is ${LIMITS.clientMessageBytes}`,
+    };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (err) {
+    return { ok: false, code: 'protocol.invalid_json', message: `not JSON: ${(err as Error).message}` };
+  }
+  const parsed = ClientMessage.safeParse(json);
+  if (parsed.success) return { ok: true, message: parsed.data };
+  const turnId = typeof (json as { turnId?: unknown })?.turnId === 'string' ? (json as { turnId: string }).turnId : undefined;
+  return { ok: false, code: 'protocol.invalid_message', message: describeIssues(parsed.error), ...(turnId ? { turnId } : {}) };
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+    .join('; ');
+}
+
+/** Joins `event.part` pieces back into events; one instance per connection on the client side. */
+export class EventAssembler {
+  private readonly pending = new Map<string, string[]>();
+
+  /** Returns the complete event, or undefined while parts are still missing. */
+  accept(event: ServerEvent): ServerEvent | undefined {
+    if (event.type !== 'event.part') return event;
+    const parts = this.pending.get(event.id) ?? new Array<string>(event.count);
+    parts[event.index] = event.data;
+    if (parts.filter((p) => p !== undefined).length < event.count) {
+      this.pending.set(event.id, parts);
+      return undefined;
+    }
+    this.pending.delete(event.id);
+    return ServerEvent.parse(JSON.parse(parts.join('')));
+  }
+}
