@@ -1,2 +1,4 @@
-// placeholder: replaced by the real handler
-export const handler = async (): Promise<{ statusCode: number }> => ({ statusCode: 200 });
+import { auth, clock, connections, log } from '../../lib/host/lambda';
+import { createConnectHandler } from './create';
+
+export const handler = createConnectHandler({ connections, auth, clock, log });

@@ -1,2 +1,4 @@
-// placeholder: replaced by the real handler
-export const handler = async (): Promise<{ statusCode: number }> => ({ statusCode: 200 });
+import { connections, log } from '../../lib/host/lambda';
+import { createDisconnectHandler } from './create';
+
+export const handler = createDisconnectHandler({ connections, log });

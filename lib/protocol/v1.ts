@@ -123,9 +123,9 @@ export const Metrics = z
   .object({
     /** Runner time: flow, LLM, everything until quiet. */
     runMs: z.number(),
-    /** The conditional commit of the turn record. */
-    commitMs: z.number(),
-    /** From the handler receiving the message to the commit. */
+    /** The conditional put of the turn record (absent in the stored record, which that put writes). */
+    commitMs: z.number().optional(),
+    /** From the handler receiving the message until the turn was committed (stored: until the put began). */
     totalMs: z.number(),
   })
   .catchall(z.number());

@@ -1,0 +1,20 @@
+import { App } from 'aws-cdk-lib';
+import { ParleyStack } from './parley-stack.js';
+
+// Environment-agnostic on purpose: no account/region lookups, so `npm run synth`
+// works offline and without credentials. Deploy with the CLI's default env.
+const app = new App();
+
+// Optional: `cdk synth -c parley:apiKeys=key1,key2` (dev only; see ParleyProps.apiKeys).
+const apiKeysContext: unknown = app.node.tryGetContext('parley:apiKeys');
+const apiKeys =
+  typeof apiKeysContext === 'string' && apiKeysContext.length > 0
+    ? apiKeysContext.split(',').map((key) => key.trim()).filter((key) => key.length > 0)
+    : undefined;
+
+new ParleyStack(app, 'ParleyStack', {
+  description: 'Parley: per-turn serverless chat runner (API Gateway WebSocket, Lambda, DynamoDB)',
+  ...(apiKeys ? { parley: { apiKeys } } : {}),
+});
+
+app.synth();

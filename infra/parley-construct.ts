@@ -1,0 +1,194 @@
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+/** Repository root (infra/..): the esbuild project root and the home of package-lock.json. */
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Default lifetime of a session's items (DynamoDB TTL on `expiresAt`). */
+export const DEFAULT_SESSION_TTL_HOURS = 24;
+
+export interface ParleyProps {
+  /**
+   * API keys accepted by `$connect`. Passed to the connect function (the only
+   * one that authenticates) as the environment variable `PARLEY_API_KEYS`
+   * (comma-separated).
+   *
+   * Environment variables are visible in plain text to anyone who can read the
+   * function configuration and they end up in the synthesized template. This is
+   * meant for development and demos; production should keep the keys in AWS
+   * Secrets Manager (or SSM SecureString) and have the function read them at
+   * cold start instead.
+   *
+   * @default - no keys: the variable is not set
+   */
+  readonly apiKeys?: string[];
+  /** @default 'prod' */
+  readonly stageName?: string;
+  /**
+   * Hours a session lives after its last write (the handlers stamp `expiresAt`).
+   * Passed as `PARLEY_SESSION_TTL_HOURS`.
+   * @default 24
+   */
+  readonly sessionTtlHours?: number;
+  /**
+   * Removal policy of the table and the log groups.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Retention of the functions' log groups.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * Parley on AWS: one DynamoDB table, a WebSocket API with `$connect`,
+ * `$disconnect` and `$default` routes, and the three Lambda functions behind
+ * them, each granted only what it uses on this table and this stage.
+ */
+export class Parley extends Construct {
+  readonly table: dynamodb.Table;
+  readonly webSocketApi: apigwv2.WebSocketApi;
+  readonly stage: apigwv2.WebSocketStage;
+  readonly connectFunction: nodejs.NodejsFunction;
+  readonly disconnectFunction: nodejs.NodejsFunction;
+  readonly turnFunction: nodejs.NodejsFunction;
+
+  constructor(scope: Construct, id: string, props: ParleyProps = {}) {
+    super(scope, id);
+
+    const stageName = props.stageName ?? 'prod';
+    const sessionTtlHours = props.sessionTtlHours ?? DEFAULT_SESSION_TTL_HOURS;
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+
+    if (!Number.isFinite(sessionTtlHours) || sessionTtlHours <= 0) {
+      throw new Error(`Parley: sessionTtlHours must be a positive number, got ${sessionTtlHours}`);
+    }
+    if (props.apiKeys?.some((key) => key.length === 0 || key.includes(','))) {
+      throw new Error('Parley: apiKeys must be non-empty and must not contain commas');
+    }
+
+    this.table = new dynamodb.Table(this, 'Table', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: 'expiresAt',
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      removalPolicy,
+    });
+
+    const environment: Record<string, string> = {
+      PARLEY_TABLE: this.table.tableName,
+      PARLEY_SESSION_TTL_HOURS: String(sessionTtlHours),
+      POWERTOOLS_SERVICE_NAME: 'parley',
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+    // Only $connect authenticates, so only the connect function sees the keys.
+    const connectEnvironment: Record<string, string> =
+      props.apiKeys === undefined ? environment : { ...environment, PARLEY_API_KEYS: props.apiKeys.join(',') };
+
+    const fn = (
+      name: string,
+      memorySize: number,
+      timeout: Duration,
+      env: Record<string, string> = environment,
+    ): nodejs.NodejsFunction => {
+      const logGroup = new logs.LogGroup(this, `${name}Logs`, { retention: logRetention, removalPolicy });
+      // An explicit role instead of the default AWSLambdaBasicExecutionRole
+      // managed policy, whose logs actions apply to Resource "*": this role may
+      // write to its own log group only.
+      const role = new iam.Role(this, `${name}Role`, {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        description: `Parley ${name.toLowerCase()} function`,
+      });
+      logGroup.grants.write(role);
+      return new nodejs.NodejsFunction(this, name, {
+        role,
+        entry: path.join(REPO_ROOT, 'functions', name.toLowerCase(), 'handler.ts'),
+        handler: 'handler',
+        runtime: lambda.Runtime.NODEJS_22_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize,
+        timeout,
+        environment: env,
+        logGroup,
+        projectRoot: REPO_ROOT,
+        depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
+        bundling: {
+          format: nodejs.OutputFormat.ESM,
+          target: 'node22',
+          minify: true,
+          sourceMap: true,
+          mainFields: ['module', 'main'],
+          // The Lambda Node.js 22 runtime ships AWS SDK v3.
+          externalModules: ['@aws-sdk/*'],
+          // CommonJS dependencies call require(); ESM output has none, so define it.
+          banner:
+            "import { createRequire as __parleyCreateRequire } from 'node:module'; const require = __parleyCreateRequire(import.meta.url);",
+          forceDockerBundling: false,
+        },
+      });
+    };
+
+    this.connectFunction = fn('Connect', 128, Duration.seconds(10), connectEnvironment);
+    this.disconnectFunction = fn('Disconnect', 128, Duration.seconds(10));
+    // Turns may run past API Gateway's 29 s integration timeout: the turn
+    // streams through @connections and does not depend on the integration response.
+    this.turnFunction = fn('Turn', 256, Duration.seconds(60));
+
+    this.webSocketApi = new apigwv2.WebSocketApi(this, 'WebSocketApi', {
+      routeSelectionExpression: '$request.body.type',
+      connectRouteOptions: {
+        integration: new WebSocketLambdaIntegration('ConnectIntegration', this.connectFunction),
+      },
+      disconnectRouteOptions: {
+        integration: new WebSocketLambdaIntegration('DisconnectIntegration', this.disconnectFunction),
+      },
+      defaultRouteOptions: {
+        integration: new WebSocketLambdaIntegration('TurnIntegration', this.turnFunction),
+      },
+    });
+
+    this.stage = new apigwv2.WebSocketStage(this, 'Stage', {
+      webSocketApi: this.webSocketApi,
+      stageName,
+      autoDeploy: true,
+    });
+
+    // Least privilege: exactly the calls each handler makes, on this table only.
+    this.table.grants.actions(this.connectFunction, 'dynamodb:PutItem');
+    this.table.grants.actions(this.disconnectFunction, 'dynamodb:DeleteItem');
+    this.table.grants.actions(
+      this.turnFunction,
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:Query',
+    );
+    // PostToConnection / GetConnection / DeleteConnection on this stage only.
+    this.stage.grantManagementApiAccess(this.turnFunction);
+  }
+
+  /** wss://{api}.execute-api.{region}.amazonaws.com/{stage} */
+  get webSocketUrl(): string {
+    return this.stage.url;
+  }
+
+  /** https://{api}.execute-api.{region}.amazonaws.com/{stage}: the @connections management endpoint. */
+  get callbackUrl(): string {
+    return this.stage.callbackUrl;
+  }
+}

@@ -1,0 +1,32 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { Parley, type ParleyProps } from './parley-construct.js';
+
+export interface ParleyStackProps extends StackProps {
+  /** Passed through to the `Parley` construct. */
+  readonly parley?: ParleyProps;
+}
+
+/** Parley as a deployable stack: the construct plus the outputs clients need. */
+export class ParleyStack extends Stack {
+  readonly parley: Parley;
+
+  constructor(scope: Construct, id: string, props: ParleyStackProps = {}) {
+    super(scope, id, props);
+
+    this.parley = new Parley(this, 'Parley', props.parley);
+
+    new CfnOutput(this, 'WebSocketUrl', {
+      description: 'WebSocket endpoint clients connect to (wss://...)',
+      value: this.parley.webSocketUrl,
+    });
+    new CfnOutput(this, 'CallbackUrl', {
+      description: 'API Gateway @connections management endpoint (https://...)',
+      value: this.parley.callbackUrl,
+    });
+    new CfnOutput(this, 'TableName', {
+      description: 'DynamoDB table holding connections, sessions and turn records',
+      value: this.parley.table.tableName,
+    });
+  }
+}

@@ -1,0 +1,188 @@
+import {
+  ConditionalCheckFailedException,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  type AttributeValue,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import { ParleyError } from '../errors';
+import { decodeBody, encodeBody, TurnStatus, type TurnRecord } from './record';
+import type { SessionMeta, SessionStore } from './store';
+
+/*
+ * Table layout (one table, pk/sk strings, TTL on `expiresAt`):
+ *
+ *   pk = SESS#<sessionId>  sk = META              session identity (resume token hash, principal)
+ *   pk = SESS#<sessionId>  sk = TURN#0000000000   turn record 0: the greeting, checkpoint after it
+ *   pk = SESS#<sessionId>  sk = TURN#0000000001   turn record 1 ...; the newest one is the head
+ *   pk = CONN#<connId>     sk = CONN              connection binding (lib/session/connections.ts)
+ *
+ * Commit of turn n:
+ *
+ *   Lambda A: load head (TURN#n-1) ── run ── PutItem TURN#n  if attribute_not_exists(pk) ── ok
+ *   Lambda B: load head (TURN#n-1) ── run ──────────── PutItem TURN#n  ── ConditionalCheckFailed
+ *                                                                          └─ turn.conflict
+ *
+ * One item per commit: atomic without transactions (which dynalite lacks), and a fork of the
+ * chain is impossible because TURN#n can be written once.
+ */
+
+const SEQ_DIGITS = 10;
+const sessionPk = (id: string) => `SESS#${id}`;
+const turnSk = (seq: number) => `TURN#${String(seq).padStart(SEQ_DIGITS, '0')}`;
+const TURN_PREFIX = 'TURN#';
+const recordNotYetWritten = 'attribute_not_exists(pk)';
+
+export interface DynamoSessionStoreOptions {
+  client: DynamoDBClient;
+  tableName: string;
+  /** Records expire this long after they are written (DynamoDB TTL in AWS; filtered on read). */
+  ttlSeconds: number;
+  now?: () => number;
+}
+
+export class DynamoSessionStore implements SessionStore {
+  private readonly client: DynamoDBClient;
+  private readonly table: string;
+  private readonly ttlSeconds: number;
+  private readonly now: () => number;
+
+  constructor(options: DynamoSessionStoreOptions) {
+    this.client = options.client;
+    this.table = options.tableName;
+    this.ttlSeconds = options.ttlSeconds;
+    this.now = options.now ?? Date.now;
+  }
+
+  async createSession(meta: SessionMeta): Promise<void> {
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: {
+            pk: { S: sessionPk(meta.sessionId) },
+            sk: { S: 'META' },
+            resumeTokenHash: { S: meta.resumeTokenHash },
+            principal: { S: meta.principal },
+            createdAt: { S: meta.createdAt },
+            metadata: { S: JSON.stringify(meta.metadata) },
+            expiresAt: { N: String(this.expiry()) },
+          },
+          ConditionExpression: recordNotYetWritten,
+        }),
+      );
+    } catch (err) {
+      throw this.mapConflict(err, `session ${meta.sessionId} already exists`);
+    }
+  }
+
+  async getSession(sessionId: string): Promise<SessionMeta | undefined> {
+    const { Item } = await this.client.send(
+      new GetItemCommand({
+        TableName: this.table,
+        Key: { pk: { S: sessionPk(sessionId) }, sk: { S: 'META' } },
+        ConsistentRead: true,
+      }),
+    );
+    if (!Item || this.expired(Item)) return undefined;
+    return {
+      sessionId,
+      resumeTokenHash: str(Item, 'resumeTokenHash'),
+      principal: str(Item, 'principal'),
+      createdAt: str(Item, 'createdAt'),
+      metadata: JSON.parse(str(Item, 'metadata')) as Record<string, unknown>,
+    };
+  }
+
+  async loadHead(sessionId: string): Promise<TurnRecord | undefined> {
+    const { Items } = await this.client.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :turn)',
+        ExpressionAttributeValues: { ':pk': { S: sessionPk(sessionId) }, ':turn': { S: TURN_PREFIX } },
+        ScanIndexForward: false,
+        Limit: 1,
+        ConsistentRead: true,
+      }),
+    );
+    const item = Items?.[0];
+    return item && !this.expired(item) ? fromItem(item) : undefined;
+  }
+
+  async commitTurn(sessionId: string, record: TurnRecord): Promise<void> {
+    const body = encodeBody(record);
+    const item: Record<string, AttributeValue> = {
+      pk: { S: sessionPk(sessionId) },
+      sk: { S: turnSk(record.seq) },
+      turnId: { S: record.turnId },
+      status: { S: record.status },
+      createdAt: { S: record.createdAt },
+      node: { S: record.checkpoint.currentNode ?? '' },
+      expiresAt: { N: String(this.expiry()) },
+      ...('json' in body ? { body: { S: body.json } } : { bodyZ: { B: body.compressed } }),
+    };
+    try {
+      await this.client.send(
+        new PutItemCommand({ TableName: this.table, Item: item, ConditionExpression: recordNotYetWritten }),
+      );
+    } catch (err) {
+      throw this.mapConflict(err, `turn ${record.seq} of session ${sessionId} was committed by another turn`, record.turnId);
+    }
+  }
+
+  async listTurns(sessionId: string): Promise<TurnRecord[]> {
+    const records: TurnRecord[] = [];
+    let ExclusiveStartKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :turn)',
+          ExpressionAttributeValues: { ':pk': { S: sessionPk(sessionId) }, ':turn': { S: TURN_PREFIX } },
+          ConsistentRead: true,
+          ExclusiveStartKey,
+        }),
+      );
+      for (const item of page.Items ?? []) if (!this.expired(item)) records.push(fromItem(item));
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return records;
+  }
+
+  private expiry(): number {
+    return Math.floor(this.now() / 1000) + this.ttlSeconds;
+  }
+
+  // DynamoDB deletes expired items lazily (and dynalite never): an expired item is treated as gone.
+  private expired(item: Record<string, AttributeValue>): boolean {
+    const at = item.expiresAt?.N;
+    return at !== undefined && Number(at) * 1000 < this.now();
+  }
+
+  private mapConflict(err: unknown, message: string, turnId?: string): unknown {
+    if (err instanceof ConditionalCheckFailedException) {
+      return new ParleyError('turn.conflict', message, turnId ? { turnId, cause: err } : { cause: err });
+    }
+    return err;
+  }
+}
+
+function str(item: Record<string, AttributeValue>, name: string): string {
+  const value = item[name]?.S;
+  if (value === undefined) throw new ParleyError('checkpoint.invalid', `stored item lacks ${name}`);
+  return value;
+}
+
+function fromItem(item: Record<string, AttributeValue>): TurnRecord {
+  const sk = str(item, 'sk');
+  const compressed = item.bodyZ?.B;
+  const body = decodeBody(compressed ? { compressed } : { json: str(item, 'body') });
+  return {
+    seq: Number(sk.slice(TURN_PREFIX.length)),
+    turnId: str(item, 'turnId'),
+    status: TurnStatus.parse(str(item, 'status')),
+    createdAt: str(item, 'createdAt'),
+    ...body,
+  };
+}

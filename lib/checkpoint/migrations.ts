@@ -1,0 +1,51 @@
+import { ParleyError } from '../errors';
+import { CHECKPOINT_VERSION, Checkpoint } from './schema';
+
+type Raw = Record<string, unknown>;
+
+/**
+ * migrations[n] turns a version-n checkpoint into version n+1. Each step is a pure function of the
+ * raw object and never validates: validation happens once, against the current schema, at the end.
+ */
+const migrations: Record<number, (raw: Raw) => Raw> = {
+  // Version 0 is the snake_case shape of the runner Parley grew from (seed 002): no `version` field
+  // or version 0, `current_node_id`, `gathered_context`, `tool_state`, `anchor_turn_id`.
+  0: (raw) => ({
+    version: 1,
+    currentNode: raw.current_node_id ?? null,
+    nodeHistory: [],
+    variables: raw.gathered_context ?? {},
+    messages: raw.messages ?? [],
+    toolState: raw.tool_state ?? {},
+  }),
+};
+
+/** Loads a stored checkpoint of any known version into the current schema. */
+export function migrateCheckpoint(input: unknown): Checkpoint {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ParleyError('checkpoint.invalid', 'checkpoint is not an object');
+  }
+  let raw = input as Raw;
+  let version = raw.version ?? 0;
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 0) {
+    throw new ParleyError('checkpoint.invalid', `checkpoint version ${String(version)} is not a version number`);
+  }
+  if (version > CHECKPOINT_VERSION) {
+    throw new ParleyError(
+      'checkpoint.version_unsupported',
+      `checkpoint version ${version} is newer than this build understands (${CHECKPOINT_VERSION}); deploy a newer Parley`,
+    );
+  }
+  while (version < CHECKPOINT_VERSION) {
+    const step = migrations[version];
+    if (!step) throw new ParleyError('checkpoint.invalid', `no migration from checkpoint version ${version}`);
+    raw = step(raw);
+    version += 1;
+  }
+  const parsed = Checkpoint.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new ParleyError('checkpoint.invalid', `checkpoint ${first?.path.join('.') ?? ''}: ${first?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}

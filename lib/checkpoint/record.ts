@@ -1,0 +1,80 @@
+import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
+import { z } from 'zod';
+import { Metrics, ServerEvent, Usage } from '../protocol/v1';
+import { migrateCheckpoint } from './migrations';
+import type { Checkpoint } from './schema';
+
+/** What started a turn. */
+export const TurnInput = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('start'), metadata: z.record(z.string(), z.unknown()).optional() }),
+  z.object({ kind: z.literal('text'), text: z.string() }),
+  z.object({ kind: z.literal('stop'), reason: z.string() }),
+]);
+export type TurnInput = z.infer<typeof TurnInput>;
+
+/** The runner's own log of what happened in a turn (seed 002's event names), kept for replay and QA. */
+export const RecordedEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('node_transition'), from: z.string().nullable(), to: z.string(), atMs: z.number() }),
+  z.object({ type: z.literal('intent'), intent: z.string().nullable(), score: z.number(), atMs: z.number() }),
+  z.object({ type: z.literal('session_end'), reason: z.string(), atMs: z.number() }),
+]);
+export type RecordedEvent = z.infer<typeof RecordedEvent>;
+
+export const TurnStatus = z.enum(['completed', 'stopped']);
+export type TurnStatus = z.infer<typeof TurnStatus>;
+
+/**
+ * One committed turn. Record n holds the checkpoint after turn n, so the newest record is the
+ * session's current state and every earlier state stays available for replay.
+ */
+export interface TurnRecord {
+  seq: number;
+  turnId: string;
+  status: TurnStatus;
+  createdAt: string;
+  input: TurnInput;
+  /** Events the client was sent, without text deltas (the done event holds the whole text). */
+  outputs: ServerEvent[];
+  events: RecordedEvent[];
+  usage: Usage;
+  metrics: Metrics;
+  checkpoint: Checkpoint;
+}
+
+/** The part of a record stored as one JSON document (compressed when large). */
+const RecordBody = z.object({
+  input: TurnInput,
+  outputs: z.array(ServerEvent),
+  events: z.array(RecordedEvent),
+  usage: Usage,
+  metrics: Metrics,
+  checkpoint: z.unknown(),
+});
+
+/** Bodies above this are brotli-compressed: JSON of a conversation shrinks 4-8x. */
+export const COMPRESS_ABOVE_BYTES = 4 * 1024;
+
+export type EncodedBody = { json: string } | { compressed: Uint8Array };
+
+export function encodeBody(record: TurnRecord): EncodedBody {
+  const json = JSON.stringify({
+    input: record.input,
+    outputs: record.outputs,
+    events: record.events,
+    usage: record.usage,
+    metrics: record.metrics,
+    checkpoint: record.checkpoint,
+  });
+  if (Buffer.byteLength(json) <= COMPRESS_ABOVE_BYTES) return { json };
+  return {
+    compressed: brotliCompressSync(json, {
+      params: { [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT },
+    }),
+  };
+}
+
+export function decodeBody(body: EncodedBody): Pick<TurnRecord, 'input' | 'outputs' | 'events' | 'usage' | 'metrics' | 'checkpoint'> {
+  const json = 'json' in body ? body.json : brotliDecompressSync(body.compressed).toString('utf8');
+  const parsed = RecordBody.parse(JSON.parse(json));
+  return { ...parsed, checkpoint: migrateCheckpoint(parsed.checkpoint) };
+}

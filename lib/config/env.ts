@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { ParleyError } from '../errors';
+
+const apiKeys = z
+  .string()
+  .optional()
+  .transform((s) => (s ?? '').split(',').map((k) => k.trim()).filter(Boolean))
+  .refine((keys) => keys.every((k) => k.length >= 8), 'every API key needs at least 8 characters')
+  .describe('comma-separated API keys; unset or empty: no authentication');
+
+const logLevel = z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']);
+const port = z.coerce.number().int().min(0).max(65535);
+
+/** What the Lambda functions read (set by the CDK construct). */
+export const FunctionEnv = z.object({
+  PARLEY_TABLE: z.string().min(3).max(255).default('parley'),
+  PARLEY_API_KEYS: apiKeys,
+  PARLEY_SESSION_TTL_HOURS: z.coerce.number().int().positive().max(24 * 365).default(24 * 30),
+  PARLEY_LOG_LEVEL: logLevel.default('INFO'),
+});
+export type FunctionEnv = z.infer<typeof FunctionEnv>;
+
+/** What `npm start` reads on top: where the embedded stand-ins listen and keep their data. */
+export const LocalEnv = FunctionEnv.extend({
+  PARLEY_HOST: z.string().min(1).default('127.0.0.1'),
+  PARLEY_PORT: port.default(8787),
+  PARLEY_DYNAMODB_PORT: port.default(0).describe('0: any free port'),
+  PARLEY_DATA_DIR: z.string().min(1).default('.parley-data'),
+  PARLEY_DIALOGUE_MAP: z.string().min(1).default('dialogue_map.json'),
+  PARLEY_LOG_LEVEL: logLevel.default('WARN'),
+});
+export type LocalEnv = z.infer<typeof LocalEnv>;
+
+/** Validates the environment; a bad value stops the start with a message naming the variable. */
+export function readEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined> = process.env): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+  throw new ParleyError('config.invalid', `invalid configuration:\n${lines.join('\n')}`);
+}

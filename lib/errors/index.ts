@@ -1,0 +1,47 @@
+import type { ErrorCode } from '../protocol/v1';
+
+/** Codes that never reach a client as such: they describe the server's own state. */
+export type InternalErrorCode =
+  | 'checkpoint.invalid'
+  | 'checkpoint.version_unsupported'
+  | 'config.invalid'
+  | 'map.invalid'
+  | 'store.unavailable';
+
+export type ParleyErrorCode = ErrorCode | InternalErrorCode;
+
+/**
+ * The one error type Parley throws on purpose. Callers branch on `code`, never on the message.
+ * Anything else that is thrown is a bug and reaches the client as `server.internal`.
+ */
+export class ParleyError extends Error {
+  override readonly name = 'ParleyError';
+
+  constructor(
+    readonly code: ParleyErrorCode,
+    message: string,
+    readonly details: { turnId?: string; cause?: unknown } = {},
+  ) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+  }
+
+  /** Whether the code is part of the wire protocol, so the client may see this error as it is. */
+  get isClientFacing(): boolean {
+    return !INTERNAL_PREFIXES.some((p) => this.code.startsWith(p));
+  }
+}
+
+const INTERNAL_PREFIXES = ['checkpoint.', 'config.', 'map.', 'store.'];
+
+/** What the client is told about any thrown value: its own code when it has one, else server.internal. */
+export function toWireError(err: unknown): { code: ErrorCode; message: string; turnId?: string } {
+  if (err instanceof ParleyError && err.isClientFacing) {
+    return {
+      code: err.code as ErrorCode,
+      message: err.message,
+      ...(err.details.turnId ? { turnId: err.details.turnId } : {}),
+    };
+  }
+  const turnId = err instanceof ParleyError ? err.details.turnId : undefined;
+  return { code: 'server.internal', message: 'internal error; the turn was not committed', ...(turnId ? { turnId } : {}) };
+}

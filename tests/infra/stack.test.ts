@@ -1,0 +1,353 @@
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Parley } from '../../infra/parley-construct.js';
+import { ParleyStack } from '../../infra/parley-stack.js';
+
+/** CloudFormation template JSON. */
+type Json = any;
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: Json;
+}
+
+const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+
+const TURN_DYNAMODB_ACTIONS = [
+  'dynamodb:DeleteItem',
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:Query',
+  'dynamodb:UpdateItem',
+];
+
+// One synthesized stack (with real esbuild bundling) for the whole file.
+let app: App;
+let stack: ParleyStack;
+let template: Template;
+let ids: {
+  table: string;
+  api: string;
+  connect: string;
+  disconnect: string;
+  turn: string;
+};
+
+function logicalId(construct: IConstruct): string {
+  const child = construct.node.defaultChild ?? construct;
+  return Stack.of(construct).getLogicalId(child as CfnFunction);
+}
+
+/** Logical id of the IAM role a function runs as. */
+function roleIdOf(functionId: string): string {
+  const fn = template.toJSON().Resources[functionId];
+  return fn.Properties.Role['Fn::GetAtt'][0] as string;
+}
+
+/** Every statement of every identity policy attached to the function's role. */
+function statementsOf(functionId: string): Statement[] {
+  const roleId = roleIdOf(functionId);
+  const policies = template.findResources('AWS::IAM::Policy', {
+    Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) },
+  });
+  const role = template.toJSON().Resources[roleId];
+  const inline: Json[] = role.Properties.Policies ?? [];
+  return [
+    ...Object.values(policies).flatMap((p: Json) => p.Properties.PolicyDocument.Statement as Statement[]),
+    ...inline.flatMap((p) => p.PolicyDocument.Statement as Statement[]),
+  ];
+}
+
+function actionsOf(statements: Statement[], prefix: string): string[] {
+  return statements
+    .flatMap((s) => asArray(s.Action))
+    .filter((a) => a.startsWith(prefix))
+    .sort();
+}
+
+const tableArn = (): Json => ({ 'Fn::GetAtt': [ids.table, 'Arn'] });
+
+/** Flattens an Fn::Join (one level) into a readable string with ${Ref} placeholders. */
+function joined(value: Json): string {
+  if (typeof value === 'string') return value;
+  if (!value['Fn::Join']) return JSON.stringify(value);
+  const parts: Json[] = value['Fn::Join'][1];
+  return parts
+    .map((p) => (typeof p === 'string' ? p : p.Ref ? `\${${p.Ref}}` : JSON.stringify(p)))
+    .join('');
+}
+
+beforeAll(() => {
+  app = new App();
+  stack = new ParleyStack(app, 'TestParleyStack');
+  template = Template.fromStack(stack);
+  const parley = stack.parley;
+  ids = {
+    table: logicalId(parley.table),
+    api: logicalId(parley.webSocketApi),
+    connect: logicalId(parley.connectFunction),
+    disconnect: logicalId(parley.disconnectFunction),
+    turn: logicalId(parley.turnFunction),
+  };
+});
+
+describe('WebSocket API', () => {
+  it('is one WebSocket API routing on $request.body.type', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
+      ProtocolType: 'WEBSOCKET',
+      RouteSelectionExpression: '$request.body.type',
+    });
+  });
+
+  it('has exactly $connect, $disconnect and $default, each proxied to its Lambda', () => {
+    const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route'));
+    expect(routes.map((r: Json) => r.Properties.RouteKey).sort()).toEqual(['$connect', '$default', '$disconnect']);
+
+    const integrations = template.toJSON().Resources;
+    const targetFunction: Record<string, string> = {};
+    for (const route of routes as Json[]) {
+      expect(route.Properties.ApiId).toEqual({ Ref: ids.api });
+      // Target: "integrations/<integration id>"
+      const [prefix, ref] = route.Properties.Target['Fn::Join'][1];
+      expect(prefix).toBe('integrations/');
+      const integration = integrations[ref.Ref];
+      expect(integration.Type).toBe('AWS::ApiGatewayV2::Integration');
+      expect(integration.Properties.IntegrationType).toBe('AWS_PROXY');
+      expect(integration.Properties.ApiId).toEqual({ Ref: ids.api });
+      const uri = JSON.stringify(integration.Properties.IntegrationUri);
+      const fnId = [ids.connect, ids.disconnect, ids.turn].find((id) => uri.includes(`"${id}"`));
+      expect(fnId, `route ${route.Properties.RouteKey} integrates a Parley function`).toBeDefined();
+      targetFunction[route.Properties.RouteKey] = fnId!;
+    }
+    expect(targetFunction).toEqual({ $connect: ids.connect, $disconnect: ids.disconnect, $default: ids.turn });
+  });
+
+  it('lets API Gateway invoke each function from this API only', () => {
+    const permissions = Object.values(template.findResources('AWS::Lambda::Permission')) as Json[];
+    expect(permissions).toHaveLength(3);
+    for (const p of permissions) {
+      expect(p.Properties.Principal).toBe('apigateway.amazonaws.com');
+      expect(JSON.stringify(p.Properties.SourceArn)).toContain(`"Ref":"${ids.api}"`);
+    }
+  });
+
+  it('deploys an auto-deployed "prod" stage', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::Stage', 1);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      ApiId: { Ref: ids.api },
+      StageName: 'prod',
+      AutoDeploy: true,
+    });
+  });
+
+  it('outputs the wss:// URL, the @connections callback URL and the table name', () => {
+    const outputs = template.toJSON().Outputs;
+    expect(joined(outputs.WebSocketUrl.Value)).toBe(
+      `wss://\${${ids.api}}.execute-api.\${AWS::Region}.\${AWS::URLSuffix}/prod`,
+    );
+    expect(joined(outputs.CallbackUrl.Value)).toBe(
+      `https://\${${ids.api}}.execute-api.\${AWS::Region}.\${AWS::URLSuffix}/prod`,
+    );
+    expect(outputs.TableName.Value).toEqual({ Ref: ids.table });
+  });
+});
+
+describe('Lambda functions', () => {
+  it('are three Node.js 22 arm64 functions', () => {
+    template.resourceCountIs('AWS::Lambda::Function', 3);
+    template.allResourcesProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+    });
+  });
+
+  it('size and time out each function as designed', () => {
+    const props = (id: string): Json => template.toJSON().Resources[id].Properties;
+    expect([props(ids.connect).MemorySize, props(ids.connect).Timeout]).toEqual([128, 10]);
+    expect([props(ids.disconnect).MemorySize, props(ids.disconnect).Timeout]).toEqual([128, 10]);
+    expect([props(ids.turn).MemorySize, props(ids.turn).Timeout]).toEqual([256, 60]);
+  });
+
+  it('share the table name, TTL, service name and source maps; no API keys unless given', () => {
+    for (const id of [ids.connect, ids.disconnect, ids.turn]) {
+      const vars = template.toJSON().Resources[id].Properties.Environment.Variables;
+      expect(vars).toEqual({
+        PARLEY_TABLE: { Ref: ids.table },
+        PARLEY_SESSION_TTL_HOURS: '24',
+        POWERTOOLS_SERVICE_NAME: 'parley',
+        NODE_OPTIONS: '--enable-source-maps',
+      });
+    }
+  });
+
+  it('log to their own log group with a retention', () => {
+    template.resourceCountIs('AWS::Logs::LogGroup', 3);
+    template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+    const groups = [ids.connect, ids.disconnect, ids.turn].map(
+      (id) => template.toJSON().Resources[id].Properties.LoggingConfig.LogGroup.Ref as string,
+    );
+    expect(new Set(groups).size).toBe(3);
+    for (const g of groups) expect(template.toJSON().Resources[g].Type).toBe('AWS::Logs::LogGroup');
+  });
+
+  it('are bundled by esbuild as minified ESM with a require() shim and a source map', () => {
+    for (const id of [ids.connect, ids.disconnect, ids.turn]) {
+      const s3Key: string = template.toJSON().Resources[id].Properties.Code.S3Key;
+      const assetDir = path.join(app.outdir, `asset.${s3Key.replace(/\.zip$/, '')}`);
+      const code = readFileSync(path.join(assetDir, 'index.mjs'), 'utf8');
+      expect(code.startsWith("import { createRequire as __parleyCreateRequire } from 'node:module';")).toBe(true);
+      expect(code).toContain('const require = __parleyCreateRequire(import.meta.url);');
+      expect(code).toMatch(/export\s*\{[^}]*\bas handler\b[^}]*\}/);
+      expect(code).toContain('//# sourceMappingURL=index.mjs.map');
+      expect(existsSync(path.join(assetDir, 'index.mjs.map'))).toBe(true);
+    }
+  });
+});
+
+describe('DynamoDB table', () => {
+  it('is one on-demand table keyed pk/sk with TTL on expiresAt, PITR and AWS-managed encryption', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', 1);
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      // SSEEnabled without a customer key = KMS with the AWS managed key (aws/dynamodb).
+      SSESpecification: { SSEEnabled: true, KMSMasterKeyId: Match.absent() },
+    });
+  });
+
+  it('is retained by default', () => {
+    template.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+  });
+});
+
+describe('IAM: least privilege', () => {
+  it('connect may only PutItem on the table', () => {
+    const statements = statementsOf(ids.connect);
+    expect(actionsOf(statements, 'dynamodb:')).toEqual(['dynamodb:PutItem']);
+    const dynamo = statements.filter((s) => asArray(s.Action).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo.map((s) => asArray(s.Resource))).toEqual([[tableArn()]]);
+    expect(actionsOf(statements, 'execute-api:')).toEqual([]);
+  });
+
+  it('disconnect may only DeleteItem on the table', () => {
+    const statements = statementsOf(ids.disconnect);
+    expect(actionsOf(statements, 'dynamodb:')).toEqual(['dynamodb:DeleteItem']);
+    const dynamo = statements.filter((s) => asArray(s.Action).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo.map((s) => asArray(s.Resource))).toEqual([[tableArn()]]);
+    expect(actionsOf(statements, 'execute-api:')).toEqual([]);
+  });
+
+  it('turn may Get/Put/Update/Delete/Query the table and manage this stage\'s connections', () => {
+    const statements = statementsOf(ids.turn);
+    expect(actionsOf(statements, 'dynamodb:')).toEqual(TURN_DYNAMODB_ACTIONS);
+    const dynamo = statements.filter((s) => asArray(s.Action).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo.flatMap((s) => asArray(s.Resource))).toEqual(dynamo.map(() => tableArn()));
+
+    const manage = statements.filter((s) => asArray(s.Action).includes('execute-api:ManageConnections'));
+    expect(manage).toHaveLength(1);
+    expect(asArray(manage[0]!.Action)).toEqual(['execute-api:ManageConnections']);
+    const resources = asArray(manage[0]!.Resource);
+    expect(resources).toHaveLength(1);
+    expect(joined(resources[0])).toBe(
+      `arn:\${AWS::Partition}:execute-api:\${AWS::Region}:\${AWS::AccountId}:\${${ids.api}}/prod/*/@connections/*`,
+    );
+  });
+
+  it('each function writes only to its own log group', () => {
+    for (const id of [ids.connect, ids.disconnect, ids.turn]) {
+      const logGroup = template.toJSON().Resources[id].Properties.LoggingConfig.LogGroup.Ref as string;
+      const statements = statementsOf(id).filter((s) => asArray(s.Action).some((a) => a.startsWith('logs:')));
+      expect(actionsOf(statements, 'logs:')).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+      expect(statements.flatMap((s) => asArray(s.Resource))).toEqual([{ 'Fn::GetAtt': [logGroup, 'Arn'] }]);
+    }
+  });
+
+  it('no statement grants dynamodb:* or *, or applies to Resource "*"; no managed policies', () => {
+    const resources = template.toJSON().Resources as Record<string, Json>;
+    const all: Statement[] = [];
+    for (const r of Object.values(resources)) {
+      if (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') {
+        all.push(...r.Properties.PolicyDocument.Statement);
+      }
+      if (r.Type === 'AWS::IAM::Role') {
+        expect(r.Properties.ManagedPolicyArns).toBeUndefined();
+        for (const p of r.Properties.Policies ?? []) all.push(...p.PolicyDocument.Statement);
+      }
+    }
+    expect(all.length).toBeGreaterThanOrEqual(7);
+    for (const s of all) {
+      expect(s.Effect).toBe('Allow');
+      for (const action of asArray(s.Action)) {
+        expect(action).not.toBe('*');
+        expect(action).not.toBe('dynamodb:*');
+        expect(action).not.toContain('*');
+      }
+      for (const resource of asArray(s.Resource)) {
+        expect(resource).not.toBe('*');
+        // The only wildcard allowed is inside this stage's @connections ARN.
+        const text = joined(resource);
+        if (text.includes('*')) expect(text).toMatch(/\/prod\/\*\/@connections\/\*$/);
+      }
+    }
+  });
+});
+
+describe('Parley props (synthesized without bundling)', () => {
+  const synth = (props: ConstructorParameters<typeof Parley>[2]): { template: Template; parley: Parley } => {
+    // Skip esbuild for these stacks: only the template matters here.
+    const noBundlingApp = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const s = new Stack(noBundlingApp, 'PropsStack');
+    const parley = new Parley(s, 'Parley', props);
+    return { template: Template.fromStack(s), parley };
+  };
+  const envOf = (t: Template, s: Stack, fn: NodejsFunction): Json =>
+    t.toJSON().Resources[s.getLogicalId(fn.node.defaultChild as CfnFunction)].Properties.Environment.Variables;
+
+  it('passes apiKeys to the connect function only, comma-separated', () => {
+    const { template: t, parley } = synth({ apiKeys: ['k1', 'k2'] });
+    const s = Stack.of(parley);
+    expect(envOf(t, s, parley.connectFunction).PARLEY_API_KEYS).toBe('k1,k2');
+    expect(envOf(t, s, parley.disconnectFunction).PARLEY_API_KEYS).toBeUndefined();
+    expect(envOf(t, s, parley.turnFunction).PARLEY_API_KEYS).toBeUndefined();
+  });
+
+  it('honours stageName, sessionTtlHours, removalPolicy and logRetention', () => {
+    const { template: t, parley } = synth({
+      stageName: 'dev',
+      sessionTtlHours: 6,
+      removalPolicy: RemovalPolicy.DESTROY,
+      logRetention: logs.RetentionDays.ONE_WEEK,
+    });
+    t.hasResourceProperties('AWS::ApiGatewayV2::Stage', { StageName: 'dev' });
+    expect(envOf(t, Stack.of(parley), parley.turnFunction).PARLEY_SESSION_TTL_HOURS).toBe('6');
+    t.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Delete' });
+    t.allResources('AWS::Logs::LogGroup', { DeletionPolicy: 'Delete', Properties: { RetentionInDays: 7 } });
+    const grant = JSON.stringify(t.toJSON().Resources);
+    expect(grant).toContain('/dev/*/@connections/*');
+    expect(grant).not.toContain('/prod/');
+  });
+
+  it('rejects a non-positive TTL and API keys containing commas', () => {
+    expect(() => synth({ sessionTtlHours: 0 })).toThrow(/sessionTtlHours/);
+    expect(() => synth({ apiKeys: ['a,b'] })).toThrow(/apiKeys/);
+  });
+});
