@@ -120,7 +120,9 @@ async function hello(ctx: Ctx, message: Extract<ClientMessage, { type: 'hello' }
 
 async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 'session.start' }>): Promise<void> {
   const { connection, deps, sender } = ctx;
-  if (connection.phase === 'active') throw new ParleyError('protocol.order', 'a session is already running on this connection; send session.stop first');
+  if (connection.phase === 'active' && !(await boundSessionEnded(ctx))) {
+    throw new ParleyError('protocol.order', 'a session is already running on this connection; send session.stop first');
+  }
   const principal = connection.principal ?? 'public';
 
   if (message.sessionId && message.resumeToken) {
@@ -235,6 +237,14 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
   if (input.kind !== 'stop') {
     await sender.send({ type: 'turn.completed', turnId, usage: record.usage, metrics });
   }
+}
+
+/** After END_CALL the connection stays bound to the ended session until a new one starts. */
+async function boundSessionEnded(ctx: Ctx): Promise<boolean> {
+  const sessionId = ctx.connection.sessionId;
+  if (!sessionId) return true;
+  const head = await ctx.deps.store.loadHead(sessionId);
+  return head?.checkpoint.ended === true;
 }
 
 async function updateConnection(ctx: Ctx, record: ConnectionRecord): Promise<void> {

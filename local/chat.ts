@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import WebSocket from 'ws';
+import { EventAssembler, PROTOCOL_VERSION, ServerEvent, type ClientMessage } from '../lib/protocol/v1';
+
+/**
+ * `npm run chat`: a terminal client for the local runner (or any Parley endpoint).
+ * Usage: npm run chat -- [ws-url] [--api-key KEY]
+ */
+const args = process.argv.slice(2);
+const keyAt = args.indexOf('--api-key');
+const apiKey = keyAt >= 0 ? args[keyAt + 1] : process.env.PARLEY_API_KEY;
+const url = args.find((a, i) => !a.startsWith('--') && i !== keyAt + 1) ?? `ws://127.0.0.1:${process.env.PARLEY_PORT ?? 8787}/`;
+
+const socket = new WebSocket(url);
+const assembler = new EventAssembler();
+const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: 'you> ' });
+let streaming = false;
+// Lines typed (or piped) before the bot is ready wait here: one turn at a time, in order.
+const queue: string[] = [];
+let ready = false;
+let inputClosed = false;
+
+function next(): void {
+  const text = queue.shift();
+  if (text !== undefined) {
+    ready = false;
+    if (!process.stdin.isTTY) print(`you> ${text}\n`);
+    return post({ type: 'input.text', turnId: randomUUID(), text });
+  }
+  ready = true;
+  if (inputClosed) return post({ type: 'session.stop', reason: 'user_quit' });
+  rl.prompt();
+}
+
+const post = (message: ClientMessage) => socket.send(JSON.stringify(message));
+const print = (text: string) => process.stdout.write(text);
+
+socket.on('open', () => post({ type: 'hello', version: PROTOCOL_VERSION, ...(apiKey ? { auth: { apiKey } } : {}) }));
+socket.on('error', (err) => {
+  print(`could not reach ${url}: ${err.message}\nIs the runner started (npm start)?\n`);
+  process.exit(1);
+});
+socket.on('close', () => {
+  print('\n[connection closed]\n');
+  process.exit(0);
+});
+socket.on('message', (data) => {
+  const parsed = ServerEvent.safeParse(JSON.parse(String(data)));
+  if (!parsed.success) return;
+  const event = assembler.accept(parsed.data);
+  if (!event) return;
+  switch (event.type) {
+    case 'hello.ack':
+      return post({ type: 'session.start' });
+    case 'session.started':
+      print(`[session ${event.sessionId}, trace ${event.traceId}]\n`);
+      return;
+    case 'response.text.delta':
+      if (!streaming) print('bot> ');
+      streaming = true;
+      return print(event.text);
+    case 'response.text.done':
+      if (!streaming) print(`bot> ${event.text}`);
+      streaming = false;
+      return print('\n');
+    case 'turn.completed':
+      return next();
+    case 'session.ended':
+      print('[the bot ended the conversation]\n');
+      return socket.close();
+    case 'session.stopped':
+      return socket.close();
+    case 'error':
+      print(`[error ${event.code}: ${event.message}]\n`);
+      return next();
+    default:
+      return;
+  }
+});
+
+rl.on('line', (line) => {
+  const text = line.trim();
+  if (text === '/quit') return post({ type: 'session.stop', reason: 'user_quit' });
+  if (text) queue.push(text);
+  if (ready) next();
+  else if (!text) rl.prompt();
+});
+rl.on('close', () => {
+  inputClosed = true;
+  if (ready && socket.readyState === socket.OPEN) post({ type: 'session.stop', reason: 'user_quit' });
+});

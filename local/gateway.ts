@@ -1,0 +1,291 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Context } from 'aws-lambda';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { ConnectEvent, RouteResult, WebSocketEvent } from '../lib/host/events';
+import { LIMITS } from '../lib/protocol/v1';
+
+/*
+ * A stand-in for API Gateway WebSocket APIs on one port: it invokes the same handlers with
+ * API-Gateway-shaped events, applies the same route selection and limits, and serves the
+ * @connections management API that handlers reach with @aws-sdk/client-apigatewaymanagementapi.
+ *
+ * Like API Gateway it invokes a handler per message as the message arrives, without waiting for the
+ * previous one: clients must wait for acknowledgements (hello.ack, session.started) as they must in AWS.
+ */
+
+export type Handler<E> = (event: E, context: Context) => Promise<RouteResult | void>;
+
+export interface GatewayOptions {
+  handlers: { $connect: Handler<ConnectEvent>; $disconnect: Handler<WebSocketEvent>; $default: Handler<WebSocketEvent> };
+  host?: string;
+  /** 0: any free port. */
+  port?: number;
+  stage?: string;
+  /** `$request.body.<field>`, as in API Gateway. */
+  routeSelectionExpression?: string;
+  /** API Gateway closes idle connections after 10 minutes and every connection after 2 hours. */
+  idleTimeoutMs?: number;
+  maxConnectionMs?: number;
+  /** Serves anything that is not WebSocket or @connections (the chat page). Returns false for 404. */
+  serveHttp?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+  /** Called after each route invocation; the benchmark measures server-side time with it. */
+  onInvoke?: (routeKey: string, durationMs: number) => void;
+}
+
+export interface LocalGateway {
+  /** http://host:port */
+  httpUrl: string;
+  /** ws://host:port — the URL clients connect to (any path). */
+  wsUrl: string;
+  /** The @connections endpoint handlers post to (the stage URL, as in AWS). */
+  callbackUrl: string;
+  connectionCount(): number;
+  close(): Promise<void>;
+}
+
+interface Connection {
+  id: string;
+  socket: WebSocket;
+  connectedAt: number;
+  lastActiveAt: number;
+  sourceIp: string;
+  userAgent: string;
+  idleTimer?: NodeJS.Timeout;
+  maxTimer?: NodeJS.Timeout;
+}
+
+const CLOSE_UNSUPPORTED_DATA = 1003;
+const CLOSE_GOING_AWAY = 1001;
+
+export async function startLocalGateway(options: GatewayOptions): Promise<LocalGateway> {
+  const host = options.host ?? '127.0.0.1';
+  const stage = options.stage ?? 'local';
+  const routeField = parseRouteSelection(options.routeSelectionExpression ?? '$request.body.type');
+  const idleTimeoutMs = options.idleTimeoutMs ?? 10 * 60_000;
+  const maxConnectionMs = options.maxConnectionMs ?? 2 * 3600_000;
+  const connections = new Map<string, Connection>();
+  const pending = new Set<Promise<unknown>>();
+  // ws checks each frame (and the whole message) against maxPayload; API Gateway's frame limit is
+  // the one a browser meets, as browsers send every message as a single frame.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: LIMITS.frameBytes });
+  let domainName = '';
+
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    pending.add(p);
+    void p.finally(() => pending.delete(p)).catch(() => {});
+    return p;
+  };
+
+  const invoke = async <E extends WebSocketEvent>(handler: Handler<E>, event: E): Promise<RouteResult | void> => {
+    const started = performance.now();
+    try {
+      return await handler(event, lambdaContext(event.requestContext.routeKey));
+    } finally {
+      options.onInvoke?.(event.requestContext.routeKey, performance.now() - started);
+    }
+  };
+
+  const requestContext = (c: Pick<Connection, 'id' | 'connectedAt' | 'sourceIp' | 'userAgent'>, routeKey: string, eventType: 'CONNECT' | 'MESSAGE' | 'DISCONNECT') => {
+    const now = Date.now();
+    return {
+      routeKey,
+      eventType,
+      messageDirection: 'IN' as const,
+      connectionId: c.id,
+      connectedAt: c.connectedAt,
+      domainName,
+      stage,
+      apiId: 'local',
+      requestId: randomUUID(),
+      extendedRequestId: randomUUID(),
+      messageId: eventType === 'MESSAGE' ? randomBytes(8).toString('base64url') : undefined,
+      requestTime: new Date(now).toUTCString(),
+      requestTimeEpoch: now,
+      identity: { sourceIp: c.sourceIp, userAgent: c.userAgent },
+    };
+  };
+
+  const disconnect = (c: Connection) => {
+    if (!connections.delete(c.id)) return;
+    clearTimeout(c.idleTimer);
+    clearTimeout(c.maxTimer);
+    const event = { requestContext: requestContext(c, '$disconnect', 'DISCONNECT'), isBase64Encoded: false } as unknown as WebSocketEvent;
+    void track(invoke(options.handlers.$disconnect, event)).catch(() => {});
+  };
+
+  const touch = (c: Connection) => {
+    c.lastActiveAt = Date.now();
+    clearTimeout(c.idleTimer);
+    c.idleTimer = setTimeout(() => c.socket.close(CLOSE_GOING_AWAY, 'Going away'), idleTimeoutMs);
+    c.idleTimer.unref();
+  };
+
+  const onMessage = (c: Connection, data: Buffer, isBinary: boolean) => {
+    touch(c);
+    if (isBinary) {
+      c.socket.close(CLOSE_UNSUPPORTED_DATA, 'Binary frames are not supported');
+      return;
+    }
+    const body = data.toString('utf8');
+    const routeKey = selectRoute(body, routeField);
+    const event = { requestContext: requestContext(c, routeKey, 'MESSAGE'), body, isBase64Encoded: false } as unknown as WebSocketEvent;
+    // Only $default exists in Parley's API; any other selected key falls back to it, as in AWS.
+    void track(invoke(options.handlers.$default, event)).catch(() => {});
+  };
+
+  const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://local');
+    const c = {
+      id: connectionId(),
+      connectedAt: Date.now(),
+      sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+      userAgent: req.headers['user-agent'] ?? '',
+    };
+    const event = {
+      requestContext: requestContext(c, '$connect', 'CONNECT'),
+      isBase64Encoded: false,
+      queryStringParameters: url.searchParams.size ? Object.fromEntries(url.searchParams) : undefined,
+      headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v])),
+    } as unknown as ConnectEvent;
+    let result: RouteResult | void;
+    try {
+      result = await track(invoke(options.handlers.$connect, event));
+    } catch {
+      result = { statusCode: 500 };
+    }
+    const status = result?.statusCode ?? 200;
+    if (status < 200 || status >= 300) {
+      socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const conn: Connection = { ...c, socket: ws, lastActiveAt: Date.now() };
+      connections.set(conn.id, conn);
+      touch(conn);
+      conn.maxTimer = setTimeout(() => ws.close(CLOSE_GOING_AWAY, 'Going away'), maxConnectionMs);
+      conn.maxTimer.unref();
+      ws.on('message', (data, isBinary) => onMessage(conn, data as Buffer, isBinary));
+      ws.on('close', () => disconnect(conn));
+      ws.on('error', () => disconnect(conn));
+    });
+  };
+
+  const server: Server = createServer((req, res) => {
+    void handleHttp(req, res).catch((err) => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end(String(err));
+    });
+  });
+
+  const handleHttp = async (req: IncomingMessage, res: ServerResponse) => {
+    const path = new URL(req.url ?? '/', 'http://local').pathname;
+    const match = /^(?:\/[^/]+)?\/@connections\/([^/]+)$/.exec(path);
+    if (match) return manage(decodeURIComponent(match[1]!), req, res);
+    if (options.serveHttp && (await options.serveHttp(req, res))) return;
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+  };
+
+  // The @connections management API, with the status codes and error types the AWS SDK maps to
+  // its exceptions (GoneException, PayloadTooLargeException).
+  const manage = async (id: string, req: IncomingMessage, res: ServerResponse) => {
+    const c = connections.get(id);
+    const awsError = (status: number, type: string, message: string) =>
+      res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-errortype': type }).end(JSON.stringify({ message }));
+    const body = await readBody(req, LIMITS.messageBytes + 1);
+    if (!c || c.socket.readyState !== c.socket.OPEN) return awsError(410, 'GoneException', `connection ${id} is gone`);
+    switch (req.method) {
+      case 'POST':
+        if (body.length > LIMITS.messageBytes) return awsError(413, 'PayloadTooLargeException', 'message exceeds 128 KB');
+        touch(c);
+        c.socket.send(body.toString('utf8'));
+        return res.writeHead(200).end();
+      case 'GET':
+        return res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({
+            ConnectedAt: new Date(c.connectedAt).toISOString(),
+            LastActiveAt: new Date(c.lastActiveAt).toISOString(),
+            Identity: { SourceIp: c.sourceIp, UserAgent: c.userAgent },
+          }));
+      case 'DELETE':
+        c.socket.close(1000, 'Closed by the server');
+        return res.writeHead(204).end();
+      default:
+        return awsError(405, 'MethodNotAllowed', `${req.method} is not supported`);
+    }
+  };
+
+  server.on('upgrade', (req, socket, head) => void onUpgrade(req, socket, head));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  domainName = `${host}:${port}`;
+
+  return {
+    httpUrl: `http://${domainName}`,
+    wsUrl: `ws://${domainName}`,
+    callbackUrl: `http://${domainName}/${stage}`,
+    connectionCount: () => connections.size,
+    async close() {
+      for (const c of connections.values()) c.socket.terminate();
+      await Promise.allSettled([...pending]);
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function parseRouteSelection(expression: string): string {
+  const match = /^\$request\.body\.([A-Za-z_][\w]*)$/.exec(expression);
+  if (!match) throw new Error(`unsupported route selection expression ${expression}`);
+  return match[1]!;
+}
+
+/** API Gateway's route selection: the body's field if the body is JSON with it, else $default. */
+function selectRoute(body: string, field: string): string {
+  try {
+    const value = (JSON.parse(body) as Record<string, unknown>)[field];
+    return typeof value === 'string' ? value : '$default';
+  } catch {
+    return '$default';
+  }
+}
+
+/** Connection ids shaped like API Gateway's (12 random bytes, base64, ending in '='). */
+function connectionId(): string {
+  return randomBytes(11).toString('base64').replace(/\//g, 'A').replace(/\+/g, 'B');
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size <= limit) chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function lambdaContext(routeKey: string): Context {
+  const deadline = Date.now() + 60_000;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: `parley-local-${routeKey.replace('$', '')}`,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:local:000000000000:function:parley-local',
+    memoryLimitInMB: '256',
+    awsRequestId: randomUUID(),
+    logGroupName: '/aws/lambda/parley-local',
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}

@@ -1,0 +1,100 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { createConnectHandler } from '../functions/connect/create';
+import { createDisconnectHandler } from '../functions/disconnect/create';
+import { createTurnHandler } from '../functions/turn/create';
+import type { DialogueMap } from '../lib/flow/map';
+import { buildTurnDeps } from '../lib/host/deps';
+import { powertoolsLog, silentLog, type Log } from '../lib/observability/log';
+import type { Clock } from '../lib/runner/ports';
+import type { Ids } from '../lib/session/ids';
+import { ApiGatewaySender } from '../lib/transport/sender';
+import { ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION, startDynalite, type LocalDynamo } from './dynamodb';
+import { startLocalGateway, type GatewayOptions } from './gateway';
+import { webAssets } from './web-assets';
+
+export interface LocalRuntimeOptions {
+  map: DialogueMap;
+  host?: string;
+  port?: number;
+  dynamoPort?: number;
+  /** LevelDB folder for dynalite; in memory when absent. */
+  dataDir?: string;
+  tableName?: string;
+  apiKeys?: readonly string[];
+  sessionTtlHours?: number;
+  log?: Log;
+  clock?: Clock;
+  ids?: Ids;
+  /** Serve the chat page at `/` (bundled on start with esbuild). */
+  servePage?: boolean;
+  gateway?: Pick<GatewayOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'onInvoke'>;
+}
+
+export interface LocalRuntime {
+  httpUrl: string;
+  wsUrl: string;
+  dynamo: LocalDynamo;
+  tableName: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The whole product on one machine: dynalite, the local API Gateway, and the very handlers the
+ * Lambda functions export, wired with local endpoints instead of AWS ones.
+ */
+export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const tableName = options.tableName ?? 'parley';
+  const log = options.log ?? silentLog;
+  const dynamo = await startDynalite({ host: options.host, port: options.dynamoPort, dataDir: options.dataDir });
+  try {
+    await ensureTable(dynamo.client, tableName);
+    const deps = buildTurnDeps({
+      dynamo: dynamo.client,
+      tableName,
+      apiKeys: options.apiKeys ?? [],
+      sessionTtlHours: options.sessionTtlHours ?? 24 * 30,
+      map: options.map,
+      log,
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.ids ? { ids: options.ids } : {}),
+    });
+    // The management client needs the gateway's port, known only once it listens.
+    let management: ApiGatewayManagementApiClient | undefined;
+    const page = options.servePage ? await webAssets() : undefined;
+    const gateway = await startLocalGateway({
+      ...options.gateway,
+      host: options.host,
+      port: options.port,
+      handlers: {
+        $connect: createConnectHandler({ connections: deps.connections, auth: deps.auth, clock: deps.clock, log }),
+        $disconnect: createDisconnectHandler({ connections: deps.connections, log }),
+        $default: createTurnHandler(deps, (event) => new ApiGatewaySender(management!, event.requestContext.connectionId, deps.ids.uuid)),
+      },
+      ...(page ? { serveHttp: page } : {}),
+    });
+    management = new ApiGatewayManagementApiClient({
+      endpoint: gateway.callbackUrl,
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    return {
+      httpUrl: gateway.httpUrl,
+      wsUrl: gateway.wsUrl,
+      dynamo,
+      tableName,
+      async close() {
+        await gateway.close();
+        management?.destroy();
+        await dynamo.close();
+      },
+    };
+  } catch (err) {
+    await dynamo.close();
+    throw err;
+  }
+}
+
+export function consoleLog(level: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'SILENT'): Log {
+  return level === 'SILENT' ? silentLog : powertoolsLog(new Logger({ serviceName: 'parley-local', logLevel: level }));
+}
