@@ -14,13 +14,13 @@ import { Construct } from 'constructs';
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Default lifetime of a session's items (DynamoDB TTL on `expiresAt`). */
-export const DEFAULT_SESSION_TTL_HOURS = 24;
+export const DEFAULT_SESSION_TTL_HOURS = 24 * 30;
 
 export interface ParleyProps {
   /**
-   * API keys accepted by `$connect`. Passed to the connect function (the only
-   * one that authenticates) as the environment variable `PARLEY_API_KEYS`
-   * (comma-separated).
+   * API keys clients must present, in the query string at `$connect` or in
+   * `hello.auth.apiKey`. Passed to the connect and turn functions (the two that
+   * authenticate) as the environment variable `PARLEY_API_KEYS` (comma-separated).
    *
    * Environment variables are visible in plain text to anyone who can read the
    * function configuration and they end up in the synthesized template. This is
@@ -36,7 +36,7 @@ export interface ParleyProps {
   /**
    * Hours a session lives after its last write (the handlers stamp `expiresAt`).
    * Passed as `PARLEY_SESSION_TTL_HOURS`.
-   * @default 24
+   * @default 720 (30 days)
    */
   readonly sessionTtlHours?: number;
   /**
@@ -95,8 +95,8 @@ export class Parley extends Construct {
       POWERTOOLS_SERVICE_NAME: 'parley',
       NODE_OPTIONS: '--enable-source-maps',
     };
-    // Only $connect authenticates, so only the connect function sees the keys.
-    const connectEnvironment: Record<string, string> =
+    // $connect checks a key in the query string, `hello` one sent in the message: only those two see the keys.
+    const authEnvironment: Record<string, string> =
       props.apiKeys === undefined ? environment : { ...environment, PARLEY_API_KEYS: props.apiKeys.join(',') };
 
     const fn = (
@@ -142,11 +142,11 @@ export class Parley extends Construct {
       });
     };
 
-    this.connectFunction = fn('Connect', 128, Duration.seconds(10), connectEnvironment);
+    this.connectFunction = fn('Connect', 128, Duration.seconds(10), authEnvironment);
     this.disconnectFunction = fn('Disconnect', 128, Duration.seconds(10));
     // Turns may run past API Gateway's 29 s integration timeout: the turn
     // streams through @connections and does not depend on the integration response.
-    this.turnFunction = fn('Turn', 256, Duration.seconds(60));
+    this.turnFunction = fn('Turn', 256, Duration.seconds(60), authEnvironment);
 
     this.webSocketApi = new apigwv2.WebSocketApi(this, 'WebSocketApi', {
       routeSelectionExpression: '$request.body.type',

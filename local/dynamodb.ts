@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import {
   CreateTableCommand,
@@ -7,6 +8,7 @@ import {
   ResourceNotFoundException,
 } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import { ParleyError } from '../lib/errors';
 
 /** Dummy credentials: dynalite and the local gateway accept any signature. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
@@ -23,7 +25,7 @@ export interface LocalDynamo {
  * in memory otherwise (tests).
  */
 export async function startDynalite(options: { host?: string; port?: number; dataDir?: string }): Promise<LocalDynamo> {
-  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  const releaseLock = options.dataDir ? lockDataDir(options.dataDir) : () => {};
   const server = dynalite({ ...(options.dataDir ? { path: options.dataDir } : {}), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
@@ -39,8 +41,38 @@ export async function startDynalite(options: { host?: string; port?: number; dat
       client.destroy();
       server.closeAllConnections?.();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      releaseLock();
     },
   };
+}
+
+/**
+ * LevelDB allows one process per folder, and dynalite reports a second one only with an uncaught
+ * "Database is closed" later. A pid file turns that into a clear message up front.
+ */
+function lockDataDir(dataDir: string): () => void {
+  mkdirSync(dataDir, { recursive: true });
+  const pidFile = join(dataDir, 'parley.pid');
+  let holder: number | undefined;
+  try {
+    holder = Number(readFileSync(pidFile, 'utf8'));
+  } catch {
+    holder = undefined;
+  }
+  if (holder && holder !== process.pid && isAlive(holder)) {
+    throw new ParleyError('config.invalid', `the data folder ${dataDir} is in use by another Parley (pid ${holder}); stop it or set PARLEY_DATA_DIR`);
+  }
+  writeFileSync(pidFile, String(process.pid));
+  return () => rmSync(pidFile, { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Creates the table as the CDK stack defines it (pk/sk strings, on demand), if it is missing. */

@@ -47,6 +47,13 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof ParleyError ? err.message : (err as Error).stack ?? String(err)}\n`);
+  const code = (err as NodeJS.ErrnoException).code;
+  const message =
+    err instanceof ParleyError
+      ? err.message
+      : code === 'EADDRINUSE'
+        ? `port ${(err as { port?: number }).port ?? ''} is in use: stop what runs there or set PARLEY_PORT`
+        : ((err as Error).stack ?? String(err));
+  process.stderr.write(`${message}\n`);
   process.exit(1);
 });

@@ -183,7 +183,7 @@ describe('Lambda functions', () => {
       const vars = template.toJSON().Resources[id].Properties.Environment.Variables;
       expect(vars).toEqual({
         PARLEY_TABLE: { Ref: ids.table },
-        PARLEY_SESSION_TTL_HOURS: '24',
+        PARLEY_SESSION_TTL_HOURS: '720',
         POWERTOOLS_SERVICE_NAME: 'parley',
         NODE_OPTIONS: '--enable-source-maps',
       });
@@ -322,12 +322,12 @@ describe('Parley props (synthesized without bundling)', () => {
   const envOf = (t: Template, s: Stack, fn: NodejsFunction): Json =>
     t.toJSON().Resources[s.getLogicalId(fn.node.defaultChild as CfnFunction)].Properties.Environment.Variables;
 
-  it('passes apiKeys to the connect function only, comma-separated', () => {
+  it('passes apiKeys, comma-separated, to the two functions that authenticate (connect, turn)', () => {
     const { template: t, parley } = synth({ apiKeys: ['k1', 'k2'] });
     const s = Stack.of(parley);
     expect(envOf(t, s, parley.connectFunction).PARLEY_API_KEYS).toBe('k1,k2');
     expect(envOf(t, s, parley.disconnectFunction).PARLEY_API_KEYS).toBeUndefined();
-    expect(envOf(t, s, parley.turnFunction).PARLEY_API_KEYS).toBeUndefined();
+    expect(envOf(t, s, parley.turnFunction).PARLEY_API_KEYS).toBe('k1,k2');
   });
 
   it('honours stageName, sessionTtlHours, removalPolicy and logRetention', () => {
