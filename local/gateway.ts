@@ -42,7 +42,8 @@ export interface LocalGateway {
   wsUrl: string;
   /** The @connections endpoint handlers post to (the stage URL, as in AWS). */
   callbackUrl: string;
-  connectionCount(): number;
+  /** Ids of the open connections, newest last (for tests and diagnostics). */
+  connectionIds(): string[];
   close(): Promise<void>;
 }
 
@@ -205,10 +206,11 @@ export async function startLocalGateway(options: GatewayOptions): Promise<LocalG
       case 'GET':
         return res
           .writeHead(200, { 'content-type': 'application/json' })
+          // The wire names are camelCase (the SDK's jsonName); the SDK exposes them as ConnectedAt etc.
           .end(JSON.stringify({
-            ConnectedAt: new Date(c.connectedAt).toISOString(),
-            LastActiveAt: new Date(c.lastActiveAt).toISOString(),
-            Identity: { SourceIp: c.sourceIp, UserAgent: c.userAgent },
+            connectedAt: new Date(c.connectedAt).toISOString(),
+            lastActiveAt: new Date(c.lastActiveAt).toISOString(),
+            identity: { sourceIp: c.sourceIp, userAgent: c.userAgent },
           }));
       case 'DELETE':
         c.socket.close(1000, 'Closed by the server');
@@ -230,7 +232,7 @@ export async function startLocalGateway(options: GatewayOptions): Promise<LocalG
     httpUrl: `http://${domainName}`,
     wsUrl: `ws://${domainName}`,
     callbackUrl: `http://${domainName}/${stage}`,
-    connectionCount: () => connections.size,
+    connectionIds: () => [...connections.keys()],
     async close() {
       for (const c of connections.values()) c.socket.terminate();
       await Promise.allSettled([...pending]);

@@ -34,6 +34,10 @@ export interface LocalRuntimeOptions {
 export interface LocalRuntime {
   httpUrl: string;
   wsUrl: string;
+  /** The @connections endpoint (what the handlers' management client posts to). */
+  callbackUrl: string;
+  /** Ids of the open WebSocket connections, newest last. */
+  connectionIds(): string[];
   dynamo: LocalDynamo;
   tableName: string;
   close(): Promise<void>;
@@ -81,6 +85,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     return {
       httpUrl: gateway.httpUrl,
       wsUrl: gateway.wsUrl,
+      callbackUrl: gateway.callbackUrl,
+      connectionIds: () => gateway.connectionIds(),
       dynamo,
       tableName,
       async close() {

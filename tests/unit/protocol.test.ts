@@ -168,7 +168,7 @@ describe('parseClientMessage: errors', () => {
 describe('EventAssembler', () => {
   const original: ServerEvent = { type: 'response.text.done', turnId: TURN, text: 'Hello, "world" — привет 👋' };
 
-  function partsOf(event: ServerEvent, count: number, id = randomUUID()): ServerEvent[] {
+  function partsOf(event: ServerEvent, count: number, id: string = randomUUID()): ServerEvent[] {
     const json = JSON.stringify(event);
     const size = Math.ceil(json.length / count);
     return Array.from({ length: count }, (_, index) => ({

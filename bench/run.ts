@@ -1,0 +1,100 @@
+/**
+ * `npm run bench`: per-turn server time through the local gateway and dynalite, Lambda bundle sizes
+ * and the cold import time of the turn bundle. Prints one JSON document on stdout; progress on stderr.
+ */
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleFunctions, coldImport, FUNCTIONS } from './bundle';
+import { progress } from './stats';
+import { benchTurns } from './turns';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const OUT_ROOT = join(REPO_ROOT, 'node_modules', '.cache', 'parley-bench');
+
+const TARGETS = {
+  turnP50Ms: 5,
+  turnP99Ms: 20,
+  bundleBytes: 1.5 * 1024 * 1024,
+  coldImportMs: 150,
+};
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    cpus: cpus.length,
+    totalMemoryBytes: os.totalmem(),
+    platform: os.platform(),
+    release: os.release(),
+    arch: os.arch(),
+    node: process.version,
+    date: new Date().toISOString(),
+    /** 1/5/15-minute load averages at start: anything else running on the box skews every figure. */
+    loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
+  };
+}
+
+async function main(): Promise<void> {
+  const startedAt = performance.now();
+  const info = machine();
+
+  progress('turn benchmark');
+  const turn = await benchTurns({
+    sessions: 5,
+    turnsPerSession: 110,
+    warmupTurns: 50,
+    mapPath: join(REPO_ROOT, 'dialogue_map.json'),
+  });
+
+  progress('bundling');
+  const bundles = await bundleFunctions(REPO_ROOT, OUT_ROOT);
+  const bundle = Object.fromEntries(
+    FUNCTIONS.map((name) => {
+      const b = bundles[name];
+      return [name, { bytes: b.bytes, gzipBytes: b.gzipBytes, sourceMapBytes: b.sourceMapBytes, file: b.file }];
+    }),
+  );
+
+  progress('cold imports');
+  const cold = await coldImport(bundles.turn.file, OUT_ROOT, 7);
+  // What Lambda actually runs: the CDK construct sets NODE_OPTIONS=--enable-source-maps.
+  const coldWithSourceMaps = await coldImport(bundles.turn.file, OUT_ROOT, 7, '--enable-source-maps');
+
+  const largestBundle = Math.max(...FUNCTIONS.map((name) => bundles[name].bytes));
+  const result = {
+    machine: info,
+    turn,
+    bundle,
+    coldImport: {
+      ...cold,
+      bundle: 'turn',
+      withEnableSourceMaps: {
+        medianMs: coldWithSourceMaps.medianMs,
+        minMs: coldWithSourceMaps.minMs,
+        maxMs: coldWithSourceMaps.maxMs,
+        what: 'same, with NODE_OPTIONS=--enable-source-maps as the CDK construct sets for the functions',
+      },
+    },
+    targets: TARGETS,
+    pass: {
+      turnP50Ms: turn.p50 <= TARGETS.turnP50Ms,
+      turnP99Ms: turn.p99 <= TARGETS.turnP99Ms,
+      bundleBytes: largestBundle <= TARGETS.bundleBytes,
+      coldImportMs: cold.medianMs <= TARGETS.coldImportMs,
+    },
+    loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    benchWallSeconds: Math.round(performance.now() - startedAt) / 1000,
+  };
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

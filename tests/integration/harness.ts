@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import { ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import WebSocket from 'ws';
+import { loadDialogueMap, type DialogueMap } from '../../lib/flow/map';
+import type { Log } from '../../lib/observability/log';
+import { EventAssembler, PROTOCOL_VERSION, ServerEvent, type ClientMessage, type ServerEventOf } from '../../lib/protocol/v1';
+import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../local/runtime';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+export const sampleMap = (): DialogueMap =>
+  loadDialogueMap(JSON.parse(readFileSync(new URL('../../dialogue_map.json', import.meta.url), 'utf8')));
+
+/** The real local runtime: in-memory dynalite and the local gateway on free ports. */
+export function startRuntime(options: Partial<LocalRuntimeOptions> & { log?: Log } = {}): Promise<LocalRuntime> {
+  return startLocalRuntime({ map: sampleMap(), port: 0, dynamoPort: 0, ...options });
+}
+
+/** Every item in the table, keys and attributes, sorted: a snapshot to compare before and after. */
+export async function tableSnapshot(runtime: LocalRuntime): Promise<Record<string, AttributeValue>[]> {
+  const items: Record<string, AttributeValue>[] = [];
+  let ExclusiveStartKey: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await runtime.dynamo.client.send(new ScanCommand({ TableName: runtime.tableName, ExclusiveStartKey }));
+    items.push(...(page.Items ?? []));
+    ExclusiveStartKey = page.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  const key = (i: Record<string, AttributeValue>) => `${i.pk?.S}|${i.sk?.S}`;
+  return items.sort((a, b) => key(a).localeCompare(key(b)));
+}
+
+/** Snapshot without connection items, which come and go with sockets. */
+export async function sessionItems(runtime: LocalRuntime) {
+  return (await tableSnapshot(runtime)).filter((i) => i.pk?.S?.startsWith('SESS#'));
+}
+
+/** A real WebSocket client that queues every server event for the test to take in order. */
+export class TestClient {
+  readonly events: ServerEvent[] = [];
+  private readonly waiters: Array<() => void> = [];
+  private readonly assembler = new EventAssembler();
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      const event = this.assembler.accept(ServerEvent.parse(JSON.parse(String(data))));
+      if (!event) return;
+      this.events.push(event);
+      this.waiters.splice(0).forEach((wake) => wake());
+    });
+    this.closed = new Promise((resolve) => socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+
+  static async connect(url: string): Promise<TestClient> {
+    const socket = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+      socket.once('unexpected-response', (_req, res) => reject(new Error(`handshake refused: ${res.statusCode}`)));
+    });
+    return new TestClient(socket);
+  }
+
+  send(message: ClientMessage | Record<string, unknown>): void {
+    this.socket.send(JSON.stringify(message));
+  }
+
+  sendRaw(data: string | Buffer, options: { binary?: boolean } = {}): void {
+    this.socket.send(data, { binary: options.binary ?? false });
+  }
+
+  /** Takes the next event; fails if it is not of the expected type. */
+  async next<T extends ServerEvent['type']>(type: T, timeoutMs = 5000): Promise<ServerEventOf<T>> {
+    const event = await this.take(timeoutMs);
+    if (event.type !== type) throw new Error(`expected ${type}, got ${JSON.stringify(event)}`);
+    return event as ServerEventOf<T>;
+  }
+
+  /** Takes events until one of the given type arrives; returns everything taken, that one last. */
+  async until<T extends ServerEvent['type']>(type: T, timeoutMs = 5000): Promise<ServerEvent[]> {
+    const taken: ServerEvent[] = [];
+    for (;;) {
+      const event = await this.take(timeoutMs);
+      taken.push(event);
+      if (event.type === type) return taken;
+    }
+  }
+
+  async take(timeoutMs = 5000): Promise<ServerEvent> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.events.length === 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('no event arrived in time');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.events.shift()!;
+  }
+
+  /** hello -> hello.ack, then session.start -> session.started and the greeting turn. */
+  async open(start: Extract<ClientMessage, { type: 'session.start' }> = { type: 'session.start' }) {
+    this.send({ type: 'hello', version: PROTOCOL_VERSION });
+    await this.next('hello.ack');
+    this.send(start);
+    const started = await this.next('session.started');
+    const greeting = started.resumed ? [] : await this.until('turn.completed');
+    return { started, greeting };
+  }
+
+  /** One text turn, waiting for its turn.completed (or an error). */
+  async say(text: string, turnId: string = crypto.randomUUID()): Promise<ServerEvent[]> {
+    this.send({ type: 'input.text', turnId, text });
+    const events: ServerEvent[] = [];
+    for (;;) {
+      const event = await this.take();
+      events.push(event);
+      if (event.type === 'turn.completed' || event.type === 'error') return events;
+    }
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+export const textOf = (events: ServerEvent[]): string =>
+  events.filter((e): e is ServerEventOf<'response.text.done'> => e.type === 'response.text.done').map((e) => e.text).join(' ');

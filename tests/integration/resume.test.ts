@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalRuntime } from '../../local/runtime';
+import { sessionItems, startRuntime, TestClient, textOf } from './harness';
+
+describe('resuming a session on a new connection', () => {
+  let runtime: LocalRuntime;
+  beforeAll(async () => {
+    runtime = await startRuntime();
+  });
+  afterAll(async () => {
+    await runtime?.close();
+  });
+
+  it('continues from the stored node and variables with sessionId + resumeToken', async () => {
+    const first = await TestClient.connect(runtime.wsUrl);
+    const { started } = await first.open();
+    await first.say('hot chocolate');
+    first.close();
+    await first.closed;
+
+    const second = await TestClient.connect(runtime.wsUrl);
+    const { started: resumed, greeting } = await second.open({
+      type: 'session.start',
+      sessionId: started.sessionId,
+      resumeToken: started.resumeToken,
+    });
+    expect(resumed).toMatchObject({ sessionId: started.sessionId, resumed: true, node: 'size', traceId: started.traceId });
+    expect(greeting).toEqual([]);
+
+    const turn = await second.say('medium');
+    expect(turn.find((e) => e.type === 'node.transition')).toMatchObject({ from: 'size', to: 'confirm' });
+    expect(textOf(turn)).toBe("So that's one medium hot chocolate. Shall I place the order?");
+    second.close();
+  });
+
+  it('refuses a wrong resume token and an unknown session, changing nothing', async () => {
+    const owner = await TestClient.connect(runtime.wsUrl);
+    const { started } = await owner.open();
+    owner.close();
+    const before = await sessionItems(runtime);
+
+    const intruder = await TestClient.connect(runtime.wsUrl);
+    intruder.send({ type: 'hello', version: '1' });
+    await intruder.next('hello.ack');
+    intruder.send({ type: 'session.start', sessionId: started.sessionId, resumeToken: 'x'.repeat(32) });
+    await expect(intruder.next('error')).resolves.toMatchObject({ code: 'auth.invalid' });
+    intruder.send({ type: 'session.start', sessionId: crypto.randomUUID(), resumeToken: started.resumeToken });
+    await expect(intruder.next('error')).resolves.toMatchObject({ code: 'session.not_found' });
+    // Refused resumes leave the connection without a session.
+    intruder.send({ type: 'input.text', turnId: crypto.randomUUID(), text: 'coffee' });
+    await expect(intruder.next('error')).resolves.toMatchObject({ code: 'protocol.order' });
+
+    expect(await sessionItems(runtime)).toEqual(before);
+    intruder.close();
+  });
+
+  it('refuses to resume a session that was stopped', async () => {
+    const client = await TestClient.connect(runtime.wsUrl);
+    const { started } = await client.open();
+    client.send({ type: 'session.stop' });
+    await client.next('session.stopped');
+    client.send({ type: 'session.start', sessionId: started.sessionId, resumeToken: started.resumeToken });
+    await expect(client.next('error')).resolves.toMatchObject({ code: 'session.ended' });
+    client.close();
+  });
+});
