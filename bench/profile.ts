@@ -12,6 +12,7 @@
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { Session } from 'node:inspector';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -71,14 +72,14 @@ if (!plain) {
       const started = performance.now();
       res.once('finish', () => record(bucket.serverSide, name, performance.now() - started));
     }
-    return emit.call(this, event, ...args);
+    return (emit as (...a: unknown[]) => boolean).apply(this, [event, ...args]);
   } as typeof emit;
 }
 
 const gcs: Array<{ start: number; duration: number; kind: number }> = [];
 const gcObserver = new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
-    gcs.push({ start: e.startTime, duration: e.duration, kind: (e.detail as { kind?: number } | undefined)?.kind ?? -1 });
+    gcs.push({ start: e.startTime, duration: e.duration, kind: ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind) ?? -1 });
   }
 });
 gcObserver.observe({ entryTypes: ['gc'] });
@@ -115,6 +116,10 @@ if (inspector) {
   await profiling;
   cpuProfile = ((await post('Profiler.stop')) as { profile: CpuProfile }).profile;
   inspector.disconnect();
+  const out = join(REPO_ROOT, 'node_modules', '.cache', 'parley-bench');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'turns.cpuprofile'), JSON.stringify(cpuProfile));
+  progress(`CPU profile of the measured turns: ${join(out, 'turns.cpuprofile')}`);
 }
 gcObserver.disconnect();
 
@@ -209,7 +214,7 @@ function bucketOf(url: string, fn: string): string {
     if (fn === '(idle)') return 'idle';
     if (fn === '(garbage collector)') return 'gc';
     if (fn === '(program)') return 'v8/native (program)';
-    return `native ${fn}`;
+    return 'native (V8/Node builtins: writev, microtasks, crypto...)';
   }
   const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (m) {

@@ -15,7 +15,10 @@ const migrations: Record<number, (raw: Raw) => Raw> = {
     currentNode: raw.current_node_id ?? null,
     nodeHistory: [],
     variables: raw.gathered_context ?? {},
-    messages: raw.messages ?? [],
+    // Chat-completions messages that only call tools carry `content: null`; ours are always text.
+    messages: Array.isArray(raw.messages)
+      ? raw.messages.map((m: Record<string, unknown>) => ({ ...m, content: m.content ?? '' }))
+      : [],
     toolState: raw.tool_state ?? {},
   }),
 };

@@ -8,6 +8,8 @@ const apiKeys = z
   .refine((keys) => keys.every((k) => k.length >= 8), 'every API key needs at least 8 characters')
   .describe('comma-separated API keys; unset or empty: no authentication');
 
+/** `VAR=` in a shell or a .env file means "not set", not "zero" or "empty". */
+const unsetIfBlank = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
 const logLevel = z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']);
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -33,7 +35,7 @@ export type LocalEnv = z.infer<typeof LocalEnv>;
 
 /** Validates the environment; a bad value stops the start with a message naming the variable. */
 export function readEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined> = process.env): z.infer<S> {
-  const parsed = schema.safeParse(env);
+  const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).map(([k, v]) => [k, unsetIfBlank(v)])));
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
   throw new ParleyError('config.invalid', `invalid configuration:\n${lines.join('\n')}`);

@@ -15,7 +15,9 @@ export interface IntentClassifier {
   classify(text: string, candidates: readonly string[]): Classification;
 }
 
-const words = (text: string): string[] => text.toLocaleLowerCase().match(/[\p{L}\p{N}']+/gu) ?? [];
+// Phones and word processors type ’ for ': "that’s" must match the keyword "that's".
+const words = (text: string): string[] =>
+  text.toLocaleLowerCase().replace(/[\u2018\u2019\u02BC]/g, "'").match(/[\p{L}\p{N}']+/gu) ?? [];
 
 /** Whole-word keyword matching; among several matching intents, the longest keyword wins. */
 export function keywordClassifier(map: DialogueMap): IntentClassifier {

@@ -100,6 +100,13 @@ describe('readEnv', () => {
     throw new Error('expected config.invalid');
   }
 
+  it('treats a variable set to an empty string as unset', () => {
+    expect(readEnv(LocalEnv, { PARLEY_PORT: '', PARLEY_SESSION_TTL_HOURS: ' ' })).toMatchObject({
+      PARLEY_PORT: 8787,
+      PARLEY_SESSION_TTL_HOURS: 24 * 30,
+    });
+  });
+
   it('FunctionEnv defaults', () => {
     expect(readEnv(FunctionEnv, {})).toEqual({
       PARLEY_TABLE: 'parley',

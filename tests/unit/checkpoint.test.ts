@@ -151,6 +151,21 @@ describe('migrateCheckpoint', () => {
   });
 });
 
+describe('migrateCheckpoint from seed conversations with tool calls', () => {
+  it('keeps an assistant message whose content is null (it only called a tool) as empty text', () => {
+    const raw = {
+      ...fixtureV0(),
+      messages: [
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup_menu', arguments: '{}' } }] },
+        { role: 'tool', content: '{"ok":true}', tool_call_id: 'c1' },
+      ],
+    };
+    const migrated = migrateCheckpoint(raw);
+    expect(migrated.messages[0]).toMatchObject({ role: 'assistant', content: '', tool_calls: [{ id: 'c1' }] });
+    expect(migrated.messages[1]).toMatchObject({ role: 'tool', content: '{"ok":true}' });
+  });
+});
+
 describe('traceIdFor', () => {
   const sessionA = '6f1c0e8a-2b3d-4c5e-8f90-123456789abc';
   const sessionB = '6f1c0e8a-2b3d-4c5e-8f90-123456789abd';

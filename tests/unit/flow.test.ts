@@ -129,6 +129,10 @@ describe('keywordClassifier', () => {
   const classifier = keywordClassifier(map);
   const all = Object.keys(map.intents);
 
+  it('treats typographic apostrophes (as phones type them) like straight ones', () => {
+    expect(classifier.classify('That’s all, thanks', all).intent).toBe('goodbye');
+  });
+
   it('matches whole words only', () => {
     expect(classifier.classify('the steam wand is loud', ['tea'])).toEqual({ intent: null, score: 0 });
     expect(classifier.classify('steamed milk', all).intent).toBeNull();
