@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { build } from 'esbuild';
+import { build, stop } from 'esbuild';
 import { median, progress, round3 } from './stats';
 
 /**
@@ -58,6 +58,7 @@ export async function bundleFunctions(repoRoot: string, outRoot: string): Promis
     };
     progress(`bundled ${name}: ${code.length} bytes`);
   }
+  await stop();
   return results;
 }
 

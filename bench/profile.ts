@@ -10,8 +10,7 @@
  * and, with --cpu, a V8 CPU profile of the measured turns bucketed by package.
  * Prints one JSON document on stdout.
  */
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-
+import './env';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { Session } from 'node:inspector';
@@ -20,6 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { cpuCalibrationMs } from './machine';
 import { median, progress, round3, summarize } from './stats';
 import { benchTurns, type TurnSample } from './turns';
 
@@ -30,6 +30,8 @@ const plain = process.argv.includes('--plain');
 interface Bucket {
   calls: Record<string, number[]>;
   serverSide: Record<string, number[]>;
+  /** Request + response body bytes per server-side call. */
+  bytes: Record<string, number[]>;
   start: number;
   end: number;
 }
@@ -70,7 +72,10 @@ if (!plain) {
       const target = req.headers['x-amz-target'];
       const name = typeof target === 'string' ? `dynalite:${target.split('.').pop()}` : req.url?.includes('@connections') ? 'gateway:@connections' : 'other';
       const started = performance.now();
-      res.once('finish', () => record(bucket.serverSide, name, performance.now() - started));
+      res.once('finish', () => {
+        record(bucket.serverSide, name, performance.now() - started);
+        record(bucket.bytes, name, Number(req.headers['content-length'] ?? 0) + Number(res.getHeader('content-length') ?? 0));
+      });
     }
     return (emit as (...a: unknown[]) => boolean).apply(this, [event, ...args]);
   } as typeof emit;
@@ -94,6 +99,7 @@ if (inspector) {
   await post('Profiler.setSamplingInterval', { interval: 100 });
 }
 
+const calibrationBefore = cpuCalibrationMs();
 const result = await benchTurns({
   sessions: 5,
   turnsPerSession: 110,
@@ -102,7 +108,7 @@ const result = await benchTurns({
   hooks: {
     turnStart() {
       if (inspector && !profiling) profiling = post('Profiler.start');
-      current = { calls: {}, serverSide: {}, start: performance.now(), end: 0 };
+      current = { calls: {}, serverSide: {}, bytes: {}, start: performance.now(), end: 0 };
     },
     turnEnd(sample) {
       current!.end = performance.now();
@@ -188,11 +194,25 @@ const report = {
         },
         sdkCalls: perKey((b) => b.calls),
         serverSide: perKey((b) => b.serverSide),
+        dynamoBytesByPosition: Object.fromEntries(
+          ['dynalite:Query', 'dynalite:PutItem'].map((k) => [
+            k,
+            {
+              turns1to10: median(turns.filter((t) => t.sample.position <= 10).map((t) => sum(t.bucket.bytes[k]))),
+              turns101to110: median(turns.filter((t) => t.sample.position > 100).map((t) => sum(t.bucket.bytes[k]))),
+            },
+          ]),
+        ),
+        serverP50ByPosition: {
+          turns1to10: median(turns.filter((t) => t.sample.position <= 10).map((t) => t.sample.serverMs)),
+          turns101to110: median(turns.filter((t) => t.sample.position > 100).map((t) => t.sample.serverMs)),
+        },
         turnsWithGc: gcPerTurn.filter((g) => g > 0).length,
         slowestTurns: slow,
       }),
   ...(cpuProfile ? { cpu: summarizeProfile(cpuProfile) } : {}),
   measuredTurns: turns.length,
+  cpuCalibrationMs: { before: calibrationBefore, after: cpuCalibrationMs() },
   resultP50: result.p50,
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -258,6 +278,12 @@ function summarizeProfile(profile: CpuProfile) {
     busyMs: round3(total / 1000),
     busyMsPerTurn: round3(total / 1000 / turns.length),
     idleMs: round3((buckets.idle ?? 0) / 1000),
+    byBucketMsPerTurn: Object.fromEntries(
+      Object.entries(buckets)
+        .filter(([k, us]) => k !== 'idle' && us / total >= 0.005)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, us]) => [k, round3(us / 1000 / turns.length)]),
+    ),
     byBucketPercent: Object.fromEntries(
       Object.entries(buckets)
         .filter(([k]) => k !== 'idle')

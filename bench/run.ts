@@ -2,12 +2,11 @@
  * `npm run bench`: per-turn server time through the local gateway and dynalite, Lambda bundle sizes
  * and the cold import time of the turn bundle. Prints one JSON document on stdout; progress on stderr.
  */
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-
-import os from 'node:os';
+import './env';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleFunctions, coldImport, FUNCTIONS } from './bundle';
+import { machine, machineAtEnd } from './machine';
 import { progress } from './stats';
 import { benchTurns } from './turns';
 
@@ -20,22 +19,6 @@ const TARGETS = {
   bundleBytes: 1.5 * 1024 * 1024,
   coldImportMs: 150,
 };
-
-function machine() {
-  const cpus = os.cpus();
-  return {
-    cpuModel: cpus[0]?.model ?? 'unknown',
-    cpus: cpus.length,
-    totalMemoryBytes: os.totalmem(),
-    platform: os.platform(),
-    release: os.release(),
-    arch: os.arch(),
-    node: process.version,
-    date: new Date().toISOString(),
-    /** 1/5/15-minute load averages at start: anything else running on the box skews every figure. */
-    loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
-  };
-}
 
 async function main(): Promise<void> {
   const startedAt = performance.now();
@@ -85,7 +68,7 @@ async function main(): Promise<void> {
       bundleBytes: largestBundle <= TARGETS.bundleBytes,
       coldImportMs: cold.medianMs <= TARGETS.coldImportMs,
     },
-    loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    machineAtEnd: machineAtEnd(),
     benchWallSeconds: Math.round(performance.now() - startedAt) / 1000,
   };
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

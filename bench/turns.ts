@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { loadDialogueMap } from '../lib/flow/map';
 import { PROTOCOL_VERSION, type ServerEventOf } from '../lib/protocol/v1';
 import { startLocalRuntime } from '../local/runtime';
@@ -127,6 +128,7 @@ export async function benchTurns(options: TurnBenchOptions) {
     progress(`warm-up done (${options.warmupTurns} turns)`);
 
     const samples: TurnSample[] = [];
+    const contention = cpuMeter();
     const startedAt = performance.now();
     for (let s = 0; s < options.sessions; s++) {
       client = await openSession(runtime.wsUrl, tracker);
@@ -140,6 +142,7 @@ export async function benchTurns(options: TurnBenchOptions) {
       progress(`session ${s + 1}/${options.sessions}: ${options.turnsPerSession} turns`);
     }
     const wallMs = performance.now() - startedAt;
+    const cpu = contention.stop();
 
     const server = samples.map((t) => t.serverMs);
     const rtt = summarize(samples.map((t) => t.rttMs));
@@ -169,8 +172,34 @@ export async function benchTurns(options: TurnBenchOptions) {
         what: 'turn.completed metrics: runMs = runner, commitMs = PutItem of the turn record, totalMs = handler receipt -> committed',
       },
       throughputTurnsPerSec: round3((samples.length / wallMs) * 1000),
+      cpuDuringMeasuredTurns: cpu,
     };
   } finally {
     await runtime.close();
   }
+}
+
+/**
+ * CPU use while the turns ran, in percent of one core: this process (handlers, dynalite, gateway and
+ * client all share it) and everything else on the machine. Other processes busy on a 2-core box
+ * inflate the figures, so the report says how busy the box was.
+ */
+function cpuMeter() {
+  const busy = () => os.cpus().reduce((sum, c) => sum + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
+  const busyBefore = busy();
+  const processBefore = process.cpuUsage();
+  const started = performance.now();
+  return {
+    stop() {
+      const wall = performance.now() - started;
+      const self = process.cpuUsage(processBefore);
+      const selfMs = (self.user + self.system) / 1000;
+      const allMs = busy() - busyBefore;
+      return {
+        thisProcessPercent: Math.round((selfMs / wall) * 100),
+        otherProcessesPercent: Math.max(0, Math.round(((allMs - selfMs) / wall) * 100)),
+        cores: os.cpus().length,
+      };
+    },
+  };
 }
