@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { EventAssembler, ServerEvent, type ClientMessage } from '../lib/protocol/v1';
+import { EventAssembler, type ClientMessage, type ServerEvent } from '../lib/protocol/v1';
 
 /**
  * A minimal protocol client for the benchmark: one waiter at a time, resolved by the first event
@@ -55,10 +55,16 @@ export class BenchClient {
   }
 
   private onMessage(raw: string): void {
-    const parsed = ServerEvent.safeParse(JSON.parse(raw));
-    if (!parsed.success) return this.fail(new Error(`unexpected server message: ${raw.slice(0, 200)}`));
-    const event = this.assembler.accept(parsed.data);
-    if (!event) return;
+    let events: ServerEvent[];
+    try {
+      events = this.assembler.receive(raw);
+    } catch {
+      return this.fail(new Error(`unexpected server message: ${raw.slice(0, 200)}`));
+    }
+    events.forEach((event) => this.onEvent(event));
+  }
+
+  private onEvent(event: ServerEvent): void {
     this.seen.push(event);
     const w = this.waiter;
     if (!w) return;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
-import { EventAssembler, PROTOCOL_VERSION, ServerEvent, type ClientMessage } from '../lib/protocol/v1';
+import { EventAssembler, PROTOCOL_VERSION, type ClientMessage, type ServerEvent } from '../lib/protocol/v1';
 
 /**
  * `npm run chat`: a terminal client for the local runner (or any Parley endpoint).
@@ -34,7 +34,7 @@ function next(): void {
 }
 
 const post = (message: ClientMessage) => socket.send(JSON.stringify(message));
-const print = (text: string) => process.stdout.write(text);
+const print = (text: string): void => void process.stdout.write(text);
 
 socket.on('open', () => post({ type: 'hello', version: PROTOCOL_VERSION, ...(apiKey ? { auth: { apiKey } } : {}) }));
 socket.on('error', (err) => {
@@ -46,10 +46,16 @@ socket.on('close', () => {
   process.exit(0);
 });
 socket.on('message', (data) => {
-  const parsed = ServerEvent.safeParse(JSON.parse(String(data)));
-  if (!parsed.success) return;
-  const event = assembler.accept(parsed.data);
-  if (!event) return;
+  let events: ServerEvent[];
+  try {
+    events = assembler.receive(String(data));
+  } catch (err) {
+    return print(`[unreadable message from the server: ${(err as Error).message}]\n`);
+  }
+  events.forEach(onEvent);
+});
+
+function onEvent(event: ServerEvent): void {
   switch (event.type) {
     case 'hello.ack':
       return post({ type: 'session.start' });
@@ -77,7 +83,7 @@ socket.on('message', (data) => {
     default:
       return;
   }
-});
+}
 
 rl.on('line', (line) => {
   const text = line.trim();

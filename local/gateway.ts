@@ -19,7 +19,13 @@ import { LIMITS } from '../lib/protocol/v1';
 export type Handler<E> = (event: E, context: Context) => Promise<RouteResult | void>;
 
 export interface GatewayOptions {
-  handlers: { $connect: Handler<ConnectEvent>; $disconnect: Handler<WebSocketEvent>; $default: Handler<WebSocketEvent> };
+  /** Route integrations by route key; Parley's API has $connect, $disconnect and $default. */
+  handlers: {
+    $connect: Handler<ConnectEvent>;
+    $disconnect: Handler<WebSocketEvent>;
+    $default: Handler<WebSocketEvent>;
+    [routeKey: string]: Handler<WebSocketEvent> | Handler<ConnectEvent>;
+  };
   host?: string;
   /** 0: any free port. */
   port?: number;
@@ -131,10 +137,11 @@ export async function startLocalGateway(options: GatewayOptions): Promise<LocalG
       return;
     }
     const body = data.toString('utf8');
-    const routeKey = selectRoute(body, routeField);
+    // As in API Gateway: the selected key if a route has it, else $default, which the event then names.
+    const selected = selectRoute(body, routeField);
+    const routeKey = selected !== '$connect' && selected !== '$disconnect' && options.handlers[selected] ? selected : '$default';
     const event = { requestContext: requestContext(c, routeKey, 'MESSAGE'), body, isBase64Encoded: false } as unknown as WebSocketEvent;
-    // Only $default exists in Parley's API; any other selected key falls back to it, as in AWS.
-    void track(invoke(options.handlers.$default, event)).catch(() => {});
+    void track(invoke(options.handlers[routeKey]!, event)).catch(() => {});
   };
 
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {

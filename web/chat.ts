@@ -1,4 +1,4 @@
-import { EventAssembler, PROTOCOL_VERSION, ServerEvent, type ClientMessage } from '../lib/protocol/v1';
+import { EventAssembler, PROTOCOL_VERSION, type ClientMessage, type ServerEvent } from '../lib/protocol/v1';
 
 /*
  * The minimal chat page `npm start` serves. The full embeddable widget comes later; this one
@@ -53,10 +53,13 @@ function connect(): void {
     setTimeout(connect, 1500);
   };
   socket.onmessage = (msg) => {
-    const parsed = ServerEvent.safeParse(JSON.parse(String(msg.data)));
-    if (!parsed.success) return;
-    const event = assembler.accept(parsed.data);
-    if (event) onEvent(event);
+    let events: ServerEvent[];
+    try {
+      events = assembler.receive(String(msg.data));
+    } catch {
+      return; // a message from a newer server: ignore rather than break the page
+    }
+    events.forEach(onEvent);
   };
 }
 

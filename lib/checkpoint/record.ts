@@ -1,5 +1,5 @@
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
-import { z } from 'zod';
+import * as z from 'zod';
 import { Metrics, ServerEvent, Usage } from '../protocol/v1';
 import { migrateCheckpoint } from './migrations';
 import type { Checkpoint } from './schema';

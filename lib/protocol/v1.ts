@@ -5,7 +5,7 @@
  * client and the tests. Every message is one JSON object with a `type`; API Gateway routes on
  * `$request.body.type`, and everything lands on `$default`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const PROTOCOL_VERSION = '1';
 
@@ -190,6 +190,14 @@ export const ServerEvent = z.discriminatedUnion('type', [
 export type ServerEvent = z.infer<typeof ServerEvent>;
 export type ServerEventOf<T extends ServerEvent['type']> = Extract<ServerEvent, { type: T }>;
 
+/**
+ * One WebSocket message from the server: a single event, or several as a JSON array, in order.
+ * Events a turn produces back to back travel in one message: fewer PostToConnection calls, fewer
+ * billed messages, less latency.
+ */
+export const ServerMessage = z.union([ServerEvent, z.array(ServerEvent).min(1)]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+
 // ---------------------------------------------------------------------------------------------------
 // Parsing a raw client message
 
@@ -229,9 +237,23 @@ function describeIssues(error: z.ZodError): string {
     .join('; ');
 }
 
-/** Joins `event.part` pieces back into events; one instance per connection on the client side. */
+/**
+ * Client side of the framing: unpacks arrays and joins `event.part` pieces back into events.
+ * One instance per connection.
+ */
 export class EventAssembler {
   private readonly pending = new Map<string, string[]>();
+
+  /** Every complete event a raw server message carries, in order; throws on a malformed message. */
+  receive(data: string): ServerEvent[] {
+    const message = ServerMessage.parse(JSON.parse(data));
+    const events: ServerEvent[] = [];
+    for (const event of Array.isArray(message) ? message : [message]) {
+      const complete = this.accept(event);
+      if (complete) events.push(complete);
+    }
+    return events;
+  }
 
   /** Returns the complete event, or undefined while parts are still missing. */
   accept(event: ServerEvent): ServerEvent | undefined {

@@ -195,10 +195,17 @@ async function stopSession(ctx: Ctx, sessionId: string, reason: string): Promise
   await ctx.sender.send({ type: 'session.stopped', reason });
 }
 
-/** Runs the turn, streaming its events, then commits record head+1 with one conditional put. */
+/**
+ * Runs the turn, streaming its events, then commits record head+1 with one conditional put.
+ *
+ * Events the runner yields back to back form a burst and go out as one message; whenever the runner
+ * pauses (waiting on an LLM, say) what it produced so far is flushed, so streaming stays live. The
+ * last burst is posted while the commit is written: neither waits for the other.
+ */
 async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, input: TurnInput): Promise<void> {
   const { deps, sender, log } = ctx;
   const outputs: ServerEvent[] = [];
+  const burst: ServerEvent[] = [];
   const turn = runTurn({
     turnId,
     input,
@@ -207,12 +214,15 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     classifier: deps.classifier,
     clock: deps.clock,
   });
-  let step = await turn.next();
+  let pending = turn.next();
+  let step = await pending;
   while (!step.done) {
     const event = step.value;
     if (event.type !== 'response.text.delta') outputs.push(event);
-    await sender.send(event);
-    step = await turn.next();
+    burst.push(event);
+    pending = turn.next();
+    if (!(await settlesBeforeIo(pending))) await sender.sendBatch(burst.splice(0));
+    step = await pending;
   }
   const outcome = step.value;
 
@@ -229,14 +239,33 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     checkpoint: outcome.checkpoint,
   };
   const commitStarted = deps.clock.monotonicMs();
-  await deps.store.commitTurn(sessionId, record);
-  const committed = deps.clock.monotonicMs();
+  const [commit] = await Promise.allSettled([
+    deps.store.commitTurn(sessionId, record).then(() => deps.clock.monotonicMs()),
+    sender.sendBatch(burst),
+  ]);
+  if (commit.status === 'rejected') throw commit.reason;
+  const committed = commit.value;
   const metrics = { ...record.metrics, commitMs: round(committed - commitStarted), totalMs: round(committed - ctx.receivedAtMs) };
   log.info('turn committed', { turnId, seq: record.seq, node: record.checkpoint.currentNode, status: record.status, metrics });
   if (sender.gone && sender.failure) log.warn('client unreachable during the turn', { error: describe(sender.failure) });
   if (input.kind !== 'stop') {
     await sender.send({ type: 'turn.completed', turnId, usage: record.usage, metrics });
   }
+}
+
+/**
+ * Whether a promise settles before the event loop gets to I/O: true for a runner step that needed
+ * no I/O (it resolves within the microtask queue), false for one that waits on the network.
+ */
+function settlesBeforeIo(promise: Promise<unknown>): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setImmediate(() => resolve(false));
+    const settled = () => {
+      clearImmediate(timer);
+      resolve(true);
+    };
+    promise.then(settled, settled);
+  });
 }
 
 /** After END_CALL the connection stays bound to the ended session until a new one starts. */

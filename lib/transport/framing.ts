@@ -21,6 +21,32 @@ export function frameEvent(event: ServerEvent, newId: () => string, limit: numbe
 }
 
 /**
+ * Packs events into as few payloads as fit `limit`: consecutive events share a JSON array, an event
+ * alone travels as itself, and an event too large for any payload is framed on its own.
+ */
+export function packEvents(events: readonly ServerEvent[], newId: () => string, limit: number = LIMITS.serverMessageBytes): string[] {
+  const payloads: string[] = [];
+  let batch: string[] = [];
+  let batchBytes = 2; // the brackets
+  const flush = () => {
+    if (batch.length === 1) payloads.push(batch[0]!);
+    else if (batch.length > 1) payloads.push(`[${batch.join(',')}]`);
+    batch = [];
+    batchBytes = 2;
+  };
+  for (const event of events) {
+    // limit - 2: any single payload still fits between the brackets of a batch.
+    for (const payload of frameEvent(event, newId, limit - 2)) {
+      if (batch.length && batchBytes + 1 + bytes(payload) > limit) flush();
+      batchBytes += (batch.length ? 1 : 0) + bytes(payload);
+      batch.push(payload);
+    }
+  }
+  flush();
+  return payloads;
+}
+
+/**
  * Cuts `text` into pieces whose JSON-escaped form fits `budget` bytes, never inside a code point.
  * Only oversized events get here, so clarity beats speed.
  */

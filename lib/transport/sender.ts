@@ -5,7 +5,7 @@ import {
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { ServerEvent } from '../protocol/v1';
-import { frameEvent } from './framing';
+import { frameEvent, packEvents } from './framing';
 
 /**
  * Port: delivers events to one client connection, in order. A client that is gone is not an
@@ -13,6 +13,8 @@ import { frameEvent } from './framing';
  */
 export interface ConnectionSender {
   send(event: ServerEvent): Promise<void>;
+  /** Sends events in order, packed into as few messages as the frame limit allows. */
+  sendBatch(events: readonly ServerEvent[]): Promise<void>;
   /** Closes the connection from the server side. */
   close(): Promise<void>;
   /** True once the client cannot be reached: 410 Gone, or a post that failed after the SDK's retries. */
@@ -42,8 +44,16 @@ export class ApiGatewaySender implements ConnectionSender {
     return this.lastFailure;
   }
 
-  async send(event: ServerEvent): Promise<void> {
-    for (const payload of frameEvent(event, this.newId)) {
+  send(event: ServerEvent): Promise<void> {
+    return this.post(frameEvent(event, this.newId));
+  }
+
+  sendBatch(events: readonly ServerEvent[]): Promise<void> {
+    return this.post(packEvents(events, this.newId));
+  }
+
+  private async post(payloads: string[]): Promise<void> {
+    for (const payload of payloads) {
       if (this.isGone) return;
       try {
         await this.client.send(

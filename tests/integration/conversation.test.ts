@@ -126,6 +126,18 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
     client.close();
   });
 
+  it('sends a scripted turn in two messages: the reply as one burst, turn.completed after the commit', async () => {
+    const client = await TestClient.connect(runtime.wsUrl);
+    await client.open();
+    const messages: unknown[] = [];
+    client.socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+    const events = await client.say('cocoa');
+    expect(messages).toHaveLength(2);
+    expect(messages[0]).toEqual(events.slice(0, -1));
+    expect(messages[1]).toEqual(events.at(-1));
+    client.close();
+  });
+
   it('two inputs racing on one session never fork the checkpoint chain', async () => {
     const client = await TestClient.connect(runtime.wsUrl);
     const { started } = await client.open();

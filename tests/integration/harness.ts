@@ -3,7 +3,7 @@ import { ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import WebSocket from 'ws';
 import { loadDialogueMap, type DialogueMap } from '../../lib/flow/map';
 import type { Log } from '../../lib/observability/log';
-import { EventAssembler, PROTOCOL_VERSION, ServerEvent, type ClientMessage, type ServerEventOf } from '../../lib/protocol/v1';
+import { EventAssembler, PROTOCOL_VERSION, type ClientMessage, type ServerEvent, type ServerEventOf } from '../../lib/protocol/v1';
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../local/runtime';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -43,9 +43,7 @@ export class TestClient {
 
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data) => {
-      const event = this.assembler.accept(ServerEvent.parse(JSON.parse(String(data))));
-      if (!event) return;
-      this.events.push(event);
+      this.events.push(...this.assembler.receive(String(data)));
       this.waiters.splice(0).forEach((wake) => wake());
     });
     this.closed = new Promise((resolve) => socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));

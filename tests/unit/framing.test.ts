@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { frameEvent } from '../../lib/transport/framing';
+import { frameEvent, packEvents } from '../../lib/transport/framing';
 import { EventAssembler, LIMITS, ServerEvent } from '../../lib/protocol/v1';
 
 const TURN = '3f2b8c1e-7a4d-4e2b-9c1f-5d6e7f8a9b0c';
@@ -133,5 +133,45 @@ describe('frameEvent', () => {
 
     const small: ServerEvent = { type: 'turn.started', turnId: TURN };
     expect(frameEvent(small, newId)).toEqual([JSON.stringify(small)]);
+  });
+});
+
+describe('packEvents', () => {
+  const small = (n: number): ServerEvent => ({ type: 'response.text.delta', turnId: TURN, text: `piece ${n}` });
+  const receive = (payloads: string[]) => {
+    const assembler = new EventAssembler();
+    return payloads.flatMap((p) => assembler.receive(p));
+  };
+
+  it('sends one event as itself, not as an array', () => {
+    expect(packEvents([small(1)], newId)).toEqual([JSON.stringify(small(1))]);
+  });
+
+  it('packs consecutive events into one array message, in order', () => {
+    const events = [small(1), small(2), { type: 'turn.started', turnId: TURN } as ServerEvent, small(3)];
+    const payloads = packEvents(events, newId);
+    expect(payloads).toHaveLength(1);
+    expect(JSON.parse(payloads[0]!)).toEqual(events);
+    expect(receive(payloads)).toEqual(events);
+  });
+
+  it('starts a new message when the next event would not fit, every message within the limit', () => {
+    const events = Array.from({ length: 40 }, (_, n) => small(n));
+    const payloads = packEvents(events, newId, 300);
+    expect(payloads.length).toBeGreaterThan(3);
+    for (const p of payloads) expect(bytes(p)).toBeLessThanOrEqual(300);
+    expect(receive(payloads)).toEqual(events);
+  });
+
+  it('frames an oversized event on its own between packed neighbours', () => {
+    const huge: ServerEvent = { type: 'response.text.done', turnId: TURN, text: 'ü"\\'.repeat(400) };
+    const events = [small(1), huge, small(2)];
+    const payloads = packEvents(events, newId, 300);
+    for (const p of payloads) expect(bytes(p)).toBeLessThanOrEqual(300);
+    expect(receive(payloads)).toEqual(events);
+  });
+
+  it('sends nothing for no events', () => {
+    expect(packEvents([], newId)).toEqual([]);
   });
 });
