@@ -8,13 +8,13 @@ import { BenchClient } from './client';
 import { median, progress, round3, summarize } from './stats';
 
 /**
- * The scripted loop through dialogue_map.json: welcome -coffee-> size -large-> confirm -no-> welcome.
+ * The scripted loop through dialogue_map.json: change_order -coffee-> size -large-> confirm -no-> change_order (first loop starts at welcome).
  * It never reaches `placed` or `goodbye` (the END_CALL states); each turn's node.transition is checked.
  */
 export const SCRIPT: ReadonlyArray<{ text: string; to: string }> = [
   { text: 'coffee', to: 'size' },
   { text: 'large', to: 'confirm' },
-  { text: 'no', to: 'welcome' },
+  { text: 'no', to: 'change_order' },
 ];
 
 export interface TurnBenchOptions {
