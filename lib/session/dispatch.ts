@@ -65,9 +65,11 @@ export async function handleClientMessage(deps: TurnDeps, inbound: Inbound): Pro
     const ctx: Ctx = { ...inbound, deps, connection, log: sessionLog(log, connection.sessionId) };
     await dispatch(ctx, message);
   } catch (err) {
-    const wire = toWireError(err);
-    if (wire.code === 'server.internal') log.error('message failed', { type: message.type, error: describe(err) });
-    else log.info('message refused', { type: message.type, code: wire.code });
+    // The client correlates a failed turn by its turnId, whichever layer failed.
+    const turnId = 'turnId' in message ? message.turnId : undefined;
+    const wire = { ...(turnId ? { turnId } : {}), ...toWireError(err) };
+    if (wire.code === 'server.internal') log.error('message failed', { type: message.type, turnId, error: describe(err) });
+    else log.info('message refused', { type: message.type, turnId, code: wire.code });
     await inbound.sender.send({ type: 'error', ...wire });
   }
 }
