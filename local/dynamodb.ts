@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { ParleyError } from '../lib/errors';
+import { SDK_CLIENT_DEFAULTS } from '../lib/host/sdk';
 
 /** Dummy credentials: dynalite and the local gateway accept any signature. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
@@ -33,7 +34,7 @@ export async function startDynalite(options: { host?: string; port?: number; dat
     server.listen(options.port ?? 0, host, () => resolve());
   });
   const endpoint = `http://${host}:${(server.address() as AddressInfo).port}`;
-  const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+  const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, ...SDK_CLIENT_DEFAULTS });
   return {
     endpoint,
     client,
@@ -73,6 +74,12 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** A DynamoDB API server this process does not own: DynamoDB Local, dynalite elsewhere, or AWS. */
+export function connectDynamo(endpoint: string): LocalDynamo {
+  const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, ...SDK_CLIENT_DEFAULTS });
+  return { endpoint, client, close: async () => client.destroy() };
 }
 
 /** Creates the table as the CDK stack defines it (pk/sk strings, on demand), if it is missing. */

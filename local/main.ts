@@ -18,6 +18,7 @@ async function main(): Promise<void> {
     port: env.PARLEY_PORT,
     dynamoPort: env.PARLEY_DYNAMODB_PORT,
     dataDir: resolve(env.PARLEY_DATA_DIR),
+    ...(env.PARLEY_DYNAMODB_ENDPOINT ? { dynamoEndpoint: env.PARLEY_DYNAMODB_ENDPOINT } : {}),
     tableName: env.PARLEY_TABLE,
     apiKeys: env.PARLEY_API_KEYS,
     sessionTtlHours: env.PARLEY_SESSION_TTL_HOURS,
@@ -32,7 +33,9 @@ async function main(): Promise<void> {
       `  Chat in the browser:   ${runtime.httpUrl}/`,
       `  Chat in the terminal:  npm run chat`,
       `  WebSocket:             ${runtime.wsUrl}/${keyHint}`,
-      `  DynamoDB (dynalite):   ${runtime.dynamo.endpoint}  table "${runtime.tableName}", data in ${resolve(env.PARLEY_DATA_DIR)}`,
+      env.PARLEY_DYNAMODB_ENDPOINT
+        ? `  DynamoDB:              ${runtime.dynamo.endpoint}  table "${runtime.tableName}"`
+        : `  DynamoDB (dynalite):   ${runtime.dynamo.endpoint}  table "${runtime.tableName}", data in ${resolve(env.PARLEY_DATA_DIR)}`,
       ``,
       `Press Ctrl+C to stop.`,
       ``,

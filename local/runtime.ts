@@ -5,11 +5,12 @@ import { createDisconnectHandler } from '../functions/disconnect/create';
 import { createTurnHandler } from '../functions/turn/create';
 import type { DialogueMap } from '../lib/flow/map';
 import { buildTurnDeps } from '../lib/host/deps';
+import { SDK_CLIENT_DEFAULTS } from '../lib/host/sdk';
 import { powertoolsLog, silentLog, type Log } from '../lib/observability/log';
 import type { Clock } from '../lib/runner/ports';
 import type { Ids } from '../lib/session/ids';
 import { ApiGatewaySender } from '../lib/transport/sender';
-import { ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION, startDynalite, type LocalDynamo } from './dynamodb';
+import { connectDynamo, ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION, startDynalite, type LocalDynamo } from './dynamodb';
 import { startLocalGateway, type GatewayOptions } from './gateway';
 import { webAssets } from './web-assets';
 
@@ -20,6 +21,8 @@ export interface LocalRuntimeOptions {
   dynamoPort?: number;
   /** LevelDB folder for dynalite; in memory when absent. */
   dataDir?: string;
+  /** Use this DynamoDB endpoint instead of starting dynalite in this process. */
+  dynamoEndpoint?: string;
   tableName?: string;
   apiKeys?: readonly string[];
   sessionTtlHours?: number;
@@ -50,7 +53,9 @@ export interface LocalRuntime {
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const tableName = options.tableName ?? 'parley';
   const log = options.log ?? silentLog;
-  const dynamo = await startDynalite({ host: options.host, port: options.dynamoPort, dataDir: options.dataDir });
+  const dynamo = options.dynamoEndpoint
+    ? connectDynamo(options.dynamoEndpoint)
+    : await startDynalite({ host: options.host, port: options.dynamoPort, dataDir: options.dataDir });
   try {
     await ensureTable(dynamo.client, tableName);
     const deps = buildTurnDeps({
@@ -81,6 +86,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       endpoint: gateway.callbackUrl,
       region: LOCAL_REGION,
       credentials: LOCAL_CREDENTIALS,
+      ...SDK_CLIENT_DEFAULTS,
     });
     return {
       httpUrl: gateway.httpUrl,

@@ -28,6 +28,7 @@ export const LocalEnv = FunctionEnv.extend({
   PARLEY_PORT: port.default(8787),
   PARLEY_DYNAMODB_PORT: port.default(0).describe('0: any free port'),
   PARLEY_DATA_DIR: z.string().min(1).default('.parley-data'),
+  PARLEY_DYNAMODB_ENDPOINT: z.url().optional().describe('use this DynamoDB (e.g. DynamoDB Local) instead of the embedded dynalite'),
   PARLEY_DIALOGUE_MAP: z.string().min(1).default('dialogue_map.json'),
   PARLEY_LOG_LEVEL: logLevel.default('WARN'),
 });

@@ -83,7 +83,7 @@ export class ApiGatewaySender implements ConnectionSender {
  * the process: SDK clients are immutable and expensive to create.
  */
 export function managementClients(
-  build: (endpoint: string) => ApiGatewayManagementApiClient = (endpoint) => new ApiGatewayManagementApiClient({ endpoint }),
+  build: (endpoint: string) => ApiGatewayManagementApiClient,
 ): (endpoint: string) => ApiGatewayManagementApiClient {
   const clients = new Map<string, ApiGatewayManagementApiClient>();
   return (endpoint) => {
