@@ -4,17 +4,20 @@ import os from 'node:os';
 import { loadDialogueMap } from '../lib/flow/map';
 import { PROTOCOL_VERSION, type ServerEventOf } from '../lib/protocol/v1';
 import { startLocalRuntime } from '../local/runtime';
+import { loadOrTrain } from '../lib/nlu/model-file';
 import { BenchClient } from './client';
 import { median, progress, round3, summarize } from './stats';
 
 /**
- * The scripted loop through dialogue_map.json: change_order -coffee-> size -large-> confirm -no-> change_order (first loop starts at welcome).
- * It never reaches `placed` or `goodbye` (the END_CALL states); each turn's node.transition is checked.
+ * The scripted loop through dialogue_map.json: welcome/change_order -order-> confirm -no-> change_order.
+ * Every turn runs the NLU, entity extraction and slot filling, and never reaches an END_CALL state;
+ * each turn's node.transition is checked.
  */
 export const SCRIPT: ReadonlyArray<{ text: string; to: string }> = [
-  { text: 'coffee', to: 'size' },
-  { text: 'large', to: 'confirm' },
+  { text: 'a large latte with oat milk please', to: 'confirm' },
   { text: 'no', to: 'change_order' },
+  { text: 'two small teas', to: 'confirm' },
+  { text: 'no, change it', to: 'change_order' },
 ];
 
 export interface TurnBenchOptions {
@@ -117,7 +120,8 @@ async function runTurn(client: BenchClient, tracker: InvocationTracker, step: { 
 export async function benchTurns(options: TurnBenchOptions) {
   const tracker = new InvocationTracker();
   const map = loadDialogueMap(JSON.parse(readFileSync(options.mapPath, 'utf8')));
-  const runtime = await startLocalRuntime({ map, port: 0, dynamoPort: 0, gateway: { onInvoke: tracker.onInvoke } });
+  const { model: nluModel } = await loadOrTrain(map, options.mapPath);
+  const runtime = await startLocalRuntime({ map, nluModel, port: 0, dynamoPort: 0, gateway: { onInvoke: tracker.onInvoke } });
   try {
     progress(`runtime up at ${runtime.wsUrl} (dynalite ${runtime.dynamo.endpoint})`);
 

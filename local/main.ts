@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { LocalEnv, readEnv } from '../lib/config/env';
 import { ParleyError } from '../lib/errors';
 import { loadDialogueMap } from '../lib/flow/map';
+import { loadOrTrain } from '../lib/nlu/model-file';
 import { consoleLog, startLocalRuntime } from './runtime';
 
 /** `npm start`: the chat runner on this machine, on embedded defaults. */
@@ -12,8 +13,12 @@ async function main(): Promise<void> {
   const env = readEnv(LocalEnv);
   const mapPath = resolve(env.PARLEY_DIALOGUE_MAP);
   const map = loadDialogueMap(JSON.parse(readFileSync(mapPath, 'utf8')));
+  const nlu = await loadOrTrain(map, mapPath);
+  if (nlu.trained) process.stdout.write(`Trained the NLU model for ${mapPath} in ${Math.round(nlu.ms)} ms (saved for next time).\n`);
   const runtime = await startLocalRuntime({
     map,
+    nluModel: nlu.model,
+    ...(env.PARLEY_ACTIONS_BASE_URL ? { actionsBaseUrl: env.PARLEY_ACTIONS_BASE_URL } : {}),
     host: env.PARLEY_HOST,
     port: env.PARLEY_PORT,
     dynamoPort: env.PARLEY_DYNAMODB_PORT,

@@ -13,9 +13,16 @@ import { ApiGatewaySender } from '../lib/transport/sender';
 import { connectDynamo, ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION, startDynalite, type LocalDynamo } from './dynamodb';
 import { startLocalGateway, type GatewayOptions } from './gateway';
 import { webAssets } from './web-assets';
+import { demoKitchen } from './demo-kitchen';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NluModel } from '../lib/nlu/train';
 
 export interface LocalRuntimeOptions {
   map: DialogueMap;
+  /** The NLU model of `map` (lib/nlu/model-file.ts loadOrTrain). */
+  nluModel: NluModel;
+  /** Base of relative webhook URLs; defaults to this runtime's own URL (which serves /demo/orders). */
+  actionsBaseUrl?: string;
   host?: string;
   port?: number;
   dynamoPort?: number;
@@ -31,6 +38,10 @@ export interface LocalRuntimeOptions {
   ids?: Ids;
   /** Serve the chat page at `/` (bundled on start with esbuild). */
   servePage?: boolean;
+  /** Serve the sample bot's order webhook at /demo/orders (default true). */
+  serveDemoKitchen?: boolean;
+  /** Injected into webhook actions (tests). */
+  fetch?: typeof fetch;
   gateway?: Pick<GatewayOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'onInvoke'>;
 }
 
@@ -58,7 +69,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     : await startDynalite({ host: options.host, port: options.dynamoPort, dataDir: options.dataDir });
   try {
     await ensureTable(dynamo.client, tableName);
+    // The gateway's URL is known once it listens; relative webhooks resolve against it lazily.
+    let ownUrl = '';
     const deps = buildTurnDeps({
+      nluModel: options.nluModel,
+      actionsBaseUrl: () => options.actionsBaseUrl ?? ownUrl,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
       dynamo: dynamo.client,
       tableName,
       apiKeys: options.apiKeys ?? [],
@@ -71,6 +87,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     // The management client needs the gateway's port, known only once it listens.
     let management: ApiGatewayManagementApiClient | undefined;
     const page = options.servePage ? await webAssets() : undefined;
+    const kitchen = options.serveDemoKitchen === false ? undefined : demoKitchen();
+    const serveHttp = async (req: IncomingMessage, res: ServerResponse) =>
+      (kitchen ? await kitchen(req, res) : false) || (page ? page(req, res) : false);
     const gateway = await startLocalGateway({
       ...options.gateway,
       host: options.host,
@@ -80,8 +99,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         $disconnect: createDisconnectHandler({ connections: deps.connections, log }),
         $default: createTurnHandler(deps, (event) => new ApiGatewaySender(management!, event.requestContext.connectionId, deps.ids.uuid)),
       },
-      ...(page ? { serveHttp: page } : {}),
+      serveHttp,
     });
+    ownUrl = gateway.httpUrl;
     management = new ApiGatewayManagementApiClient({
       endpoint: gateway.callbackUrl,
       region: LOCAL_REGION,

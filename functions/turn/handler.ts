@@ -1,7 +1,10 @@
 import mapJson from '../../dialogue_map.json';
+// Trained at build time (npm run build:nlu, run by `npm install` and before every synth).
+import nluModel from '../../build/nlu/dialogue_map.nlu.json';
 import { loadDialogueMap } from '../../lib/flow/map';
 import { buildTurnDeps } from '../../lib/host/deps';
 import { dynamo, env, log, senderFor } from '../../lib/host/lambda';
+import type { NluModel } from '../../lib/nlu/train';
 import { createTurnHandler } from './create';
 
 // The map is bundled into the function and compiled once per container, never per turn.
@@ -11,6 +14,8 @@ const deps = buildTurnDeps({
   apiKeys: env.PARLEY_API_KEYS,
   sessionTtlHours: env.PARLEY_SESSION_TTL_HOURS,
   map: loadDialogueMap(mapJson),
+  nluModel: nluModel as NluModel,
+  ...(env.PARLEY_ACTIONS_BASE_URL ? { actionsBaseUrl: env.PARLEY_ACTIONS_BASE_URL } : {}),
   log,
 });
 

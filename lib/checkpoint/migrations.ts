@@ -21,6 +21,8 @@ const migrations: Record<number, (raw: Raw) => Raw> = {
       : [],
     toolState: raw.tool_state ?? {},
   }),
+  // Version 2 adds the session language and slot filling in progress; neither existed before.
+  1: (raw) => ({ ...raw, version: 2, language: null, pending: null }),
 };
 
 /** Loads a stored checkpoint of any known version into the current schema. */

@@ -15,7 +15,36 @@ export type TurnInput = z.infer<typeof TurnInput>;
 /** The runner's own log of what happened in a turn (seed 002's event names), kept for replay and QA. */
 export const RecordedEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('node_transition'), from: z.string().nullable(), to: z.string(), atMs: z.number() }),
-  z.object({ type: z.literal('intent'), intent: z.string().nullable(), score: z.number(), atMs: z.number() }),
+  z.object({
+    type: z.literal('intent'),
+    intent: z.string().nullable(),
+    score: z.number(),
+    /** The top intent overall, and whether it is the same as the previous turn's (seed 004). */
+    leader: z.string().nullable().default(null),
+    stable: z.boolean().default(false),
+    entities: z.record(z.string(), z.union([z.string(), z.number()])).default({}),
+    atMs: z.number(),
+  }),
+  z.object({ type: z.literal('flow'), status: z.enum(['SUCCESS', 'MISSING_ENTITY', 'EXECUTION_ERROR']), missing: z.array(z.string()).default([]), atMs: z.number() }),
+  z.object({ type: z.literal('faq'), id: z.string(), score: z.number(), atMs: z.number() }),
+  z.object({ type: z.literal('fallback'), atMs: z.number() }),
+  z.object({ type: z.literal('empty_input'), atMs: z.number() }),
+  z.object({
+    type: z.literal('action'),
+    name: z.string(),
+    ok: z.boolean(),
+    kind: z.string().optional(),
+    detail: z.string().optional(),
+    ms: z.number(),
+    attempts: z.number(),
+    atMs: z.number(),
+  }),
+  z.object({ type: z.literal('template_missing'), source: z.string(), missing: z.array(z.string()), atMs: z.number() }),
+  z.object({
+    type: z.literal('playlist'),
+    items: z.array(z.object({ kind: z.enum(['speech', 'filler']), source: z.string() })),
+    atMs: z.number(),
+  }),
   z.object({ type: z.literal('session_end'), reason: z.string(), atMs: z.number() }),
 ]);
 export type RecordedEvent = z.infer<typeof RecordedEvent>;

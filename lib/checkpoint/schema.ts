@@ -1,6 +1,6 @@
 import * as z from 'zod';
 
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
 
 /** One entry of the LLM conversation, in the chat-completions shape the LLM issue builds on. */
 export const LlmMessage = z
@@ -10,6 +10,16 @@ export const LlmMessage = z
   })
   .catchall(z.unknown());
 export type LlmMessage = z.infer<typeof LlmMessage>;
+
+/** Slot filling in progress: the intent waiting for its required slots, and what is collected so far. */
+export const PendingIntent = z.object({
+  intent: z.string(),
+  /** Slot values collected over the turns so far (slot name -> value); variables only once complete. */
+  values: z.record(z.string(), z.union([z.string(), z.number()])).default({}),
+  /** How many times the question was asked; bounded so a user who cannot answer is not stuck. */
+  asked: z.number().int().nonnegative().default(0),
+});
+export type PendingIntent = z.infer<typeof PendingIntent>;
 
 /**
  * Everything a conversation needs to continue in a fresh process. Missing fields get their
@@ -30,6 +40,10 @@ export const Checkpoint = z.object({
   /** Whose turn it is: 'user' while waiting for input, 'bot' while a turn runs. */
   turnState: z.enum(['user', 'bot']).default('user'),
   ended: z.boolean().default(false),
+  /** The session's language (one of the map's); null means the map's default. */
+  language: z.string().nullable().default(null),
+  /** An intent whose required slots are still being asked for. */
+  pending: PendingIntent.nullable().default(null),
 });
 export type Checkpoint = z.infer<typeof Checkpoint>;
 

@@ -19,6 +19,7 @@ export const FunctionEnv = z.object({
   PARLEY_API_KEYS: apiKeys,
   PARLEY_SESSION_TTL_HOURS: z.coerce.number().int().positive().max(24 * 365).default(24 * 30),
   PARLEY_LOG_LEVEL: logLevel.default('INFO'),
+  PARLEY_ACTIONS_BASE_URL: z.url().optional().describe('base of relative webhook URLs in the dialogue map'),
 });
 export type FunctionEnv = z.infer<typeof FunctionEnv>;
 

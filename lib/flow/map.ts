@@ -2,52 +2,166 @@ import * as z from 'zod';
 import { ParleyError } from '../errors';
 
 /*
- * The dialogue map as the foundation needs it: states with a response, transitions keyed by
- * intent, keyword intents, END_CALL. The dialogue-engine issue grows it (playlists, entities, NLU
- * examples, FAQ); the engine only reads it through the types below.
+ * The dialogue map: what a bot says and how it moves, as data. This schema is the single
+ * definition; `dialogue_map.schema.json` is generated from it (npm run build:schema) so editors
+ * validate and autocomplete maps that point at it with `$schema`.
  */
 
-const StateName = z.string().regex(/^[A-Za-z_][\w.-]*$/, 'state names are letters, digits, _ . -');
+const Name = z.string().regex(/^[A-Za-z_][\w.-]*$/, 'names are letters, digits, _ . - (starting with a letter or _)');
+const Language = z.string().regex(/^[a-z]{2}$/, 'an ISO 639-1 code such as "en", "ru", "tr"');
 
-/** A transition: the target state, optionally setting variables on the way. */
-export const Transition = z.union([
-  StateName,
-  z.object({ to: StateName, set: z.record(z.string(), z.string()).default({}) }),
+/** Text in the map's language, or per language (`{ "en": "…", "ru": "…" }`). */
+export const Localized = z.union([z.string().min(1), z.record(Language, z.string().min(1))]);
+export type Localized = z.infer<typeof Localized>;
+
+/** A prompt key: `cache:` for static lines, `filler:` for what is said while waiting. */
+export const PromptKey = z.string().regex(/^(cache|filler):[\w.-]+$/, 'prompt keys look like "cache:name" or "filler:name"');
+
+export const PlaylistItem = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('cache'), key: PromptKey.describe('a `cache:` prompt') }),
+  z.object({ type: z.literal('filler'), key: PromptKey.describe('a `filler:` prompt') }),
+  z.object({
+    type: z.literal('tts'),
+    /** Mustache, logic-less: `{{ session.variables.final_price }}`. */
+    text_template: Localized,
+  }),
 ]);
-export type Transition = z.infer<typeof Transition>;
+export type PlaylistItem = z.infer<typeof PlaylistItem>;
+export const Playlist = z.array(PlaylistItem).min(1);
+
+/** Where a transition leads, optionally setting variables on the way. */
+export const Target = z.union([
+  Name.describe('the next state'),
+  z.object({ to: Name, set: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}) }),
+]);
+export type Target = z.infer<typeof Target>;
 
 export const State = z.object({
   system_response: z.object({
-    /** Said when the state is entered. `{{ variables.name }}` inserts a gathered variable. */
-    text: z.string().min(1),
-    /** Said after the fallback when input is not understood here; defaults to `text`. */
-    reprompt: z.string().min(1).optional(),
+    playlist: Playlist,
+    /** Played after the not-understood message when input is not understood here; defaults to the playlist. */
+    reprompt: Playlist.optional(),
   }),
-  transitions: z.record(z.string(), Transition).default({}),
+  /** Intent -> next state. */
+  transitions: z.record(Name, Target).default({}),
+  /** Said, in order, while a slow step (a webhook, the LLM) runs for this state. */
+  fillers: z.array(PromptKey).optional(),
+  /** A webhook action run when the state is entered, before its playlist (which may use the result). */
+  run: Name.optional(),
+  /** Where to go when `run` fails; without it the conversation stays where it was. */
+  on_error: Name.optional(),
+  /** END_CALL: the session ends after this state's playlist. */
   action: z.literal('END_CALL').optional(),
+  /** LLM settings for this state (system prompt, tools, context strategy): filled in by the LLM work. */
+  llm: z.record(z.string(), z.unknown()).optional(),
 });
 export type State = z.infer<typeof State>;
 
-export const Intent = z.object({
-  /** Words or phrases; an input matches when one occurs in it as whole words (case-insensitive). */
-  keywords: z.array(z.string().min(1)).min(1),
+export const Slot = z.object({
+  /** The entity that fills the slot (a name under `entities`, or the built-in `number`). */
+  entity: Name,
+  required: z.boolean().default(true),
+  /** The clarifying question asked while the slot is missing. */
+  prompt: Localized.optional(),
 });
+export type Slot = z.infer<typeof Slot>;
+
+export const Intent = z.object({
+  /** Example utterances, in the map's language or per language. */
+  examples: z.union([z.array(z.string().min(1)), z.record(Language, z.array(z.string().min(1)))]),
+  /** Slots (variable name -> entity) the intent collects before its transition happens. */
+  slots: z.record(Name, Slot).default({}),
+  /** How many missing slots one clarifying question asks for (seed 003). */
+  ask_per_question: z.number().int().min(1).max(5).default(1),
+});
+export type Intent = z.infer<typeof Intent>;
+
+export const Entity = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('enum'),
+    /** Canonical value -> synonyms (per language, or a plain list in the map's language). */
+    values: z.record(z.string(), z.union([z.array(z.string().min(1)), z.record(Language, z.array(z.string().min(1)))])),
+  }),
+  z.object({
+    type: z.literal('regex'),
+    /** A JavaScript regular expression; the first match is the value. */
+    pattern: z.string().min(1),
+    flags: z.string().regex(/^[imsu]*$/).default('i'),
+  }),
+]);
+export type Entity = z.infer<typeof Entity>;
+
+/** Built-in global intents: `repeat` says the current state again, `back` returns along the node history. */
+export const GlobalIntent = z.union([z.enum(['repeat', 'back']), Target]);
+export type GlobalIntent = z.infer<typeof GlobalIntent>;
+
+export const Webhook = z.object({
+  type: z.literal('webhook'),
+  method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('POST'),
+  /** Mustache template; values are URL-encoded. */
+  url: z.string().min(1),
+  headers: z.record(z.string(), z.string()).default({}),
+  /** Mustache template of a JSON body; values are JSON-escaped. */
+  body: z.string().optional(),
+  timeout_ms: z.number().int().min(50).max(25_000).default(3000),
+  retries: z.number().int().min(0).max(3).default(0),
+  /** The JSON result lands in this variable. */
+  result_variable: Name,
+});
+export type Webhook = z.infer<typeof Webhook>;
+
+export const FaqEntry = z.object({
+  id: Name,
+  questions: z.array(z.string().min(1)).min(1),
+  answer: Localized,
+});
+export type FaqEntry = z.infer<typeof FaqEntry>;
+
+/** User-facing messages per failure kind (seed 003), in the map's language or per language. */
+export const MESSAGE_KINDS = ['not_understood', 'action_failed', 'action_timeout', 'llm_error', 'llm_timeout', 'internal_error'] as const;
+export const Messages = z.object(Object.fromEntries(MESSAGE_KINDS.map((k) => [k, Localized])) as Record<(typeof MESSAGE_KINDS)[number], typeof Localized>);
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 export const DialogueMap = z.object({
   $schema: z.string().optional(),
   name: z.string().min(1),
-  language: z.string().min(2).default('en'),
-  initial_state: StateName,
-  /** Said when no intent of the current state (or a global one) matches. */
-  fallback: z.string().min(1),
-  intents: z.record(z.string(), Intent),
-  /** Transitions that apply in every state (goodbye, start over ...). */
-  global_transitions: z.record(z.string(), Transition).default({}),
-  states: z.record(StateName, State),
+  /** The language of plain strings, and the default session language. */
+  language: Language,
+  /** Further languages the bot speaks (a session picks one with `metadata.language`). */
+  languages: z.array(Language).default([]),
+  voice: z.object({ engine: z.enum(['standard', 'neural', 'generative']).default('neural'), id: z.string().min(1) }).optional(),
+  nlu: z.object({ threshold: z.number().min(0).max(1).default(0.6) }).default({ threshold: 0.6 }),
+  initial_state: Name,
+  prompts: z.record(PromptKey, Localized).default({}),
+  messages: Messages,
+  intents: z.record(Name, Intent),
+  entities: z.record(Name, Entity).default({}),
+  global_intents: z.record(Name, GlobalIntent).default({}),
+  actions: z.record(Name, Webhook).default({}),
+  faq: z.array(FaqEntry).default([]),
+  states: z.record(Name, State),
 });
 export type DialogueMap = z.infer<typeof DialogueMap>;
 
-/** Validates a parsed map: schema first, then references, each error with its JSON path. */
+/** Entity names every map has without declaring them. */
+export const BUILTIN_ENTITIES = ['number'] as const;
+
+/** Every language a map speaks, its default first. */
+export const languagesOf = (map: DialogueMap): string[] => [...new Set([map.language, ...map.languages])];
+
+/** Picks the text for a language, falling back to the map's own language. */
+export function localize(text: Localized, language: string, fallback: string): string {
+  if (typeof text === 'string') return text;
+  return text[language] ?? text[fallback] ?? Object.values(text)[0] ?? '';
+}
+
+export const targetState = (t: Target): string => (typeof t === 'string' ? t : t.to);
+
+/**
+ * Validates a parsed map at load: the schema, then every reference (states, intents, entities,
+ * prompts, actions), each error with its JSON path. Deeper checks (reachability, templates) are the
+ * linter's (`npm run lint:map`).
+ */
 export function loadDialogueMap(input: unknown): DialogueMap {
   const parsed = DialogueMap.safeParse(input);
   if (!parsed.success) {
@@ -55,19 +169,64 @@ export function loadDialogueMap(input: unknown): DialogueMap {
     throw new ParleyError('map.invalid', `dialogue map is invalid:\n${lines.join('\n')}`);
   }
   const map = parsed.data;
-  const problems: string[] = [];
-  if (!map.states[map.initial_state]) problems.push(`$.initial_state: unknown state '${map.initial_state}'`);
-  const checkTransitions = (path: string, transitions: Record<string, Transition>) => {
-    for (const [intent, t] of Object.entries(transitions)) {
-      const to = typeof t === 'string' ? t : t.to;
-      if (!map.intents[intent]) problems.push(`${path}.${intent}: unknown intent '${intent}'`);
-      if (!map.states[to]) problems.push(`${path}.${intent}: unknown state '${to}'`);
-    }
-  };
-  checkTransitions('$.global_transitions', map.global_transitions);
-  for (const [name, state] of Object.entries(map.states)) {
-    checkTransitions(`$.states.${name}.transitions`, state.transitions);
-  }
+  const problems = referenceProblems(map);
   if (problems.length) throw new ParleyError('map.invalid', `dialogue map is invalid:\n  ${problems.join('\n  ')}`);
   return map;
+}
+
+/** Broken references, as `$.path: reason` lines. */
+export function referenceProblems(map: DialogueMap): string[] {
+  const problems: string[] = [];
+  const state = (path: string, name: string) => {
+    if (!map.states[name]) problems.push(`${path}: unknown state '${name}'`);
+  };
+  const prompt = (path: string, key: string) => {
+    if (map.prompts[key] === undefined) problems.push(`${path}: prompt '${key}' is not defined under $.prompts`);
+  };
+  const playlist = (path: string, items: readonly PlaylistItem[]) =>
+    items.forEach((item, i) => {
+      if (item.type !== 'tts') prompt(`${path}.${i}.key`, item.key);
+      if (item.type === 'cache' && !item.key.startsWith('cache:')) problems.push(`${path}.${i}.key: a cache item plays a 'cache:' prompt`);
+      if (item.type === 'filler' && !item.key.startsWith('filler:')) problems.push(`${path}.${i}.key: a filler item plays a 'filler:' prompt`);
+    });
+
+  state('$.initial_state', map.initial_state);
+  for (const [name, intent] of Object.entries(map.global_intents)) {
+    if (!map.intents[name]) problems.push(`$.global_intents.${name}: unknown intent '${name}'`);
+    if (intent !== 'repeat' && intent !== 'back') state(`$.global_intents.${name}`, targetState(intent));
+  }
+  for (const [name, intent] of Object.entries(map.intents)) {
+    for (const [slot, def] of Object.entries(intent.slots)) {
+      if (!map.entities[def.entity] && !(BUILTIN_ENTITIES as readonly string[]).includes(def.entity)) {
+        problems.push(`$.intents.${name}.slots.${slot}.entity: unknown entity '${def.entity}'`);
+      }
+      if (def.required && def.prompt === undefined) problems.push(`$.intents.${name}.slots.${slot}.prompt: a required slot needs a prompt`);
+    }
+  }
+  for (const [name, entity] of Object.entries(map.entities)) {
+    if (entity.type !== 'regex') continue;
+    try {
+      new RegExp(entity.pattern, entity.flags);
+    } catch (err) {
+      problems.push(`$.entities.${name}.pattern: ${(err as Error).message}`);
+    }
+  }
+  for (const [name, s] of Object.entries(map.states)) {
+    const at = `$.states.${name}`;
+    playlist(`${at}.system_response.playlist`, s.system_response.playlist);
+    if (s.system_response.reprompt) playlist(`${at}.system_response.reprompt`, s.system_response.reprompt);
+    for (const [intent, target] of Object.entries(s.transitions)) {
+      if (!map.intents[intent]) problems.push(`${at}.transitions.${intent}: unknown intent '${intent}'`);
+      state(`${at}.transitions.${intent}`, targetState(target));
+    }
+    s.fillers?.forEach((key, i) => prompt(`${at}.fillers.${i}`, key));
+    if (s.run && !map.actions[s.run]) problems.push(`${at}.run: unknown action '${s.run}'`);
+    if (s.on_error) state(`${at}.on_error`, s.on_error);
+  }
+  const faqIds = new Set<string>();
+  map.faq.forEach((entry, i) => {
+    if (faqIds.has(entry.id)) problems.push(`$.faq.${i}.id: duplicate FAQ id '${entry.id}'`);
+    faqIds.add(entry.id);
+  });
+  return problems;
 }

@@ -146,6 +146,8 @@ export const SessionStarted = event('session.started', {
 export const TurnStarted = event('turn.started', { turnId: z.string() });
 export const TextDelta = event('response.text.delta', { turnId: z.string(), text: z.string() });
 export const TextDone = event('response.text.done', { turnId: z.string(), text: z.string() });
+/** Said while a slow step runs (a webhook, the LLM): show it as a passing hint, not as the reply. */
+export const Filler = event('response.filler', { turnId: z.string(), key: z.string(), text: z.string() });
 export const NodeTransition = event('node.transition', {
   turnId: z.string(),
   from: z.string().nullable(),
@@ -180,6 +182,7 @@ export const ServerEvent = z.discriminatedUnion('type', [
   TurnStarted,
   TextDelta,
   TextDone,
+  Filler,
   NodeTransition,
   TurnCompleted,
   SessionEnded,

@@ -1,20 +1,29 @@
-import type { Checkpoint } from '../checkpoint/schema';
-import { NODE_HISTORY_LIMIT } from '../checkpoint/schema';
+import type { ActionRunner, TemplateContext } from '../actions/port';
 import type { RecordedEvent, TurnInput, TurnStatus } from '../checkpoint/record';
+import type { Checkpoint } from '../checkpoint/schema';
+import type { FaqIndex } from '../faq/port';
 import type { IntentClassifier } from '../flow/classifier';
-import { advanceFlow, candidateIntents, enterFlow, type FlowStep } from '../flow/engine';
-import type { DialogueMap } from '../flow/map';
+import { advanceFlow, candidateIntents, completeAction, enterFlow, notUnderstood, stayAndSay, type FlowResult, type FlowState } from '../flow/engine';
+import { type DialogueMap, languagesOf } from '../flow/map';
+import { renderSay, replyText } from '../flow/playlist';
 import type { ServerEvent, Usage } from '../protocol/v1';
 import type { Clock } from './ports';
 
-export interface TurnContext {
+/** The ports a turn uses; hosts pass adapters, tests pass fakes or the same adapters. */
+export interface TurnPorts {
+  classifier: IntentClassifier;
+  faq: FaqIndex;
+  actions: ActionRunner;
+  clock: Clock;
+}
+
+export interface TurnContext extends TurnPorts {
   turnId: string;
+  sessionId?: string;
   input: TurnInput;
   /** The checkpoint after the previous turn (an empty one for a new session). */
   checkpoint: Checkpoint;
   map: DialogueMap;
-  classifier: IntentClassifier;
-  clock: Clock;
 }
 
 export interface TurnOutcome {
@@ -27,55 +36,84 @@ export interface TurnOutcome {
 
 /**
  * One turn, as data: yields the events for the client as they happen and returns the checkpoint
- * after the turn. No I/O of its own, so Lambda, the local runtime, tests, replay and benchmarks all
- * run exactly this; the caller sends what is yielded and commits what is returned.
+ * after the turn. The caller sends what is yielded and commits what is returned; the only I/O is
+ * through the ports (a webhook action). Routing follows seed 004: a scripted intent, then the FAQ,
+ * then (with the LLM work) the LLM, else the map's fallback.
  */
 export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, TurnOutcome, void> {
   const started = ctx.clock.monotonicMs();
   const at = () => Math.round((ctx.clock.monotonicMs() - started) * 1000) / 1000;
   const events: RecordedEvent[] = [];
   const usage: Usage = { llm: {}, ttsCharacters: 0, sttSeconds: 0 };
-  const finish = (checkpoint: Checkpoint, status: TurnStatus): TurnOutcome => ({
-    checkpoint: { ...checkpoint, turnState: 'user' },
-    status,
-    events,
-    usage,
-    runMs: at(),
-  });
-  const { input, turnId } = ctx;
+  const { input, turnId, map } = ctx;
   let checkpoint = ctx.checkpoint;
+  const finish = (status: TurnStatus): TurnOutcome => ({ checkpoint: { ...checkpoint, turnState: 'user' }, status, events, usage, runMs: at() });
 
   if (input.kind === 'stop') {
     events.push({ type: 'session_end', reason: input.reason, atMs: at() });
-    return finish({ ...checkpoint, ended: true }, 'stopped');
+    checkpoint = { ...checkpoint, ended: true };
+    return finish('stopped');
   }
 
-  yield { type: 'turn.started', turnId };
-
-  let step: FlowStep;
+  let result: FlowResult;
   if (input.kind === 'start') {
-    step = enterFlow(ctx.map);
+    const asked = typeof input.metadata?.language === 'string' ? input.metadata.language : null;
+    checkpoint = { ...checkpoint, language: asked && languagesOf(map).includes(asked) ? asked : map.language };
+    yield { type: 'turn.started', turnId };
+    result = enterFlow(map);
   } else {
+    if (input.text.trim() === '') {
+      // Seed 000: nothing was said; listen again without classifying anything.
+      events.push({ type: 'empty_input', atMs: at() });
+      return finish('completed');
+    }
+    yield { type: 'turn.started', turnId };
     checkpoint = { ...checkpoint, messages: [...checkpoint.messages, { role: 'user', content: input.text }] };
-    const classification = ctx.classifier.classify(input.text, candidateIntents(ctx.map, checkpoint.currentNode));
-    events.push({ type: 'intent', intent: classification.intent, score: classification.score, atMs: at() });
-    step = advanceFlow(ctx.map, { node: checkpoint.currentNode, variables: checkpoint.variables }, classification);
-    checkpoint = { ...checkpoint, previousIntentLeader: classification.intent };
+    const understood = await understand(ctx, checkpoint, input.text, events, at);
+    checkpoint = { ...checkpoint, previousIntentLeader: understood.leader };
+    result = understood.result;
   }
 
-  if (step.transition) {
-    const { from, to } = step.transition;
+  const language = checkpoint.language ?? map.language;
+  const before = flowStateOf(checkpoint);
+  if (result.runAction) {
+    const context = templateContext(ctx, result.state, language);
+    const fillers = renderSay(map, result.fillers.map((key) => ({ type: 'filler' as const, key })), context, result.state.node!);
+    for (const f of fillers.utterances) yield { type: 'response.filler', turnId, key: f.source, text: f.text };
+    const outcome = await ctx.actions.run(result.runAction, context);
+    events.push({
+      type: 'action',
+      name: result.runAction,
+      ok: outcome.ok,
+      ...(outcome.ok ? {} : { kind: outcome.kind, detail: outcome.detail }),
+      ms: outcome.ms,
+      attempts: outcome.attempts,
+      atMs: at(),
+    });
+    result = completeAction(map, before, result, outcome);
+  }
+  if (result.status !== 'SUCCESS' || input.kind === 'text') {
+    events.push({ type: 'flow', status: result.status, missing: result.missing, atMs: at() });
+  }
+
+  if (result.transition) {
+    const { from, to } = result.transition;
     events.push({ type: 'node_transition', from, to, atMs: at() });
     yield { type: 'node.transition', turnId, from, to };
-    checkpoint = {
-      ...checkpoint,
-      currentNode: to,
-      nodeHistory: from === null ? checkpoint.nodeHistory : [...checkpoint.nodeHistory, from].slice(-NODE_HISTORY_LIMIT),
-    };
   }
-  checkpoint = { ...checkpoint, variables: step.variables };
+  checkpoint = {
+    ...checkpoint,
+    currentNode: result.state.node,
+    nodeHistory: [...result.state.history],
+    variables: { ...result.state.variables },
+    pending: result.state.pending,
+  };
 
-  const text = step.say.filter((s) => s.length > 0).join(' ');
+  const rendered = renderSay(map, result.say, templateContext(ctx, result.state, language), result.state.node ?? '');
+  for (const p of rendered.problems) events.push({ type: 'template_missing', source: p.source, missing: p.missing, atMs: at() });
+  events.push({ type: 'playlist', items: rendered.utterances.map((u) => ({ kind: u.kind, source: u.source })), atMs: at() });
+  for (const u of rendered.utterances) if (u.kind === 'filler') yield { type: 'response.filler', turnId, key: u.source, text: u.text };
+  const text = replyText(rendered.utterances);
   if (text) {
     // Scripted text is known whole; one delta keeps the stream shape the LLM path will have.
     yield { type: 'response.text.delta', turnId, text };
@@ -83,10 +121,54 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, Tu
     checkpoint = { ...checkpoint, messages: [...checkpoint.messages, { role: 'assistant', content: text }] };
   }
 
-  if (step.endCall) {
+  if (result.endCall) {
     events.push({ type: 'session_end', reason: 'end_call', atMs: at() });
     yield { type: 'session.ended', reason: 'end_call' };
     checkpoint = { ...checkpoint, ended: true };
   }
-  return finish(checkpoint, 'completed');
+  return finish('completed');
+}
+
+/** Classification, then the flow; off-script input goes to the FAQ, then to the fallback. */
+async function understand(
+  ctx: TurnContext,
+  checkpoint: Checkpoint,
+  text: string,
+  events: RecordedEvent[],
+  at: () => number,
+): Promise<{ result: FlowResult; leader: string | null }> {
+  const { map } = ctx;
+  const language = checkpoint.language ?? map.language;
+  const state = flowStateOf(checkpoint);
+  const c = await ctx.classifier.classify(text, { language, candidates: candidateIntents(map, state.node ?? map.initial_state) });
+  const stable = c.leader !== null && c.leader === checkpoint.previousIntentLeader;
+  events.push({ type: 'intent', intent: c.intent, score: c.score, leader: c.leader, stable, entities: c.entities, atMs: at() });
+  const leader = c.leader;
+
+  const scripted = advanceFlow(map, state, c);
+  if (scripted) return { result: scripted, leader };
+
+  const hit = ctx.faq.search(text, language);
+  if (hit) {
+    events.push({ type: 'faq', id: hit.id, score: hit.score, atMs: at() });
+    // The FAQ answers and the conversation stays where it was, slot filling included.
+    return { result: stayAndSay(state, [{ type: 'text', text: hit.answer, source: `faq:${hit.id}` }]), leader };
+  }
+  events.push({ type: 'fallback', atMs: at() });
+  return { result: notUnderstood(map, state), leader };
+}
+
+function flowStateOf(checkpoint: Checkpoint): FlowState {
+  return { node: checkpoint.currentNode, history: checkpoint.nodeHistory, variables: checkpoint.variables, pending: checkpoint.pending };
+}
+
+function templateContext(ctx: TurnContext, state: FlowState, language: string): TemplateContext {
+  return {
+    session: {
+      variables: { ...state.variables },
+      language,
+      node: state.node,
+      ...(ctx.sessionId ? { id: ctx.sessionId } : {}),
+    },
+  };
 }

@@ -3,7 +3,6 @@ import type { TurnInput, TurnRecord } from '../checkpoint/record';
 import type { SessionStore } from '../checkpoint/store';
 import { traceIdFor } from '../checkpoint/trace';
 import { ParleyError, toWireError } from '../errors';
-import type { IntentClassifier } from '../flow/classifier';
 import type { DialogueMap } from '../flow/map';
 import type { Log } from '../observability/log';
 import {
@@ -13,18 +12,17 @@ import {
   type ServerEvent,
 } from '../protocol/v1';
 import type { Clock } from '../runner/ports';
-import { runTurn } from '../runner/run-turn';
+import { runTurn, type TurnPorts } from '../runner/run-turn';
 import type { ConnectionSender } from '../transport/sender';
 import { hashResumeToken, resumeTokenMatches, type ApiKeyAuth } from './auth';
 import type { ConnectionRecord, ConnectionStore } from './connections';
 import type { Ids } from './ids';
 
 /** Everything the turn handler needs, passed in: Lambda, the local runtime and tests differ only here. */
-export interface TurnDeps {
+export interface TurnDeps extends Omit<TurnPorts, 'clock'> {
   store: SessionStore;
   connections: ConnectionStore;
   map: DialogueMap;
-  classifier: IntentClassifier;
   auth: ApiKeyAuth;
   clock: Clock;
   ids: Ids;
@@ -212,8 +210,11 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     turnId,
     input,
     checkpoint: head?.checkpoint ?? emptyCheckpoint(),
+    sessionId,
     map: deps.map,
     classifier: deps.classifier,
+    faq: deps.faq,
+    actions: deps.actions,
     clock: deps.clock,
   });
   let pending = turn.next();

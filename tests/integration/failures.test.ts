@@ -6,7 +6,7 @@ import type { ServerEvent } from '../../lib/protocol/v1';
 import { handleClientMessage, type TurnDeps } from '../../lib/session/dispatch';
 import type { ConnectionSender } from '../../lib/transport/sender';
 import { ensureTable, startDynalite, type LocalDynamo } from '../../local/dynamodb';
-import { sampleMap } from './harness';
+import { sampleMap, sampleModel } from './harness';
 
 /** A sender that keeps what it is given: these tests look at the dispatcher, not the socket. */
 function recordingSender(): ConnectionSender & { events: ServerEvent[] } {
@@ -30,7 +30,7 @@ describe('failures inside a turn', () => {
   beforeAll(async () => {
     dynamo = await startDynalite({});
     await ensureTable(dynamo.client, table);
-    deps = buildTurnDeps({ dynamo: dynamo.client, tableName: table, apiKeys: [], sessionTtlHours: 1, map: sampleMap(), log });
+    deps = buildTurnDeps({ dynamo: dynamo.client, tableName: table, apiKeys: [], sessionTtlHours: 1, map: sampleMap(), nluModel: await sampleModel(), log });
   });
   afterAll(async () => {
     await dynamo?.close();

@@ -5,15 +5,23 @@ import { loadDialogueMap, type DialogueMap } from '../../lib/flow/map';
 import type { Log } from '../../lib/observability/log';
 import { EventAssembler, PROTOCOL_VERSION, type ClientMessage, type ServerEvent, type ServerEventOf } from '../../lib/protocol/v1';
 import { startLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from '../../local/runtime';
+import { loadOrTrain } from '../../lib/nlu/model-file';
+import type { NluModel } from '../../lib/nlu/train';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-export const sampleMap = (): DialogueMap =>
-  loadDialogueMap(JSON.parse(readFileSync(new URL('../../dialogue_map.json', import.meta.url), 'utf8')));
+const SAMPLE_MAP_PATH = new URL('../../dialogue_map.json', import.meta.url).pathname;
+
+export const sampleMap = (): DialogueMap => loadDialogueMap(JSON.parse(readFileSync(SAMPLE_MAP_PATH, 'utf8')));
+
+/** The sample map's NLU model, as `npm install` built it (trained here if it is missing or stale). */
+export const sampleModel = async (): Promise<NluModel> => (await loadOrTrain(sampleMap(), SAMPLE_MAP_PATH)).model;
 
 /** The real local runtime: in-memory dynalite and the local gateway on free ports. */
-export function startRuntime(options: Partial<LocalRuntimeOptions> & { log?: Log } = {}): Promise<LocalRuntime> {
-  return startLocalRuntime({ map: sampleMap(), port: 0, dynamoPort: 0, ...options });
+export async function startRuntime(options: Partial<LocalRuntimeOptions> & { log?: Log } = {}): Promise<LocalRuntime> {
+  const map = options.map ?? sampleMap();
+  const nluModel = options.nluModel ?? (await sampleModel());
+  return startLocalRuntime({ port: 0, dynamoPort: 0, ...options, map, nluModel });
 }
 
 /** Every item in the table, keys and attributes, sorted: a snapshot to compare before and after. */
@@ -84,7 +92,7 @@ export class TestClient {
     }
   }
 
-  async take(timeoutMs = 5000): Promise<ServerEvent> {
+  async take(timeoutMs = 15_000): Promise<ServerEvent> {
     const deadline = Date.now() + timeoutMs;
     while (this.events.length === 0) {
       const left = deadline - Date.now();

@@ -8,7 +8,7 @@ import { handleClientMessage } from '../../lib/session/dispatch';
 import { ApiGatewaySender } from '../../lib/transport/sender';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/dynamodb';
 import type { LocalRuntime } from '../../local/runtime';
-import { sampleMap, startRuntime, TestClient } from './harness';
+import { sampleMap, sampleModel, startRuntime, TestClient } from './harness';
 
 /** The sender against the local gateway's @connections API, through the real AWS SDK client. */
 describe('sending through @connections', () => {
@@ -50,7 +50,7 @@ describe('sending through @connections', () => {
 
   it('commits the turn when the client is gone: a later resume finds it', async () => {
     // A connection whose socket vanished: its record is there, every post answers 410.
-    const deps = buildTurnDeps({ dynamo: runtime.dynamo.client, tableName: runtime.tableName, apiKeys: [], sessionTtlHours: 1, map: sampleMap(), log: silentLog });
+    const deps = buildTurnDeps({ dynamo: runtime.dynamo.client, tableName: runtime.tableName, apiKeys: [], sessionTtlHours: 1, map: sampleMap(), nluModel: await sampleModel(), log: silentLog });
     const connectionId = 'vanished-client=';
     await deps.connections.create({ connectionId, phase: 'ready', principal: 'public', connectedAt: new Date().toISOString() });
     const sender = new ApiGatewaySender(management, connectionId, () => crypto.randomUUID());

@@ -1,0 +1,19 @@
+/** What running an action produced: its JSON result, or why it failed (seed 003's failure kinds). */
+export type ActionOutcome =
+  | { ok: true; result: unknown; ms: number; attempts: number }
+  | { ok: false; kind: 'action_failed' | 'action_timeout'; detail: string; ms: number; attempts: number };
+
+/** Port: runs a named action of the map with the session's template context. */
+export interface ActionRunner {
+  run(name: string, context: TemplateContext): Promise<ActionOutcome>;
+}
+
+/** What templates see: `{{ session.variables.x }}`, `{{ session.language }}`, `{{ session.node }}`. */
+export interface TemplateContext {
+  session: {
+    variables: Record<string, unknown>;
+    language: string;
+    node: string | null;
+    id?: string;
+  };
+}

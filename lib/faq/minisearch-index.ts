@@ -1,0 +1,202 @@
+import MiniSearch from 'minisearch';
+import type { DialogueMap, Localized } from '../flow/map';
+import { normalizeForSearch } from './normalize';
+import type { FaqHit, FaqIndex } from './port';
+
+/*
+ * The map's FAQ as a MiniSearch index. Every question is a document (an entry's answer texts are
+ * documents too, worth less); MiniSearch finds, for each term of the input, the indexed terms it
+ * matches exactly, as a prefix ("open" -> "opening") or with a typo ("pasword" -> "password").
+ *
+ * The score of an entry is not MiniSearch's BM25 sum, whose scale depends on the corpus and the
+ * query length, but a 0..1 agreement between the input and the entry's closest question:
+ *   - input coverage: how much of the input's (IDF-weighted) terms the question, or at half weight
+ *     the entry's answer, matches;
+ *   - question coverage: how much of the question's (IDF-weighted) terms the input matches;
+ * combined as an F-measure leaning toward question coverage (a long-winded input that contains the
+ * whole question still hits, an input sharing one word with a question does not). Each match counts
+ * by its quality: 1 exact, less for a prefix or a typo. Stop words (en, ru, tr) are not terms.
+ */
+
+/** Below this an input is not an FAQ question (see tests/unit/faq.test.ts for the calibration). */
+export const DEFAULT_FAQ_MIN_SCORE = 0.6;
+
+/** How much an answer's words count against a question's. */
+const ANSWER_WEIGHT = 0.5;
+/** F-beta: beta > 1 weighs question coverage above input coverage. */
+const BETA = 1.5;
+
+// Function words and conversational filler (normalized like the text they are removed from).
+const STOP_WORDS = new Set(
+  normalizeForSearch(
+    [
+      // English
+      'a an the i im ive id me my mine we us our ours you youre your yours he him his she her it its they them their',
+      'is am are was were be been being do does did done have has had having can could would will shall should may might must',
+      'to of in on at for with by from about as into than and or but if so then there here this that these those',
+      'what whats which who whom how hows when whens why',
+      'any some all please pls plz tell know like want wanna need get got just also too very really',
+      'hi hello hey thanks thank ok okay well um uh oh wondering wonder whether guys folks let lets',
+      // Russian
+      'и в во не на я что как у вас нас мы вы ты он она оно они ли а но с со по это этот эта эти мне меня мой моя',
+      'до за из к ко о об от же бы то так да нет или есть был была было были будет можно могу можете подскажите скажите',
+      'пожалуйста здравствуйте привет хочу хотел хотела',
+      // Turkish
+      've ile bir bu şu o da de mi mı mu mü ne nedir neler için ben sen biz siz onlar var yok',
+      'misiniz musunuz miyim muyum acaba lütfen merhaba selam bana size sizin benim',
+    ].join(' '),
+  ).split(' '),
+);
+
+/** Phrases whose words are stop words one by one but mean something together. */
+const PHRASES: ReadonlyArray<[RegExp, string]> = [[/\bhow much\b/g, 'howmuch']];
+
+/** Normalized words, phrases joined (before stop words are dropped). */
+const words = (text: string): string[] => {
+  let normalized = normalizeForSearch(text);
+  for (const [re, term] of PHRASES) normalized = normalized.replace(re, term);
+  return normalized ? normalized.split(' ') : [];
+};
+const contentTerm = (term: string): string | null => (term && !STOP_WORDS.has(term) ? term : null);
+const unique = (terms: string[]): string[] => [...new Set(terms)];
+const contentTerms = (text: string): string[] => unique(words(text).flatMap((t) => contentTerm(t) ?? []));
+
+/** Typos allowed: none for short words, one up to 7 letters, then two. */
+const maxTypos = (term: string): number => (term.length <= 3 ? 0 : term.length <= 7 ? 1 : 2);
+/** Shortest input term that matches longer indexed terms as a prefix, and shortest indexed prefix of a longer input term. */
+const MIN_PREFIX = 3;
+const MIN_STEM = 4;
+
+/** How well an input term matches an indexed term: 1 exact, ~0.8 for a prefix, 1 - typos/length for a typo. */
+function quality(input: string, indexed: string): number {
+  if (input === indexed) return 1;
+  if (indexed.startsWith(input)) return 0.5 + (0.5 * input.length) / indexed.length;
+  if (input.startsWith(indexed)) return 0.5 + (0.5 * indexed.length) / input.length;
+  return Math.max(0, 1 - editDistance(input, indexed) / Math.max(input.length, indexed.length));
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+interface Doc {
+  id: number;
+  entry: number;
+  kind: 'question' | 'answer';
+  terms: string[];
+}
+
+const texts = (answer: Localized): string[] => (typeof answer === 'string' ? [answer] : Object.values(answer));
+
+export function buildFaqIndex(map: DialogueMap, options: { minScore?: number } = {}): FaqIndex {
+  const minScore = options.minScore ?? DEFAULT_FAQ_MIN_SCORE;
+  const entries = map.faq;
+  const docs: Doc[] = [];
+  entries.forEach((entry, i) => {
+    for (const q of entry.questions) docs.push({ id: docs.length, entry: i, kind: 'question', terms: contentTerms(q) });
+    for (const a of texts(entry.answer)) docs.push({ id: docs.length, entry: i, kind: 'answer', terms: contentTerms(a) });
+  });
+
+  // Documents go in already normalized: MiniSearch only splits them.
+  const index = new MiniSearch<Doc>({
+    fields: ['terms'],
+    storeFields: [],
+    extractField: (doc, field) => (field === 'id' ? doc.id : doc.terms.join(' ')),
+    tokenize: (text) => text.split(' '),
+    processTerm: (term) => term || null,
+  });
+  index.addAll(docs);
+
+  // Inverse document frequency over entries (an input term nothing knows counts as a rare one).
+  const entriesWith = new Map<string, Set<number>>();
+  for (const d of docs) for (const t of d.terms) (entriesWith.get(t) ?? entriesWith.set(t, new Set()).get(t)!).add(d.entry);
+  const idf = (term: string) => Math.log(1 + entries.length / Math.max(1, entriesWith.get(term)?.size ?? 0));
+  const questions = docs.filter((d) => d.kind === 'question' && d.terms.length > 0);
+  const docsOf = entries.map((_, i) => docs.filter((d) => d.entry === i));
+
+  /** Input words, two words joined where the index knows them as one ("wi fi" -> "wifi"), stop words dropped. */
+  function inputTerms(text: string): string[] {
+    const w = words(text);
+    const joined: string[] = [];
+    for (let i = 0; i < w.length; i++) {
+      const pair = w[i]! + (w[i + 1] ?? '');
+      if (i + 1 < w.length && entriesWith.has(pair)) {
+        joined.push(pair);
+        i++;
+      } else joined.push(w[i]!);
+    }
+    return unique(joined.flatMap((t) => contentTerm(t) ?? []));
+  }
+
+  /** Document id -> indexed term -> how well `term` matches it. */
+  function matches(term: string): Map<number, Map<string, number>> {
+    const found = new Map<number, Map<string, number>>();
+    const add = (doc: number, indexed: string) => {
+      const q = quality(term, indexed);
+      const byTerm = found.get(doc) ?? found.set(doc, new Map()).get(doc)!;
+      if (q > (byTerm.get(indexed) ?? 0)) byTerm.set(indexed, q);
+    };
+    const typos = maxTypos(term);
+    for (const r of index.search(term, { prefix: term.length >= MIN_PREFIX, fuzzy: typos || false, maxFuzzy: typos })) {
+      for (const indexed of r.terms) add(r.id as number, indexed);
+    }
+    // The other way round: the input term is longer than an indexed one ("kartla" -> "kart").
+    for (let k = term.length - 1; k >= MIN_STEM; k--) {
+      const stem = term.slice(0, k);
+      if (!entriesWith.has(stem)) continue;
+      for (const r of index.search(stem, { prefix: false, fuzzy: false })) add(r.id as number, stem);
+    }
+    return found;
+  }
+
+  const best = (m: Map<string, number> | undefined): number => Math.max(0, ...(m?.values() ?? []));
+
+  return {
+    search(text: string): FaqHit | null {
+      const input = inputTerms(text);
+      if (!input.length || !questions.length) return null;
+      const perTerm = input.map(matches);
+      const inputWeight = input.reduce((s, t) => s + idf(t), 0);
+
+      let top: { entry: number; score: number } | null = null;
+      entries.forEach((_, e) => {
+        // Input coverage: by any of the entry's questions, or its answer at a discount.
+        let covered = 0;
+        input.forEach((t, i) => {
+          let m = 0;
+          for (const d of docsOf[e]!) m = Math.max(m, (d.kind === 'answer' ? ANSWER_WEIGHT : 1) * best(perTerm[i]!.get(d.id)));
+          covered += idf(t) * m;
+        });
+        const precision = covered / inputWeight;
+        if (!precision) return;
+        // Question coverage: the entry's best covered question.
+        let recall = 0;
+        for (const d of docsOf[e]!) {
+          if (d.kind !== 'question' || !d.terms.length) continue;
+          let reached = 0;
+          let weight = 0;
+          for (const u of d.terms) {
+            weight += idf(u);
+            reached += idf(u) * Math.max(0, ...perTerm.map((m) => m.get(d.id)?.get(u) ?? 0));
+          }
+          recall = Math.max(recall, reached / weight);
+        }
+        if (!recall) return;
+        const score = ((1 + BETA ** 2) * precision * recall) / (BETA ** 2 * precision + recall);
+        if (!top || score > top.score) top = { entry: e, score };
+      });
+      const hit = top as { entry: number; score: number } | null;
+      if (!hit || hit.score < minScore) return null;
+      const entry = entries[hit.entry]!;
+      return { id: entry.id, answer: entry.answer, score: Math.round(hit.score * 1000) / 1000 };
+    },
+  };
+}
