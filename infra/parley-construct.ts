@@ -40,6 +40,12 @@ export interface ParleyProps {
    */
   readonly sessionTtlHours?: number;
   /**
+   * Base URL that relative webhook URLs of the dialogue map resolve against (`/orders` ->
+   * `https://api.example.com/orders`). Passed to the turn function as `PARLEY_ACTIONS_BASE_URL`.
+   * @default - relative webhook URLs fail with the map's action_failed message
+   */
+  readonly actionsBaseUrl?: string;
+  /**
    * Removal policy of the table and the log groups.
    * @default RemovalPolicy.RETAIN
    */
@@ -146,7 +152,12 @@ export class Parley extends Construct {
     this.disconnectFunction = fn('Disconnect', 128, Duration.seconds(10));
     // Turns may run past API Gateway's 29 s integration timeout: the turn
     // streams through @connections and does not depend on the integration response.
-    this.turnFunction = fn('Turn', 256, Duration.seconds(60), authEnvironment);
+    this.turnFunction = fn(
+      'Turn',
+      256,
+      Duration.seconds(60),
+      props.actionsBaseUrl === undefined ? authEnvironment : { ...authEnvironment, PARLEY_ACTIONS_BASE_URL: props.actionsBaseUrl },
+    );
 
     this.webSocketApi = new apigwv2.WebSocketApi(this, 'WebSocketApi', {
       routeSelectionExpression: '$request.body.type',

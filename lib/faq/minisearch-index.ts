@@ -19,7 +19,7 @@ import type { FaqHit, FaqIndex } from './port';
  */
 
 /** Below this an input is not an FAQ question (see tests/unit/faq.test.ts for the calibration). */
-export const DEFAULT_FAQ_MIN_SCORE = 0.6;
+export const DEFAULT_FAQ_MIN_SCORE = 0.45;
 
 /** How much an answer's words count against a question's. */
 const ANSWER_WEIGHT = 0.5;
@@ -35,12 +35,13 @@ const STOP_WORDS = new Set(
       'is am are was were be been being do does did done have has had having can could would will shall should may might must',
       'to of in on at for with by from about as into than and or but if so then there here this that these those',
       'what whats which who whom how hows when whens why',
-      'any some all please pls plz tell know like want wanna need get got just also too very really',
+      'any some all please pls plz tell know get got just also too very really',
       'hi hello hey thanks thank ok okay well um uh oh wondering wonder whether guys folks let lets',
+      'somewhere anywhere something anything someone anyone somebody anybody',
       // Russian
       'и в во не на я что как у вас нас мы вы ты он она оно они ли а но с со по это этот эта эти мне меня мой моя',
       'до за из к ко о об от же бы то так да нет или есть был была было были будет можно могу можете подскажите скажите',
-      'пожалуйста здравствуйте привет хочу хотел хотела',
+      'пожалуйста здравствуйте привет какой какая какое какие когда ваш ваша ваше ваши вашего вашей',
       // Turkish
       've ile bir bu şu o da de mi mı mu mü ne nedir neler için ben sen biz siz onlar var yok',
       'misiniz musunuz miyim muyum acaba lütfen merhaba selam bana size sizin benim',
@@ -122,18 +123,31 @@ export function buildFaqIndex(map: DialogueMap, options: { minScore?: number } =
   const questions = docs.filter((d) => d.kind === 'question' && d.terms.length > 0);
   const docsOf = entries.map((_, i) => docs.filter((d) => d.entry === i));
 
-  /** Input words, two words joined where the index knows them as one ("wi fi" -> "wifi"), stop words dropped. */
+  /**
+   * Input terms, stop words dropped, with compounds spelled as the index spells them: two words
+   * joined where the index knows them as one ("wi fi" -> "wifi"), one word split where the index
+   * knows its two halves ("wifi" -> "wi" "fi", for a map that wrote "Wi-Fi").
+   */
   function inputTerms(text: string): string[] {
     const w = words(text);
-    const joined: string[] = [];
+    const terms: string[] = [];
     for (let i = 0; i < w.length; i++) {
-      const pair = w[i]! + (w[i + 1] ?? '');
-      if (i + 1 < w.length && entriesWith.has(pair)) {
-        joined.push(pair);
+      const word = w[i]!;
+      const pair = i + 1 < w.length ? word + w[i + 1] : '';
+      if (pair && entriesWith.has(pair)) {
+        terms.push(pair);
         i++;
-      } else joined.push(w[i]!);
+      } else terms.push(...split(word));
     }
-    return unique(joined.flatMap((t) => contentTerm(t) ?? []));
+    return unique(terms.flatMap((t) => contentTerm(t) ?? []));
+  }
+  function split(word: string): string[] {
+    if (entriesWith.has(word)) return [word];
+    for (let k = 2; k <= word.length - 2; k++) {
+      const [head, tail] = [word.slice(0, k), word.slice(k)];
+      if (entriesWith.has(head) && entriesWith.has(tail)) return [head, tail];
+    }
+    return [word];
   }
 
   /** Document id -> indexed term -> how well `term` matches it. */

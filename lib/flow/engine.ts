@@ -138,7 +138,8 @@ function globalIntent(map: DialogueMap, state: FlowState & { node: string }, glo
   if (global === 'back') {
     const previous = state.history.at(-1);
     if (!previous) return { ...still(state), say: [...stateOf(map, state.node).system_response.playlist] };
-    return arrive(map, { ...state, history: state.history.slice(0, -1) }, previous, {}, true, false);
+    // Going back never re-runs the state's action: "back" must not place a second order.
+    return arrive(map, { ...state, history: state.history.slice(0, -1) }, previous, {}, false, false);
   }
   return arrive(map, state, targetState(global), typeof global === 'string' ? {} : global.set);
 }

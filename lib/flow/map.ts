@@ -2,6 +2,8 @@ import * as z from 'zod';
 import { ParleyError } from '../errors';
 
 /*
+ * Objects are strict: a misspelt key ("on_eror") is an error at load, not silently ignored.
+ *
  * The dialogue map: what a bot says and how it moves, as data. This schema is the single
  * definition; `dialogue_map.schema.json` is generated from it (npm run build:schema) so editors
  * validate and autocomplete maps that point at it with `$schema`.
@@ -18,9 +20,9 @@ export type Localized = z.infer<typeof Localized>;
 export const PromptKey = z.string().regex(/^(cache|filler):[\w.-]+$/, 'prompt keys look like "cache:name" or "filler:name"');
 
 export const PlaylistItem = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('cache'), key: PromptKey.describe('a `cache:` prompt') }),
-  z.object({ type: z.literal('filler'), key: PromptKey.describe('a `filler:` prompt') }),
-  z.object({
+  z.strictObject({ type: z.literal('cache'), key: PromptKey.describe('a `cache:` prompt') }),
+  z.strictObject({ type: z.literal('filler'), key: PromptKey.describe('a `filler:` prompt') }),
+  z.strictObject({
     type: z.literal('tts'),
     /** Mustache, logic-less: `{{ session.variables.final_price }}`. */
     text_template: Localized,
@@ -32,12 +34,12 @@ export const Playlist = z.array(PlaylistItem).min(1);
 /** Where a transition leads, optionally setting variables on the way. */
 export const Target = z.union([
   Name.describe('the next state'),
-  z.object({ to: Name, set: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}) }),
+  z.strictObject({ to: Name, set: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}) }),
 ]);
 export type Target = z.infer<typeof Target>;
 
-export const State = z.object({
-  system_response: z.object({
+export const State = z.strictObject({
+  system_response: z.strictObject({
     playlist: Playlist,
     /** Played after the not-understood message when input is not understood here; defaults to the playlist. */
     reprompt: Playlist.optional(),
@@ -57,7 +59,7 @@ export const State = z.object({
 });
 export type State = z.infer<typeof State>;
 
-export const Slot = z.object({
+export const Slot = z.strictObject({
   /** The entity that fills the slot (a name under `entities`, or the built-in `number`). */
   entity: Name,
   required: z.boolean().default(true),
@@ -66,7 +68,7 @@ export const Slot = z.object({
 });
 export type Slot = z.infer<typeof Slot>;
 
-export const Intent = z.object({
+export const Intent = z.strictObject({
   /** Example utterances, in the map's language or per language. */
   examples: z.union([z.array(z.string().min(1)), z.record(Language, z.array(z.string().min(1)))]),
   /** Slots (variable name -> entity) the intent collects before its transition happens. */
@@ -77,12 +79,12 @@ export const Intent = z.object({
 export type Intent = z.infer<typeof Intent>;
 
 export const Entity = z.discriminatedUnion('type', [
-  z.object({
+  z.strictObject({
     type: z.literal('enum'),
     /** Canonical value -> synonyms (per language, or a plain list in the map's language). */
     values: z.record(z.string(), z.union([z.array(z.string().min(1)), z.record(Language, z.array(z.string().min(1)))])),
   }),
-  z.object({
+  z.strictObject({
     type: z.literal('regex'),
     /** A JavaScript regular expression; the first match is the value. */
     pattern: z.string().min(1),
@@ -95,7 +97,7 @@ export type Entity = z.infer<typeof Entity>;
 export const GlobalIntent = z.union([z.enum(['repeat', 'back']), Target]);
 export type GlobalIntent = z.infer<typeof GlobalIntent>;
 
-export const Webhook = z.object({
+export const Webhook = z.strictObject({
   type: z.literal('webhook'),
   method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('POST'),
   /** Mustache template; values are URL-encoded. */
@@ -110,7 +112,7 @@ export const Webhook = z.object({
 });
 export type Webhook = z.infer<typeof Webhook>;
 
-export const FaqEntry = z.object({
+export const FaqEntry = z.strictObject({
   id: Name,
   questions: z.array(z.string().min(1)).min(1),
   answer: Localized,
@@ -119,18 +121,18 @@ export type FaqEntry = z.infer<typeof FaqEntry>;
 
 /** User-facing messages per failure kind (seed 003), in the map's language or per language. */
 export const MESSAGE_KINDS = ['not_understood', 'action_failed', 'action_timeout', 'llm_error', 'llm_timeout', 'internal_error'] as const;
-export const Messages = z.object(Object.fromEntries(MESSAGE_KINDS.map((k) => [k, Localized])) as Record<(typeof MESSAGE_KINDS)[number], typeof Localized>);
+export const Messages = z.strictObject(Object.fromEntries(MESSAGE_KINDS.map((k) => [k, Localized])) as Record<(typeof MESSAGE_KINDS)[number], typeof Localized>);
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
-export const DialogueMap = z.object({
+export const DialogueMap = z.strictObject({
   $schema: z.string().optional(),
   name: z.string().min(1),
   /** The language of plain strings, and the default session language. */
   language: Language,
   /** Further languages the bot speaks (a session picks one with `metadata.language`). */
   languages: z.array(Language).default([]),
-  voice: z.object({ engine: z.enum(['standard', 'neural', 'generative']).default('neural'), id: z.string().min(1) }).optional(),
-  nlu: z.object({ threshold: z.number().min(0).max(1).default(0.6) }).default({ threshold: 0.6 }),
+  voice: z.strictObject({ engine: z.enum(['standard', 'neural', 'generative']).default('neural'), id: z.string().min(1) }).optional(),
+  nlu: z.strictObject({ threshold: z.number().min(0).max(1).default(0.6) }).default({ threshold: 0.6 }),
   initial_state: Name,
   prompts: z.record(PromptKey, Localized).default({}),
   messages: Messages,

@@ -330,6 +330,13 @@ describe('Parley props (synthesized without bundling)', () => {
     expect(envOf(t, s, parley.turnFunction).PARLEY_API_KEYS).toBe('k1,k2');
   });
 
+  it('passes actionsBaseUrl to the turn function only', () => {
+    const { template: t, parley } = synth({ actionsBaseUrl: 'https://api.example.com' });
+    const s = Stack.of(parley);
+    expect(envOf(t, s, parley.turnFunction).PARLEY_ACTIONS_BASE_URL).toBe('https://api.example.com');
+    expect(envOf(t, s, parley.connectFunction).PARLEY_ACTIONS_BASE_URL).toBeUndefined();
+  });
+
   it('honours stageName, sessionTtlHours, removalPolicy and logRetention', () => {
     const { template: t, parley } = synth({
       stageName: 'dev',
