@@ -1,12 +1,14 @@
 /**
- * `npm run bench`: per-turn server time through the local gateway and dynalite, Lambda bundle sizes
- * and the cold import time of the turn bundle. Prints one JSON document on stdout; progress on stderr.
+ * `npm run bench`: per-turn server time through the local gateway and dynalite, Lambda bundle sizes,
+ * the cold import time of the turn bundle, and the NLU (model load, classification). Prints one JSON
+ * document on stdout; progress on stderr.
  */
 import './env';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleFunctions, coldImport, FUNCTIONS } from './bundle';
 import { machine, machineAtEnd } from './machine';
+import { benchNlu } from './nlu';
 import { progress } from './stats';
 import { benchTurns } from './turns';
 
@@ -18,6 +20,8 @@ const TARGETS = {
   turnP99Ms: 20,
   bundleBytes: 1.5 * 1024 * 1024,
   coldImportMs: 150,
+  classifyP50Ms: 1,
+  modelLoadMs: 20,
 };
 
 async function main(): Promise<void> {
@@ -46,6 +50,12 @@ async function main(): Promise<void> {
   // What Lambda actually runs: the CDK construct sets NODE_OPTIONS=--enable-source-maps.
   const coldWithSourceMaps = await coldImport(bundles.turn.file, OUT_ROOT, 7, '--enable-source-maps');
 
+  progress('nlu');
+  const nlu = await benchNlu(REPO_ROOT).catch((err: unknown) => ({
+    error: `the NLU benchmark failed: ${err instanceof Error ? err.message : String(err)}`,
+  }));
+  const nluOk = 'error' in nlu ? undefined : nlu;
+
   const largestBundle = Math.max(...FUNCTIONS.map((name) => bundles[name].bytes));
   const result = {
     machine: info,
@@ -61,12 +71,16 @@ async function main(): Promise<void> {
         what: 'same, with NODE_OPTIONS=--enable-source-maps as the CDK construct sets for the functions',
       },
     },
+    nlu,
     targets: TARGETS,
     pass: {
       turnP50Ms: turn.p50 <= TARGETS.turnP50Ms,
       turnP99Ms: turn.p99 <= TARGETS.turnP99Ms,
       bundleBytes: largestBundle <= TARGETS.bundleBytes,
       coldImportMs: cold.medianMs <= TARGETS.coldImportMs,
+      classifyP50Ms: nluOk !== undefined && nluOk.classify.typical.p50 <= TARGETS.classifyP50Ms,
+      modelLoadMs: nluOk !== undefined && nluOk.load.inProcess.p50 <= TARGETS.modelLoadMs,
+      modelLoadFreshProcessMs: nluOk !== undefined && nluOk.load.freshProcess.loadMedianMs <= TARGETS.modelLoadMs,
     },
     machineAtEnd: machineAtEnd(),
     benchWallSeconds: Math.round(performance.now() - startedAt) / 1000,

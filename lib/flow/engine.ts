@@ -62,17 +62,24 @@ export function enterFlow(map: DialogueMap): FlowResult {
 export function advanceFlow(map: DialogueMap, state: FlowState, c: Classification): FlowResult | null {
   const node = state.node ?? map.initial_state;
   const current = { ...state, node };
-  const global = c.intent ? map.global_intents[c.intent] : undefined;
+  // A state's own transition is more specific than a global intent of the same name.
+  const own = c.intent ? stateOf(map, node).transitions[c.intent] : undefined;
+  const global = c.intent && own === undefined ? map.global_intents[c.intent] : undefined;
+  if (global === 'repeat' && state.pending) {
+    const missing = askNext(map, state.pending.intent, state.pending.values);
+    return { ...still(current), status: 'MISSING_ENTITY', say: slotPrompts(map, state.pending.intent, missing), missing };
+  }
   if (global !== undefined) return globalIntent(map, { ...current, pending: null }, global);
 
   if (state.pending) {
     const pending = state.pending;
     const filled = fillSlots(map, pending.intent, pending.values, c.entities);
     const answered = Object.keys(filled).length > Object.keys(pending.values).length;
-    if (answered || c.intent === pending.intent) return collect(map, current, pending.intent, filled, pending.asked);
+    // `asked` counts questions in a row that got no answer.
+    if (answered || c.intent === pending.intent) return collect(map, current, pending.intent, filled, answered ? 0 : pending.asked);
     if (!c.intent) {
       if (pending.asked >= MAX_SLOT_QUESTIONS) return null;
-      const missing = missingSlots(map, pending.intent, pending.values);
+      const missing = askNext(map, pending.intent, pending.values);
       return {
         ...still({ ...current, pending: { ...pending, asked: pending.asked + 1 } }),
         status: 'MISSING_ENTITY',
@@ -98,12 +105,14 @@ export function completeAction(map: DialogueMap, before: FlowState, entered: Flo
     return { ...entered, state: { ...entered.state, variables }, say: [...state.system_response.playlist], runAction: null, endCall: state.action === 'END_CALL' };
   }
   const message: SayItem = { type: 'message', kind: outcome.ok ? 'action_failed' : outcome.kind };
+  // What the user told us on the way in (slots, `set`) is kept, so a retry has it; the node is not.
+  const kept: FlowState = { ...before, variables: entered.state.variables, pending: null };
   if (state.on_error) {
-    const recovered = arrive(map, before, state.on_error, {}, false);
+    const recovered = arrive(map, kept, state.on_error, {}, false);
     return { ...recovered, status: 'EXECUTION_ERROR', say: [message, ...recovered.say], runAction: null };
   }
   // No recovery state: the conversation stays where it was, as if the transition never happened.
-  return { ...still(before), status: 'EXECUTION_ERROR', say: [message] };
+  return { ...still(kept), status: 'EXECUTION_ERROR', say: [message] };
 }
 
 /** Off-script input nothing else answered: the map's not-understood message, then the reprompt. */
@@ -120,7 +129,7 @@ export function notUnderstood(map: DialogueMap, state: FlowState): FlowResult {
 function collect(map: DialogueMap, state: FlowState & { node: string }, intent: string, values: PendingIntent['values'], asked: number): FlowResult {
   const missing = missingSlots(map, intent, values);
   if (missing.length > 0) {
-    const ask = missing.slice(0, map.intents[intent]?.ask_per_question ?? 1);
+    const ask = askNext(map, intent, values);
     return {
       ...still({ ...state, pending: { intent, values, asked: asked + 1 } }),
       status: 'MISSING_ENTITY',
@@ -182,6 +191,11 @@ function fillSlots(map: DialogueMap, intent: string, values: PendingIntent['valu
     if (filled[slot] === undefined && value !== undefined) filled[slot] = value;
   }
   return filled;
+}
+
+/** The slots the next clarifying question asks for: at most `ask_per_question` of the missing ones. */
+function askNext(map: DialogueMap, intent: string, values: PendingIntent['values']): string[] {
+  return missingSlots(map, intent, values).slice(0, map.intents[intent]?.ask_per_question ?? 1);
 }
 
 function missingSlots(map: DialogueMap, intent: string, values: PendingIntent['values']): string[] {

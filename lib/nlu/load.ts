@@ -20,14 +20,18 @@ export { isModelCurrent, modelHash, type NluModel } from './model';
  */
 export function loadNluClassifier(map: DialogueMap, model: NluModel): IntentClassifier {
   if (!isModelCurrent(map, model)) {
+    const given = (model ?? {}) as Partial<NluModel>;
     const found =
-      model && typeof model === 'object' && (model as Partial<NluModel>).format === NLU_MODEL_FORMAT
-        ? `it was trained for a different dialogue map (model ${String(model.mapHash).slice(0, 12)}, map ${modelHash(map).slice(0, 12)})`
+      given.format === NLU_MODEL_FORMAT
+        ? `it was trained for a different dialogue map (model ${String(given.mapHash).slice(0, 12)}, map ${modelHash(map).slice(0, 12)})`
         : `it is not a ${NLU_MODEL_FORMAT} model`;
     throw new ParleyError('map.invalid', `the NLU model does not match the dialogue map: ${found}; run \`npm run build:nlu\``);
   }
   const { nlp, container } = createNlp(model.languages);
-  nlp.import(model.nlp);
+  // nlp.js keeps references into what it imports (and addNerRules adds to them): import a copy, so
+  // the caller's model stays untouched and can be loaded again.
+  nlp.import(structuredClone(model.nlp));
+  restoreNoneIntent(nlp);
   addNerRules(nlp, map, model.languages);
   const extractors = new Map<string, EntityExtractor>(
     model.languages.map((language) => [language, createEntityExtractor(nlp, container, map, language)]),
@@ -57,3 +61,19 @@ export function loadNluClassifier(map: DialogueMap, model: NluModel): IntentClas
     },
   };
 }
+
+/**
+ * nlp.js 4.27 bug: a freshly trained intent classifier lists the None intent among its outputs, but
+ * one imported from an export does not (Nlu#fromJSON sets `intentsArr` from the trained intents, and
+ * None is only appended when `intentsArr` is computed lazily). An imported model then never answers
+ * None, and gibberish with one known word lands on an intent. Unset it, so it is computed as after
+ * training.
+ */
+function restoreNoneIntent(nlp: object): void {
+  const managers = (nlp as { nluManager?: { domainManagers?: Record<string, { domains?: Record<string, { intentsArr?: unknown }> }> } })
+    .nluManager?.domainManagers;
+  for (const manager of Object.values(managers ?? {})) {
+    for (const domain of Object.values(manager.domains ?? {})) domain.intentsArr = undefined;
+  }
+}
+

@@ -58,10 +58,10 @@ const TR: Record<string, number> = {
   on: 10, yirmi: 20, otuz: 30, kırk: 40, elli: 50, altmış: 60, yetmiş: 70, seksen: 80, doksan: 90, yüz: 100,
 };
 
-/** Turkish case and plural endings a number word may carry ("ikiyi", "beşe", "üçü", "birer"). */
+/** Turkish case and possessive endings a number word may carry ("ikiyi", "beşe", "üçü", "ikisini", "birer"). */
 const TR_SUFFIXES = [
   'yi', 'yı', 'yu', 'yü', 'ye', 'ya', 'i', 'ı', 'u', 'ü', 'e', 'a', 'de', 'da', 'te', 'ta',
-  'den', 'dan', 'ten', 'tan', 'si', 'sı', 'su', 'sü', 'er', 'ar', 'şer', 'şar',
+  'den', 'dan', 'ten', 'tan', 'si', 'sı', 'su', 'sü', 'sini', 'sını', 'sunu', 'sünü', 'sine', 'sına', 'er', 'ar', 'şer', 'şar',
 ];
 /** Words whose suffixed forms are mostly other words ("onu" = him, "yüzde" = per cent, "yüze" = to the face). */
 const TR_NO_SUFFIX = new Set(['on', 'yüz', 'yuz']);

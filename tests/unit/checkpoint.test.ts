@@ -23,7 +23,7 @@ function expectParleyError(fn: () => unknown, code: string): ParleyError {
 
 describe('migrateCheckpoint', () => {
   const expectedFromFixture = {
-    version: 1,
+    version: 2,
     currentNode: 'size',
     nodeHistory: [],
     variables: { drink: 'coffee', customer_name: 'Ada', loyalty_points: 120 },
@@ -37,13 +37,15 @@ describe('migrateCheckpoint', () => {
     previousIntentLeader: null,
     turnState: 'user',
     ended: false,
+    language: null,
+    pending: null,
   };
 
   it('migrates a version-0 checkpoint without a version field (the fixture) to the current version', () => {
     const raw = fixtureV0();
     expect(raw).not.toHaveProperty('version');
     const migrated = migrateCheckpoint(raw);
-    expect(CHECKPOINT_VERSION).toBe(1);
+    expect(CHECKPOINT_VERSION).toBe(2);
     expect(migrated).toEqual(expectedFromFixture);
     // No snake_case leftovers.
     expect(Object.keys(migrated).sort()).toEqual(Object.keys(expectedFromFixture).sort());
@@ -62,7 +64,7 @@ describe('migrateCheckpoint', () => {
 
   it('fills defaults for a bare or null-valued version-0 checkpoint (the seed default)', () => {
     const defaults = {
-      version: 1,
+      version: 2,
       currentNode: null,
       nodeHistory: [],
       variables: {},
@@ -71,6 +73,8 @@ describe('migrateCheckpoint', () => {
       previousIntentLeader: null,
       turnState: 'user',
       ended: false,
+      language: null,
+      pending: null,
     };
     expect(migrateCheckpoint({})).toEqual(defaults);
     expect(
@@ -85,9 +89,9 @@ describe('migrateCheckpoint', () => {
     ).toEqual(defaults);
   });
 
-  it('normalizes a v1 checkpoint missing optional fields to the defaults', () => {
+  it('migrates a v1 checkpoint missing optional fields to v2 with the defaults', () => {
     expect(migrateCheckpoint({ version: 1, currentNode: 'confirm', variables: { size: 'large' } })).toEqual({
-      version: 1,
+      version: 2,
       currentNode: 'confirm',
       nodeHistory: [],
       variables: { size: 'large' },
@@ -96,12 +100,14 @@ describe('migrateCheckpoint', () => {
       previousIntentLeader: null,
       turnState: 'user',
       ended: false,
+      language: null,
+      pending: null,
     });
     expect(migrateCheckpoint({ version: 1 })).toEqual(emptyCheckpoint());
   });
 
-  it('keeps every field of a complete v1 checkpoint', () => {
-    const full: Checkpoint = {
+  it('migrates a complete v1 checkpoint to v2, keeping every field and adding language and pending as null', () => {
+    const v1 = {
       version: 1,
       currentNode: 'placed',
       nodeHistory: ['welcome', 'size', 'confirm'],
@@ -112,12 +118,57 @@ describe('migrateCheckpoint', () => {
       turnState: 'bot',
       ended: true,
     };
+    const migrated = migrateCheckpoint(structuredClone(v1));
+    expect(migrated).toEqual({ ...v1, version: 2, language: null, pending: null });
+  });
+
+  it('does not mutate a v1 input', () => {
+    const v1 = { version: 1, currentNode: 'confirm', variables: { size: 'large' } };
+    const copy = structuredClone(v1);
+    migrateCheckpoint(v1);
+    expect(v1).toEqual(copy);
+  });
+
+  it('normalizes a v2 checkpoint missing optional fields to the defaults', () => {
+    expect(migrateCheckpoint({ version: 2 })).toEqual(emptyCheckpoint());
+    expect(migrateCheckpoint({ version: 2, currentNode: 'welcome', language: 'ru', pending: { intent: 'order_drink' } })).toEqual({
+      ...emptyCheckpoint(),
+      currentNode: 'welcome',
+      language: 'ru',
+      pending: { intent: 'order_drink', values: {}, asked: 0 },
+    });
+  });
+
+  it('keeps every field of a complete v2 checkpoint', () => {
+    const full: Checkpoint = {
+      version: 2,
+      currentNode: 'welcome',
+      nodeHistory: ['welcome', 'menu'],
+      variables: { drink: 'tea', order: { id: 'A17' } },
+      messages: [{ role: 'user', content: 'a tea' }, { role: 'tool', content: '{}', tool_call_id: 'c1' }],
+      toolState: { x: 1 },
+      previousIntentLeader: 'order_drink',
+      turnState: 'bot',
+      ended: false,
+      language: 'ru',
+      pending: { intent: 'order_drink', values: { drink: 'black tea', quantity: 2 }, asked: 2 },
+    };
     expect(migrateCheckpoint(structuredClone(full))).toEqual(full);
   });
 
+  it('throws checkpoint.invalid (naming the field) for a bad v2 language or pending', () => {
+    expect(expectParleyError(() => migrateCheckpoint({ version: 2, language: 7 }), 'checkpoint.invalid').message).toContain('language');
+    expect(
+      expectParleyError(() => migrateCheckpoint({ version: 2, pending: { intent: 'x', asked: -1 } }), 'checkpoint.invalid').message,
+    ).toContain('pending');
+    expectParleyError(() => migrateCheckpoint({ version: 2, pending: { values: {} } }), 'checkpoint.invalid');
+    expectParleyError(() => migrateCheckpoint({ version: 2, pending: { intent: 'x', values: { a: { nested: true } } } }), 'checkpoint.invalid');
+  });
+
   it('throws checkpoint.version_unsupported for a future version', () => {
-    const err = expectParleyError(() => migrateCheckpoint({ version: 2, currentNode: 'welcome' }), 'checkpoint.version_unsupported');
-    expect(err.message).toContain('2');
+    const err = expectParleyError(() => migrateCheckpoint({ version: 3, currentNode: 'welcome' }), 'checkpoint.version_unsupported');
+    expect(err.message).toContain('3');
+    expectParleyError(() => migrateCheckpoint({ version: CHECKPOINT_VERSION + 1 }), 'checkpoint.version_unsupported');
     expectParleyError(() => migrateCheckpoint({ version: 99 }), 'checkpoint.version_unsupported');
   });
 
@@ -211,7 +262,7 @@ describe('encodeBody / decodeBody', () => {
         { type: 'response.text.done', turnId: TURN, text },
       ],
       events: [
-        { type: 'intent', intent: 'coffee', score: 1, atMs: 0.5 },
+        { type: 'intent', intent: 'order_drink', score: 0.9, leader: 'order_drink', stable: false, entities: { drink: 'latte', quantity: 2 }, atMs: 0.5 },
         { type: 'node_transition', from: 'welcome', to: 'size', atMs: 1 },
       ],
       usage: { llm: { 'gpt-x': { inputTokens: 10, outputTokens: 5, cachedTokens: 0 } }, ttsCharacters: 12, sttSeconds: 0 },
@@ -266,17 +317,44 @@ describe('encodeBody / decodeBody', () => {
     const r = record(emptyCheckpoint());
     const stored = JSON.stringify({ ...body(r), checkpoint: fixtureV0() });
     const decoded = decodeBody({ json: stored });
-    expect(decoded.checkpoint.version).toBe(1);
+    expect(decoded.checkpoint.version).toBe(2);
     expect(decoded.checkpoint.currentNode).toBe('size');
     expect(decoded.checkpoint.variables).toEqual({ drink: 'coffee', customer_name: 'Ada', loyalty_points: 120 });
     expect(decoded.checkpoint.toolState).toEqual({ lookup_menu: { calls: 1, last_result: 'ok' } });
     expect(decoded.checkpoint.messages).toHaveLength(4);
     expect(decoded.checkpoint.nodeHistory).toEqual([]);
     expect(decoded.checkpoint.ended).toBe(false);
+    expect(decoded.checkpoint.language).toBeNull();
+    expect(decoded.checkpoint.pending).toBeNull();
+  });
+
+  it('decodes an intent event recorded before leader, stable and entities existed, with their defaults', () => {
+    const r = record(emptyCheckpoint());
+    const stored = JSON.stringify({ ...body(r), events: [{ type: 'intent', intent: 'coffee', score: 1, atMs: 0.5 }] });
+    expect(decodeBody({ json: stored }).events).toEqual([
+      { type: 'intent', intent: 'coffee', score: 1, leader: null, stable: false, entities: {}, atMs: 0.5 },
+    ]);
+  });
+
+  it('migrates a v1 checkpoint stored inside a body to v2', () => {
+    const r = record(emptyCheckpoint());
+    const stored = JSON.stringify({ ...body(r), checkpoint: { version: 1, currentNode: 'confirm', variables: { size: 'large' } } });
+    const decoded = decodeBody({ json: stored });
+    expect(decoded.checkpoint).toEqual({ ...emptyCheckpoint(), currentNode: 'confirm', variables: { size: 'large' } });
+  });
+
+  it('round-trips a v2 checkpoint with a language and a pending intent', () => {
+    const r = record({
+      ...emptyCheckpoint(),
+      currentNode: 'welcome',
+      language: 'ru',
+      pending: { intent: 'order_drink', values: { drink: 'latte' }, asked: 1 },
+    });
+    expect(decodeBody(encodeBody(r))).toEqual(body(r));
   });
 
   it('rejects a body holding a future checkpoint version', () => {
-    const stored = JSON.stringify({ ...body(record(emptyCheckpoint())), checkpoint: { version: 2 } });
+    const stored = JSON.stringify({ ...body(record(emptyCheckpoint())), checkpoint: { version: 3 } });
     expectParleyError(() => decodeBody({ json: stored }), 'checkpoint.version_unsupported');
   });
 });

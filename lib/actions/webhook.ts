@@ -1,0 +1,185 @@
+import type { DialogueMap, Webhook } from '../flow/map';
+import { renderTemplate } from '../flow/template';
+import type { Log } from '../observability/log';
+import type { ActionOutcome, ActionRunner, TemplateContext } from './port';
+
+/*
+ * Runs the map's webhook actions: templates rendered with the session (URL values URL-encoded,
+ * body values JSON-escaped), one request per attempt under its own timeout, retries with a short
+ * backoff on what may pass (network errors, timeouts, 5xx, 429) and never on what will not (other
+ * 4xx, an unusable answer, a broken template).
+ *
+ * Headers may carry secrets: they are never logged, nor put in an outcome's detail.
+ */
+
+export interface WebhookRunnerOptions {
+  fetch?: typeof fetch;
+  log?: Log;
+  /** Waits between attempts (tests pass a fake one). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Backoff before attempt n + 1: 100 ms * n. */
+export const BACKOFF_MS = 100;
+/** How much of a failed response's body the detail quotes. */
+const DETAIL_BODY_CHARS = 120;
+
+type Attempt =
+  | { ok: true; result: unknown }
+  | { ok: false; kind: 'action_failed' | 'action_timeout'; detail: string; retry: boolean; status?: number };
+
+interface Request {
+  url: string;
+  init: RequestInit;
+  host: string;
+}
+
+const isJson = (contentType: string | null): boolean => !!contentType && /^(application|text)\/([\w.+-]*\+)?json\b/i.test(contentType.trim());
+
+const oneLine = (s: string, max: number): string => {
+  const flat = s.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+};
+
+export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = {}): ActionRunner {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const log = options.log;
+
+  /** The request for an action, or why there is none (a map or data problem: never retried). */
+  function prepare(action: Webhook, context: TemplateContext): Request | string {
+    let url: ReturnType<typeof renderTemplate>;
+    let body: ReturnType<typeof renderTemplate> | undefined;
+    const headers: Array<[string, ReturnType<typeof renderTemplate>]> = [];
+    try {
+      url = renderTemplate(action.url, context, 'url');
+      for (const [name, value] of Object.entries(action.headers)) headers.push([name, renderTemplate(value, context, 'text')]);
+      if (action.body !== undefined) body = renderTemplate(action.body, context, 'json');
+    } catch (err) {
+      return (err as Error).message;
+    }
+    const missing = [...new Set([...url.missing, ...headers.flatMap(([, h]) => h.missing), ...(body?.missing ?? [])])];
+    if (missing.length) return `missing variables: ${missing.join(', ')}`;
+
+    // A relative URL (`/orders`) goes to fetch as it is: the host's fetch resolves it against the
+    // deployment's base (PARLEY_ACTIONS_BASE_URL), so one map serves every stage.
+    const relative = url.text.startsWith('/') && !url.text.startsWith('//');
+    let parsed: URL;
+    try {
+      parsed = relative ? new URL(url.text, 'http://relative.invalid') : new URL(url.text);
+    } catch {
+      return 'the rendered url is not a valid URL';
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return `unsupported url scheme '${parsed.protocol}'`;
+
+    const h = new Headers();
+    for (const [name, value] of headers) {
+      try {
+        h.set(name, value.text);
+      } catch {
+        return `header '${name}' is not a valid header`; // its value is not quoted: it may be a secret
+      }
+    }
+    if (body !== undefined) {
+      if (action.method === 'GET') return 'a GET action cannot send a body';
+      if (!h.has('content-type')) h.set('content-type', 'application/json');
+      if (isJson(h.get('content-type'))) {
+        try {
+          JSON.parse(body.text);
+        } catch {
+          return 'the rendered body is not valid JSON';
+        }
+      }
+    }
+    return {
+      url: relative ? `${parsed.pathname}${parsed.search}` : parsed.href,
+      host: relative ? '(relative)' : parsed.host,
+      init: { method: action.method, headers: h, ...(body !== undefined ? { body: body.text } : {}) },
+    };
+  }
+
+  async function attempt(action: Webhook, request: Request): Promise<Attempt> {
+    const doFetch = options.fetch ?? globalThis.fetch;
+    const signal = AbortSignal.timeout(action.timeout_ms);
+    // Real fetch aborts on the signal; the race also holds a fetch that would not.
+    const timedOut = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    const within = <T>(p: Promise<T>): Promise<T> => Promise.race([p, timedOut]);
+    try {
+      const res = await within(doFetch(request.url, { ...request.init, signal }));
+      // The body is read under the same timeout.
+      const text = await within(res.text());
+      if (!res.ok) {
+        const quoted = text ? `: ${oneLine(text, DETAIL_BODY_CHARS)}` : '';
+        return {
+          ok: false,
+          kind: 'action_failed',
+          detail: `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${quoted}`,
+          retry: res.status >= 500 || res.status === 429,
+          status: res.status,
+        };
+      }
+      if (!text.trim()) return { ok: true, result: null };
+      const contentType = res.headers.get('content-type');
+      if (isJson(contentType) || contentType === null) {
+        try {
+          return { ok: true, result: JSON.parse(text) as unknown };
+        } catch {
+          // Without a content type, a body that is not JSON is text; one that says JSON must be.
+          if (contentType === null) return { ok: true, result: text };
+          return { ok: false, kind: 'action_failed', detail: `HTTP ${res.status} with an invalid JSON body`, retry: false, status: res.status };
+        }
+      }
+      return { ok: true, result: text };
+    } catch (err) {
+      if (signal.aborted) return { ok: false, kind: 'action_timeout', detail: `no answer within ${action.timeout_ms} ms`, retry: true };
+      return { ok: false, kind: 'action_failed', detail: `network error: ${networkReason(err)}`, retry: true };
+    }
+  }
+
+  return {
+    async run(name: string, context: TemplateContext): Promise<ActionOutcome> {
+      const started = performance.now();
+      const elapsed = () => Math.round(performance.now() - started);
+      const action = Object.hasOwn(map.actions, name) ? map.actions[name] : undefined;
+      if (!action) {
+        log?.warn('webhook not run', { action: name, detail: 'unknown action' });
+        return { ok: false, kind: 'action_failed', detail: `unknown action '${name}'`, ms: elapsed(), attempts: 0 };
+      }
+      const request = prepare(action, context);
+      if (typeof request === 'string') {
+        log?.warn('webhook not run', { action: name, detail: request });
+        return { ok: false, kind: 'action_failed', detail: request, ms: elapsed(), attempts: 0 };
+      }
+
+      const allowed = action.retries + 1;
+      for (let n = 1; ; n++) {
+        const t = performance.now();
+        const outcome = await attempt(action, request);
+        if (outcome.ok) return { ok: true, result: outcome.result, ms: elapsed(), attempts: n };
+        const last = !outcome.retry || n >= allowed;
+        log?.warn('webhook attempt failed', {
+          action: name,
+          method: action.method,
+          host: request.host,
+          attempt: n,
+          of: allowed,
+          kind: outcome.kind,
+          ...(outcome.status !== undefined ? { status: outcome.status } : {}),
+          detail: outcome.detail,
+          ms: Math.round(performance.now() - t),
+          willRetry: !last,
+        });
+        if (last) return { ok: false, kind: outcome.kind, detail: outcome.detail, ms: elapsed(), attempts: n };
+        await sleep(BACKOFF_MS * n);
+      }
+    },
+  };
+}
+
+/** The useful part of a fetch failure: undici throws TypeError('fetch failed') with the socket error as cause. */
+function networkReason(err: unknown): string {
+  const cause = (err as { cause?: unknown })?.cause;
+  const code = (cause as { code?: unknown })?.code;
+  if (typeof code === 'string') return code;
+  if (cause instanceof Error && cause.message) return cause.message;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,300 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { TemplateContext } from '../../lib/actions/port';
+import { webhookRunner } from '../../lib/actions/webhook';
+import { loadDialogueMap, MESSAGE_KINDS, type DialogueMap } from '../../lib/flow/map';
+import { memoryLog } from '../../lib/observability/log';
+
+/*
+ * A real HTTP server on 127.0.0.1: each path answers its own way and every request is recorded as
+ * the server saw it.
+ */
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+const SECRET = 'sk-live-0123456789';
+let server: Server;
+let base: string;
+let seen: Seen[] = [];
+const hits = (path: string) => seen.filter((s) => s.url.split('?')[0] === path).length;
+
+type Handler = (req: IncomingMessage, res: ServerResponse, count: number) => void;
+const json = (res: ServerResponse, status: number, value: unknown) =>
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+
+const routes: Record<string, Handler> = {
+  '/ok': (_req, res) => json(res, 200, { price: 4.2, items: ['latte'] }),
+  '/orders/*': (_req, res) => json(res, 200, { price: 4.2, items: ['latte'] }),
+  '/500': (_req, res) => res.writeHead(500, { 'content-type': 'text/plain' }).end('database\n  exploded'),
+  '/404': (_req, res) => json(res, 404, { error: 'no such order' }),
+  '/429-then-ok': (_req, res, n) => (n === 1 ? res.writeHead(429).end() : json(res, 200, { ok: true })),
+  '/503-then-ok': (_req, res, n) => (n === 1 ? res.writeHead(503).end() : json(res, 200, { attempt: n })),
+  '/never': () => {}, // accepts the request and never answers
+  '/bad-json': (_req, res) => res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end('{"price": 4.2,'),
+  '/text': (_req, res) => res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('Table 7 is booked.'),
+  '/no-type': (req, res) => {
+    res.removeHeader('content-type');
+    res.writeHead(200).end(req.headers['x-answer'] === 'json' ? '{"a":1}' : 'plain words');
+  },
+  '/204': (_req, res) => res.writeHead(204).end(),
+  '/echo': (req, res) => json(res, 201, { method: req.method }),
+};
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      const path = (req.url ?? '').split('?')[0]!;
+      const route = routes[path] ?? routes[path.replace(/\/[^/]*$/, '/*')];
+      if (!route) return void res.writeHead(418).end();
+      route(req, res, hits(path));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+beforeEach(() => {
+  seen = [];
+});
+
+function mapWith(actions: Record<string, unknown>): DialogueMap {
+  return loadDialogueMap({
+    name: 'webhooks',
+    language: 'en',
+    initial_state: 'start',
+    messages: Object.fromEntries(MESSAGE_KINDS.map((k) => [k, k])),
+    intents: { yes: { examples: ['yes'] } },
+    states: { start: { system_response: { playlist: [{ type: 'tts', text_template: 'Hi.' }] } } },
+    actions,
+  });
+}
+
+const ctx = (variables: Record<string, unknown> = {}): TemplateContext => ({ session: { variables, language: 'en', node: 'start', id: 's-1' } });
+
+/** A webhook action (with a secret header, which must never show in logs or outcomes). */
+const action = (url: string, more: Record<string, unknown> = {}) => ({
+  type: 'webhook',
+  url,
+  headers: { authorization: `Bearer ${SECRET}` },
+  result_variable: 'result',
+  ...more,
+});
+
+/** Runs one action with a fake sleep (recording the backoff) and an in-memory log. */
+async function run(def: Record<string, unknown>, variables: Record<string, unknown> = {}) {
+  const log = memoryLog();
+  const sleeps: number[] = [];
+  const runner = webhookRunner(mapWith({ act: def }), {
+    log,
+    sleep: async (ms) => void sleeps.push(ms),
+  });
+  const outcome = await runner.run('act', ctx(variables));
+  // Headers are never logged, nor quoted in an outcome.
+  expect(JSON.stringify(log.lines)).not.toContain(SECRET);
+  expect(JSON.stringify(outcome)).not.toContain(SECRET);
+  return { outcome, log: log.lines, sleeps };
+}
+
+describe('webhookRunner against a real HTTP server', () => {
+  it('renders and sends a request as the server sees it (escaping included)', async () => {
+    const note = 'say "hi" & \\bye\\\nnow é';
+    const runner = webhookRunner(
+      mapWith({
+        order: {
+          type: 'webhook',
+          method: 'PUT',
+          url: `${base}/orders/{{ session.variables.order_id }}?note={{ session.variables.note }}&lang={{ session.language }}`,
+          headers: { authorization: `Bearer ${SECRET}`, 'x-session': '{{ session.id }}', 'x-size': '{{ session.variables.size }} cup' },
+          body: '{"size": "{{ session.variables.size }}", "note": "{{ session.variables.note }}", "qty": {{ session.variables.qty }}, "extras": "{{ session.variables.extras }}"}',
+          result_variable: 'order',
+        },
+      }),
+    );
+    const outcome = await runner.run('order', ctx({ order_id: 'A/7 b', note, size: 'large', qty: 2, extras: ['oat', 'vanilla'] }));
+
+    expect(outcome).toMatchObject({ ok: true, result: { price: 4.2, items: ['latte'] }, attempts: 1 });
+    expect(outcome.ms).toBeGreaterThanOrEqual(0);
+    expect(seen).toHaveLength(1);
+    const req = seen[0]!;
+    expect(req.method).toBe('PUT');
+    expect(req.url).toBe(`/orders/A%2F7%20b?note=${encodeURIComponent(note)}&lang=en`);
+    expect(new URL(req.url, base).searchParams.get('note')).toBe(note);
+    expect(req.headers.authorization).toBe(`Bearer ${SECRET}`);
+    expect(req.headers['x-session']).toBe('s-1');
+    expect(req.headers['x-size']).toBe('large cup');
+    expect(req.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(req.body)).toEqual({ size: 'large', note, qty: 2, extras: '["oat","vanilla"]' });
+  });
+
+  it('passes a relative URL to fetch as it is, for the host to resolve against its base', async () => {
+    const asked: unknown[] = [];
+    const runner = webhookRunner(mapWith({ rel: action('/orders/{{ session.variables.id }}?x=1') }), {
+      // What lib/host/deps.ts does with PARLEY_ACTIONS_BASE_URL.
+      fetch: (url, init) => {
+        asked.push(url);
+        return fetch(typeof url === 'string' && url.startsWith('/') ? new URL(url, base) : url, init);
+      },
+    });
+    const outcome = await runner.run('rel', ctx({ id: 'a b' }));
+    expect(asked).toEqual(['/orders/a%20b?x=1']);
+    expect(outcome).toMatchObject({ ok: true, result: { price: 4.2 }, attempts: 1 });
+    expect(seen[0]!.url).toBe('/orders/a%20b?x=1');
+  });
+
+  it('lets a header override the JSON content type', async () => {
+    const { outcome } = await run(action(`${base}/echo`, { headers: { 'Content-Type': 'text/plain' }, body: 'size={{ session.variables.size }}' }), { size: 'L' });
+    expect(outcome).toMatchObject({ ok: true, result: { method: 'POST' }, attempts: 1 });
+    expect(seen[0]!.headers['content-type']).toBe('text/plain');
+    expect(seen[0]!.body).toBe('size=L');
+  });
+
+  it('sends no body and no content type for a GET', async () => {
+    const { outcome } = await run(action(`${base}/echo?x={{ session.variables.x }}`, { method: 'GET' }), { x: 1 });
+    expect(outcome).toMatchObject({ ok: true, result: { method: 'GET' } });
+    expect(seen[0]).toMatchObject({ method: 'GET', url: '/echo?x=1', body: '' });
+    expect(seen[0]!.headers['content-type']).toBeUndefined();
+  });
+
+  it('500: fails after retries + 1 attempts with a backoff, one warn line per attempt', async () => {
+    const { outcome, log, sleeps } = await run(action(`${base}/500`, { retries: 2 }));
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 3 });
+    expect(outcome.ok === false && outcome.detail).toBe('HTTP 500 Internal Server Error: database exploded');
+    expect(hits('/500')).toBe(3);
+    expect(sleeps).toEqual([100, 200]);
+    expect(log.map((l) => [l.level, l.message, l.attempt, l.status, l.willRetry])).toEqual([
+      ['warn', 'webhook attempt failed', 1, 500, true],
+      ['warn', 'webhook attempt failed', 2, 500, true],
+      ['warn', 'webhook attempt failed', 3, 500, false],
+    ]);
+  });
+
+  it('404: fails at once, no retry', async () => {
+    const { outcome, sleeps, log } = await run(action(`${base}/404`, { retries: 3 }));
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 1 });
+    expect(outcome.ok === false && outcome.detail).toBe('HTTP 404 Not Found: {"error":"no such order"}');
+    expect(hits('/404')).toBe(1);
+    expect(sleeps).toEqual([]);
+    expect(log).toHaveLength(1);
+  });
+
+  it('a server that fails once then succeeds: ok with attempts 2 (5xx and 429 alike)', async () => {
+    const a = await run(action(`${base}/503-then-ok`, { retries: 1 }));
+    expect(a.outcome).toMatchObject({ ok: true, result: { attempt: 2 }, attempts: 2 });
+    expect(a.sleeps).toEqual([100]);
+    const b = await run(action(`${base}/429-then-ok`, { retries: 1 }));
+    expect(b.outcome).toMatchObject({ ok: true, result: { ok: true }, attempts: 2 });
+  });
+
+  it('without retries a 5xx fails on the first attempt', async () => {
+    const { outcome } = await run(action(`${base}/503-then-ok`));
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 1 });
+    expect(outcome.ok === false && outcome.detail).toBe('HTTP 503 Service Unavailable');
+  });
+
+  it('a server that never answers: action_timeout after each attempt times out', async () => {
+    const log = memoryLog();
+    const runner = webhookRunner(mapWith({ slow: action(`${base}/never`, { timeout_ms: 150, retries: 1 }) }), { log }); // real sleep
+    const outcome = await runner.run('slow', ctx());
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_timeout', attempts: 2 });
+    expect(outcome.ok === false && outcome.detail).toBe('no answer within 150 ms');
+    // Two timeouts and a 100 ms backoff: at least ~400 ms, and nowhere near "hung".
+    expect(outcome.ms).toBeGreaterThanOrEqual(380);
+    expect(outcome.ms).toBeLessThan(3000);
+    expect(hits('/never')).toBe(2);
+    expect(log.lines.map((l) => l.kind)).toEqual(['action_timeout', 'action_timeout']);
+  });
+
+  it('a 2xx that says JSON but does not parse fails, without retry', async () => {
+    const { outcome } = await run(action(`${base}/bad-json`, { retries: 2 }));
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', detail: 'HTTP 200 with an invalid JSON body', attempts: 1 });
+  });
+
+  it('a non-JSON 2xx gives its text; an empty 204 gives null', async () => {
+    expect((await run(action(`${base}/text`))).outcome).toMatchObject({ ok: true, result: 'Table 7 is booked.', attempts: 1 });
+    expect((await run(action(`${base}/204`, { method: 'DELETE' }))).outcome).toMatchObject({ ok: true, result: null, attempts: 1 });
+  });
+
+  it('a 2xx without a content type is JSON when it parses, text otherwise', async () => {
+    const json = await run(action(`${base}/no-type`, { headers: { 'x-answer': 'json' } }));
+    expect(json.outcome).toMatchObject({ ok: true, result: { a: 1 } });
+    const text = await run(action(`${base}/no-type`));
+    expect(text.outcome).toMatchObject({ ok: true, result: 'plain words' });
+  });
+
+  it('connection refused: action_failed after the retries', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+
+    const { outcome, sleeps } = await run(action(`http://127.0.0.1:${port}/x`, { retries: 1 }));
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 2 });
+    expect(outcome.ok === false && outcome.detail).toBe('network error: ECONNREFUSED');
+    expect(sleeps).toEqual([100]);
+  });
+});
+
+describe('webhookRunner: failures before any request', () => {
+  it('missing variables fail with their names, nothing is sent', async () => {
+    const { outcome, log } = await run(
+      action(`${base}/ok?id={{ session.variables.order_id }}`, {
+        headers: { 'x-user': '{{ session.variables.user.name }}' },
+        body: '{"size": "{{ session.variables.size }}", "n": "{{ session.variables.order_id }}"}',
+        retries: 3,
+      }),
+      { user: {} },
+    );
+    expect(outcome).toMatchObject({
+      ok: false,
+      kind: 'action_failed',
+      detail: 'missing variables: session.variables.order_id, session.variables.user.name, session.variables.size',
+      attempts: 0,
+    });
+    expect(seen).toEqual([]);
+    expect(log.map((l) => l.message)).toEqual(['webhook not run']);
+  });
+
+  it('an unknown action fails', async () => {
+    const runner = webhookRunner(mapWith({}));
+    expect(await runner.run('nope', ctx())).toMatchObject({ ok: false, kind: 'action_failed', detail: "unknown action 'nope'", attempts: 0 });
+    expect(await runner.run('constructor', ctx())).toMatchObject({ ok: false, kind: 'action_failed', attempts: 0 });
+  });
+
+  it('a URL that does not render to an http(s) URL fails', async () => {
+    // Values are URL-encoded, so a variable cannot supply the scheme and host.
+    const { outcome } = await run(action('{{ session.variables.base }}/ok'), { base });
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', detail: 'the rendered url is not a valid URL', attempts: 0 });
+    expect((await run(action('ftp://127.0.0.1/x'))).outcome).toMatchObject({ detail: "unsupported url scheme 'ftp:'" });
+  });
+
+  it('a body that is not valid JSON after rendering fails (a value in an unquoted slot)', async () => {
+    const { outcome } = await run(action(`${base}/ok`, { body: '{"size": {{ session.variables.size }}}' }), { size: 'large' });
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', detail: 'the rendered body is not valid JSON', attempts: 0 });
+  });
+
+  it('a header value that cannot be sent fails without quoting it', async () => {
+    const { outcome } = await run(action(`${base}/ok`, { headers: { 'x-token': '{{ session.variables.t }}' } }), { t: `${SECRET}\r\nx-evil: 1` });
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', detail: "header 'x-token' is not a valid header", attempts: 0 });
+    expect(seen).toEqual([]);
+  });
+
+  it('a broken template fails as action_failed', async () => {
+    const { outcome } = await run(action(`${base}/ok?x={{#session.variables.x}}`));
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 0 });
+    expect(outcome.ok === false && outcome.detail).toMatch(/^invalid template: Unclosed section/);
+  });
+});
