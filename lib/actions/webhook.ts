@@ -32,13 +32,17 @@ interface Request {
   url: string;
   init: RequestInit;
   host: string;
+  /** Header values, blanked out of any response text a detail quotes (a server may echo them). */
+  secrets: string[];
 }
 
 const isJson = (contentType: string | null): boolean => !!contentType && /^(application|text)\/([\w.+-]*\+)?json\b/i.test(contentType.trim());
 
-const oneLine = (s: string, max: number): string => {
-  const flat = s.replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+const quote = (text: string, secrets: readonly string[]): string => {
+  let flat = text;
+  for (const secret of secrets) flat = flat.split(secret).join('***');
+  flat = flat.replace(/\s+/g, ' ').trim();
+  return flat.length > DETAIL_BODY_CHARS ? `${flat.slice(0, DETAIL_BODY_CHARS)}…` : flat;
 };
 
 export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = {}): ActionRunner {
@@ -93,6 +97,7 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
     return {
       url: relative ? `${parsed.pathname}${parsed.search}` : parsed.href,
       host: relative ? '(relative)' : parsed.host,
+      secrets: secretsOf(headers.map(([, v]) => v.text)),
       init: { method: action.method, headers: h, ...(body !== undefined ? { body: body.text } : {}) },
     };
   }
@@ -102,13 +107,14 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
     const signal = AbortSignal.timeout(action.timeout_ms);
     // Real fetch aborts on the signal; the race also holds a fetch that would not.
     const timedOut = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    timedOut.catch(() => {}); // also when fetch throws at once and nothing else listens
     const within = <T>(p: Promise<T>): Promise<T> => Promise.race([p, timedOut]);
     try {
       const res = await within(doFetch(request.url, { ...request.init, signal }));
       // The body is read under the same timeout.
       const text = await within(res.text());
       if (!res.ok) {
-        const quoted = text ? `: ${oneLine(text, DETAIL_BODY_CHARS)}` : '';
+        const quoted = text.trim() ? `: ${quote(text, request.secrets)}` : '';
         return {
           ok: false,
           kind: 'action_failed',
@@ -173,6 +179,12 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
       }
     },
   };
+}
+
+/** Header values and their words (`Bearer <token>`: the token alone), longest first; short ones are not worth it. */
+function secretsOf(values: readonly string[]): string[] {
+  const all = values.flatMap((v) => [v.trim(), ...v.split(/\s+/)]).filter((v) => v.length >= 8);
+  return [...new Set(all)].sort((a, b) => b.length - a.length);
 }
 
 /** The useful part of a fetch failure: undici throws TypeError('fetch failed') with the socket error as cause. */

@@ -6,7 +6,8 @@ import type { FaqHit, FaqIndex } from './port';
 /*
  * The map's FAQ as a MiniSearch index. Every question is a document (an entry's answer texts are
  * documents too, worth less); MiniSearch finds, for each term of the input, the indexed terms it
- * matches exactly, as a prefix ("open" -> "opening") or with a typo ("pasword" -> "password").
+ * matches exactly, as a prefix ("open" -> "opening"), with a typo ("pasword" -> "password") or by a
+ * shared stem ("картой" -> "карты", "allergic" -> "allergy": no stemmer, so any language).
  *
  * The score of an entry is not MiniSearch's BM25 sum, whose scale depends on the corpus and the
  * query length, but a 0..1 agreement between the input and the entry:
@@ -73,9 +74,11 @@ const contentTerms = (text: string): string[] => unique(words(text).flatMap((t) 
 
 /** Typos allowed: none for short words, one up to 7 letters, then two. */
 const maxTypos = (term: string): number => (term.length <= 3 ? 0 : term.length <= 7 ? 1 : 2);
-/** Shortest input term that matches longer indexed terms as a prefix, and shortest indexed prefix of a longer input term. */
+/** Shortest input term that matches longer indexed terms as a prefix. */
 const MIN_PREFIX = 3;
+/** Shortest shared stem, and the least share of the shorter word it must be. */
 const MIN_STEM = 4;
+const STEM_SHARE = 0.6;
 /** Terms of an input looked at (bounds the work a very long message costs). */
 const MAX_INPUT_TERMS = 32;
 
@@ -86,6 +89,15 @@ function quality(input: string, indexed: string): number {
   if (input.startsWith(indexed)) return 0.5 + (0.5 * indexed.length) / input.length;
   return Math.max(0, 1 - editDistance(input, indexed) / Math.max(input.length, indexed.length));
 }
+
+const commonPrefix = (a: string, b: string): number => {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+};
+
+/** A shared stem is worth less than a prefix: 0.4 + 0.6 * shared / longer. */
+const stemQuality = (shared: number, a: string, b: string): number => 0.4 + (0.6 * shared) / Math.max(a.length, b.length);
 
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -164,8 +176,7 @@ export function buildFaqIndex(map: DialogueMap, options: { minScore?: number } =
   /** Document id -> indexed term -> how well `term` matches it. */
   function matches(term: string): Map<number, Map<string, number>> {
     const found = new Map<number, Map<string, number>>();
-    const add = (doc: number, indexed: string) => {
-      const q = quality(term, indexed);
+    const add = (doc: number, indexed: string, q = quality(term, indexed)) => {
       const byTerm = found.get(doc) ?? found.set(doc, new Map()).get(doc)!;
       if (q > (byTerm.get(indexed) ?? 0)) byTerm.set(indexed, q);
     };
@@ -173,11 +184,17 @@ export function buildFaqIndex(map: DialogueMap, options: { minScore?: number } =
     for (const r of index.search(term, { prefix: term.length >= MIN_PREFIX, fuzzy: typos || false, maxFuzzy: typos })) {
       for (const indexed of r.terms) add(r.id as number, indexed);
     }
-    // The other way round: the input term is longer than an indexed one ("kartla" -> "kart").
-    for (let k = term.length - 1; k >= MIN_STEM; k--) {
-      const stem = term.slice(0, k);
-      if (!entriesWith.has(stem)) continue;
-      for (const r of index.search(stem, { prefix: false, fuzzy: false })) add(r.id as number, stem);
+    // Shared stems, for inflected and agglutinated words: "картой" ~ "карты", "allergic" ~ "allergy",
+    // "kartla" ~ "kart". Indexed terms sharing the input's first letters (at least MIN_STEM, and
+    // STEM_SHARE of the shorter word) match by how much of the longer word they share.
+    if (term.length > MIN_STEM) {
+      const stem = term.slice(0, MIN_STEM);
+      for (const r of index.search(stem, { prefix: true, fuzzy: false })) {
+        for (const indexed of r.terms) {
+          const shared = commonPrefix(term, indexed);
+          if (shared >= MIN_STEM && shared >= STEM_SHARE * Math.min(term.length, indexed.length)) add(r.id as number, indexed, stemQuality(shared, term, indexed));
+        }
+      }
     }
     return found;
   }

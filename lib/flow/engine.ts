@@ -77,16 +77,8 @@ export function advanceFlow(map: DialogueMap, state: FlowState, c: Classificatio
     const answered = Object.keys(filled).length > Object.keys(pending.values).length;
     // `asked` counts questions in a row that got no answer.
     if (answered || c.intent === pending.intent) return collect(map, current, pending.intent, filled, answered ? 0 : pending.asked);
-    if (!c.intent) {
-      if (pending.asked >= MAX_SLOT_QUESTIONS) return null;
-      const missing = askNext(map, pending.intent, pending.values);
-      return {
-        ...still({ ...current, pending: { ...pending, asked: pending.asked + 1 } }),
-        status: 'MISSING_ENTITY',
-        say: [{ type: 'message', kind: 'not_understood' }, ...slotPrompts(map, pending.intent, missing)],
-        missing,
-      };
-    }
+    // No answer and no intent: off-script (an FAQ question, say); notUnderstood asks again if nothing answers it.
+    if (!c.intent) return null;
     // Another intent of this state: the user changed their mind; the pending one is dropped.
   }
 
@@ -115,9 +107,23 @@ export function completeAction(map: DialogueMap, before: FlowState, entered: Flo
   return { ...still(kept), status: 'EXECUTION_ERROR', say: [message] };
 }
 
-/** Off-script input nothing else answered: the map's not-understood message, then the reprompt. */
+/**
+ * Off-script input nothing else answered: the map's not-understood message, then the pending slot
+ * question again, or the state's reprompt. A question left unanswered MAX_SLOT_QUESTIONS times in a
+ * row is dropped, so nobody is stuck in it.
+ */
 export function notUnderstood(map: DialogueMap, state: FlowState): FlowResult {
   const node = state.node ?? map.initial_state;
+  const pending = state.pending;
+  if (pending && pending.asked < MAX_SLOT_QUESTIONS) {
+    const missing = askNext(map, pending.intent, pending.values);
+    return {
+      ...still({ ...state, node, pending: { ...pending, asked: pending.asked + 1 } }),
+      status: 'MISSING_ENTITY',
+      say: [{ type: 'message', kind: 'not_understood' }, ...slotPrompts(map, pending.intent, missing)],
+      missing,
+    };
+  }
   const s = stateOf(map, node);
   return {
     ...still({ ...state, node, pending: null }),

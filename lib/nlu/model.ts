@@ -17,7 +17,7 @@ export const NLU_MODEL_FORMAT = 'parley-nlu/1';
  * Bumped when training changes in a way that makes existing model files wrong (settings, language
  * components), so they count as stale.
  */
-const TRAINER_VERSION = 1;
+const TRAINER_VERSION = 2;
 
 /** JSON with object keys sorted at every level, so equal maps hash equally whatever their key order. */
 export function canonicalJson(value: unknown): string {
@@ -31,7 +31,7 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/** SHA-256 (hex) of the canonical JSON of what the model depends on: intents, entities, languages, nlu settings. */
+/** SHA-256 (hex) of the canonical JSON of what the model depends on: intents, entities, languages, nlu settings, FAQ questions. */
 export function modelHash(map: DialogueMap): string {
   const basis = {
     trainer: TRAINER_VERSION,
@@ -39,6 +39,7 @@ export function modelHash(map: DialogueMap): string {
     entities: map.entities,
     languages: languagesOf(map),
     nlu: map.nlu,
+    faq: map.faq.map((entry) => ({ id: entry.id, questions: entry.questions })),
   };
   return createHash('sha256').update(canonicalJson(basis)).digest('hex');
 }

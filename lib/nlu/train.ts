@@ -4,6 +4,9 @@ import { modelHash, NLU_MODEL_FORMAT, type NluModel } from './model';
 
 export type { NluModel } from './model';
 
+/** The NLU intent an FAQ entry trains; `:` cannot occur in a map's own intent names. */
+export const faqIntent = (id: string): string => `faq:${id}`;
+
 /** An intent's examples per language: a plain list is in the map's own language. */
 export function examplesByLanguage(map: DialogueMap): Record<string, { intent: string; utterance: string }[]> {
   const result: Record<string, { intent: string; utterance: string }[]> = {};
@@ -28,6 +31,11 @@ export async function trainNlu(map: DialogueMap): Promise<NluModel> {
   const { nlp } = createNlp(languages);
   for (const [language, examples] of Object.entries(byLanguage)) {
     for (const { intent, utterance } of examples) nlp.addDocument(language, utterance, intent);
+  }
+  // FAQ questions compete as intents of their own: "what time do you open?" must not lend its
+  // score to a scripted intent that shares a few words with it, so the FAQ gets to answer.
+  for (const entry of map.faq) {
+    for (const question of entry.questions) nlp.addDocument(map.language, question, faqIntent(entry.id));
   }
   await nlp.train();
   return {

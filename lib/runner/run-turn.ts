@@ -154,8 +154,10 @@ async function understand(
     // The FAQ answers and the conversation stays where it was, slot filling included.
     return { result: stayAndSay(state, [{ type: 'text', text: hit.answer, source: `faq:${hit.id}` }]), leader };
   }
-  events.push({ type: 'fallback', atMs: at() });
-  return { result: notUnderstood(map, state), leader };
+  const result = notUnderstood(map, state);
+  // A pending slot question asked again is not a fallback; giving up on it, or plain off-script input, is.
+  if (result.status !== 'MISSING_ENTITY') events.push({ type: 'fallback', atMs: at() });
+  return { result, leader };
 }
 
 function flowStateOf(checkpoint: Checkpoint): FlowState {

@@ -32,23 +32,18 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
     ]);
     expect(textOf(greeting)).toContain('welcome to Parley Café');
 
+    // The size is missing: a clarifying question, no transition.
     const first = await client.say('I would like a latte please');
-    expect(first.map((e) => e.type)).toEqual([
-      'turn.started',
-      'node.transition',
-      'response.text.delta',
-      'response.text.done',
-      'turn.completed',
-    ]);
-    expect(first.find((e) => e.type === 'node.transition')).toMatchObject({ from: 'welcome', to: 'size' });
-    expect(textOf(first)).toBe('Great, a coffee. Small, medium or large?');
+    expect(first.map((e) => e.type)).toEqual(['turn.started', 'response.text.delta', 'response.text.done', 'turn.completed']);
+    expect(textOf(first)).toBe('Which size: small, medium or large?');
 
     const second = await client.say('hmm, not sure');
     expect(second.some((e) => e.type === 'node.transition')).toBe(false);
-    expect(textOf(second)).toBe("Sorry, I didn't catch that. What size would you like: small, medium or large?");
+    expect(textOf(second)).toBe("Sorry, I didn't catch that. Which size: small, medium or large?");
 
     const third = await client.say('A big one');
-    expect(textOf(third)).toBe("So that's one large coffee. Shall I place the order?");
+    expect(third.find((e) => e.type === 'node.transition')).toMatchObject({ from: 'welcome', to: 'confirm' });
+    expect(textOf(third)).toBe("So that's 1 × large latte. Shall I place the order?");
     const completed = third.at(-1);
     expect(completed).toMatchObject({ type: 'turn.completed', usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 } });
     if (completed?.type !== 'turn.completed') throw new Error('unreachable');
@@ -61,22 +56,26 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
     const records = await storeOf(runtime).listTurns(started.sessionId);
     expect(records.map((r) => [r.seq, r.input.kind, r.status, r.checkpoint.currentNode])).toEqual([
       [0, 'start', 'completed', 'welcome'],
-      [1, 'text', 'completed', 'size'],
-      [2, 'text', 'completed', 'size'],
+      [1, 'text', 'completed', 'welcome'],
+      [2, 'text', 'completed', 'welcome'],
       [3, 'text', 'completed', 'confirm'],
       [4, 'stop', 'stopped', 'confirm'],
     ]);
+    // Slot filling lived in the checkpoint between the turns.
+    expect(records[1]!.checkpoint.pending).toEqual({ intent: 'order_drink', values: { drink: 'latte' }, asked: 1 });
     const last = records.at(-1)!.checkpoint;
     expect(last).toMatchObject({
-      version: 1,
+      version: 2,
       ended: true,
-      variables: { drink: 'coffee', size: 'large' },
-      nodeHistory: ['welcome', 'size'],
-      previousIntentLeader: 'large',
+      language: 'en',
+      pending: null,
+      variables: { drink: 'latte', size: 'large', quantity: 1 },
+      nodeHistory: ['welcome'],
     });
     expect(last.messages.map((m) => m.role)).toEqual(['assistant', 'user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
-    expect(records[1]!.outputs.map((e) => e.type)).toEqual(['turn.started', 'node.transition', 'response.text.done']);
-    expect(records[1]!.events.map((e) => e.type)).toEqual(['intent', 'node_transition']);
+    expect(records[1]!.outputs.map((e) => e.type)).toEqual(['turn.started', 'response.text.done']);
+    expect(records[1]!.events.map((e) => e.type)).toEqual(['intent', 'flow', 'playlist']);
+    expect(records[1]!.events.find((e) => e.type === 'flow')).toMatchObject({ status: 'MISSING_ENTITY', missing: ['size'] });
 
     // Every log line about the session carries its trace id.
     const sessionLines = log.lines.filter((l) => l.sessionId === started.sessionId);
@@ -88,9 +87,8 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
   it('ends the session on END_CALL: session.ended, later input is refused, a new session can start', async () => {
     const client = await TestClient.connect(runtime.wsUrl);
     const { started } = await client.open();
-    await client.say('tea');
-    await client.say('small');
-    const final = await client.say('yes please');
+    await client.say('a small tea please');
+    const final = await client.say('goodbye');
     expect(final.map((e) => e.type)).toEqual([
       'turn.started',
       'node.transition',

@@ -14,7 +14,8 @@ describe('resuming a session on a new connection', () => {
   it('continues from the stored node and variables with sessionId + resumeToken', async () => {
     const first = await TestClient.connect(runtime.wsUrl);
     const { started } = await first.open();
-    await first.say('hot chocolate');
+    // Slot filling starts on the first connection (the size is missing) ...
+    await first.say('I want a hot chocolate');
     first.close();
     await first.closed;
 
@@ -24,12 +25,13 @@ describe('resuming a session on a new connection', () => {
       sessionId: started.sessionId,
       resumeToken: started.resumeToken,
     });
-    expect(resumed).toMatchObject({ sessionId: started.sessionId, resumed: true, node: 'size', traceId: started.traceId });
+    expect(resumed).toMatchObject({ sessionId: started.sessionId, resumed: true, node: 'welcome', traceId: started.traceId });
     expect(greeting).toEqual([]);
 
+    // ... and the answer on the second connection completes it from the stored checkpoint.
     const turn = await second.say('medium');
-    expect(turn.find((e) => e.type === 'node.transition')).toMatchObject({ from: 'size', to: 'confirm' });
-    expect(textOf(turn)).toBe("So that's one medium hot chocolate. Shall I place the order?");
+    expect(turn.find((e) => e.type === 'node.transition')).toMatchObject({ from: 'welcome', to: 'confirm' });
+    expect(textOf(turn)).toBe("So that's 1 × medium hot chocolate. Shall I place the order?");
     second.close();
   });
 

@@ -58,12 +58,12 @@ describe('sending through @connections', () => {
 
     await handleClientMessage(deps, message({ type: 'session.start' }));
     const { sessionId } = (await deps.connections.get(connectionId))!;
-    await handleClientMessage(deps, message({ type: 'input.text', turnId: crypto.randomUUID(), text: 'espresso' }));
+    await handleClientMessage(deps, message({ type: 'input.text', turnId: crypto.randomUUID(), text: 'a large espresso' }));
 
     expect(sender.gone).toBe(true);
     const store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 60 });
     const records = await store.listTurns(sessionId!);
-    expect(records.map((r) => r.checkpoint.currentNode)).toEqual(['welcome', 'size']);
+    expect(records.map((r) => r.checkpoint.currentNode)).toEqual(['welcome', 'confirm']);
   });
 
   it('frames every posted message within the frame limit', async () => {

@@ -33,6 +33,7 @@ const routes: Record<string, Handler> = {
   '/orders/*': (_req, res) => json(res, 200, { price: 4.2, items: ['latte'] }),
   '/500': (_req, res) => res.writeHead(500, { 'content-type': 'text/plain' }).end('database\n  exploded'),
   '/404': (_req, res) => json(res, 404, { error: 'no such order' }),
+  '/401-echo': (req, res) => res.writeHead(401).end(`bad token ${(req.headers.authorization ?? '').slice('Bearer '.length)} in "${req.headers.authorization}"`),
   '/429-then-ok': (_req, res, n) => (n === 1 ? res.writeHead(429).end() : json(res, 200, { ok: true })),
   '/503-then-ok': (_req, res, n) => (n === 1 ? res.writeHead(503).end() : json(res, 200, { attempt: n })),
   '/never': () => {}, // accepts the request and never answers
@@ -189,6 +190,11 @@ describe('webhookRunner against a real HTTP server', () => {
     expect(hits('/404')).toBe(1);
     expect(sleeps).toEqual([]);
     expect(log).toHaveLength(1);
+  });
+
+  it('a failure detail never quotes a header value a server echoes', async () => {
+    const { outcome } = await run(action(`${base}/401-echo`));
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 1, detail: 'HTTP 401 Unauthorized: bad token *** in "***"' });
   });
 
   it('a server that fails once then succeeds: ok with attempts 2 (5xx and 429 alike)', async () => {

@@ -308,6 +308,8 @@ describe('buildFaqIndex (Turkish and Russian)', () => {
     ['у вас есть wifi', 'wifi'],
     ['пароль от вайфая', 'wifi'],
     ['можно оплатить картой', 'payment'],
+    ['оплата картой', 'payment'],
+    ['оплатить картами можно?', 'payment'],
     ['сколько стоит зеленый чай', 'prices'],
     ['сколко стоит кофе', 'prices'],
   ])('ru: %j -> %s', (input, id) => {

@@ -8,7 +8,8 @@ import { type DialogueMap, loadDialogueMap } from '../../lib/flow/map';
 import { isModelCurrent, loadNluClassifier, modelHash, type NluModel } from '../../lib/nlu/load';
 import { loadOrTrain, modelPathFor, readModelFile, writeModelFile } from '../../lib/nlu/model-file';
 import { findNumbers } from '../../lib/nlu/numbers';
-import { trainNlu } from '../../lib/nlu/train';
+import { createNlp } from '../../lib/nlu/container';
+import { examplesByLanguage, trainNlu } from '../../lib/nlu/train';
 
 const MESSAGES = {
   not_understood: 'Sorry?',
@@ -30,9 +31,25 @@ function cafeMap(overrides: Record<string, unknown> = {}): DialogueMap {
     intents: {
       order: {
         examples: {
-          en: ['I want a coffee', 'can I get a tea', 'I would like to order a drink', 'one latte please', 'give me a hot chocolate'],
-          ru: ['хочу кофе', 'можно чай', 'я хочу заказать напиток', 'дайте латте пожалуйста', 'мне какао'],
-          tr: ['kahve istiyorum', 'bir çay alabilir miyim', 'içecek sipariş etmek istiyorum', 'bir latte lütfen', 'sıcak çikolata ver'],
+          en: [
+            'I want a coffee',
+            'can I get a tea',
+            'I would like to order a drink',
+            'one latte please',
+            'give me a hot chocolate',
+            'could I have a cappuccino',
+            "I'll take a small tea",
+          ],
+          ru: ['хочу кофе', 'можно чай', 'я хочу заказать напиток', 'дайте латте пожалуйста', 'мне какао', 'можно мне капучино', 'я возьму маленький чай'],
+          tr: [
+            'kahve istiyorum',
+            'bir çay alabilir miyim',
+            'içecek sipariş etmek istiyorum',
+            'bir latte lütfen',
+            'sıcak çikolata ver',
+            'bana bir kapuçino verir misiniz',
+            'küçük bir çay alayım',
+          ],
         },
         slots: { drink: { entity: 'drink', prompt: 'Which drink?' }, count: { entity: 'number', required: false } },
       },
@@ -52,9 +69,9 @@ function cafeMap(overrides: Record<string, unknown> = {}): DialogueMap {
       },
       hours: {
         examples: {
-          en: ['when are you open', 'what are your opening hours', 'are you open on sunday'],
-          ru: ['когда вы открыты', 'часы работы', 'вы работаете в воскресенье'],
-          tr: ['ne zaman açıksınız', 'çalışma saatleri', 'pazar günü açık mısınız'],
+          en: ['when are you open', 'what are your opening hours', 'are you open on sunday', 'what time do you close'],
+          ru: ['когда вы открыты', 'часы работы', 'вы работаете в воскресенье', 'во сколько вы закрываетесь'],
+          tr: ['ne zaman açıksınız', 'çalışma saatleri', 'pazar günü açık mısınız', 'saat kaçta kapanıyorsunuz'],
         },
       },
     },
@@ -122,7 +139,7 @@ describe('intents', () => {
   });
 
   it('leaves gibberish and small talk below the threshold: no intent, score 0', async () => {
-    for (const text of ['asdf qwerty zxcv', 'the weather is lovely today', 'хрюкозябра', 'şemsiye unuttum']) {
+    for (const text of ['asdf qwerty zxcv', 'the weather is lovely today', 'a purple giraffe sings loudly', 'хрюкозябра', 'şemsiye unuttum']) {
       const language = /[а-я]/.test(text) ? 'ru' : text.includes('ş') ? 'tr' : 'en';
       const result = await classify(text, language);
       expect(result.intent, text).toBeNull();
@@ -273,6 +290,18 @@ describe('the model', () => {
     ];
     for (const [language, text] of inputs) {
       expect(await again.classify(text, { language, candidates: ALL })).toEqual(await classify(text, language));
+    }
+  });
+
+  it('answers like the freshly trained nlp.js model, None included (nlp.js drops None on import)', async () => {
+    const { nlp } = createNlp(['en']);
+    for (const { intent, utterance } of examplesByLanguage(map).en!) nlp.addDocument('en', utterance, intent);
+    await nlp.train();
+    for (const text of ['a purple giraffe sings loudly', 'I saw a purple giraffe singing', 'could I please have an espresso', 'the weather is lovely today', 'yep that is correct']) {
+      const fresh = await nlp.classify('en', text);
+      const loaded = await classify(text);
+      expect(loaded.leader, text).toBe(fresh.intent === 'None' ? null : fresh.intent);
+      if (loaded.intent) expect(loaded.score, text).toBeCloseTo(fresh.classifications.find((c) => c.intent === loaded.intent)!.score, 9);
     }
   });
 
