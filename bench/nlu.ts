@@ -14,7 +14,10 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build, type BuildOptions } from 'esbuild';
+import { buildFaqIndex } from '../lib/faq/minisearch-index';
+import { advanceFlow, candidateIntents, notUnderstood, stayAndSay } from '../lib/flow/engine';
 import { languagesOf, loadDialogueMap } from '../lib/flow/map';
+import { renderSay } from '../lib/flow/playlist';
 import { loadNluClassifier, type NluModel } from '../lib/nlu/load';
 import { loadOrTrain } from '../lib/nlu/model-file';
 import { trainNlu } from '../lib/nlu/train';
@@ -114,6 +117,22 @@ export async function benchNlu(repoRoot: string, options: NluBenchOptions = {}) 
   const unseen: number[] = [];
   for (let i = 0; i < Math.min(calls, 1000); i++) unseen.push(await time(`${TYPICAL_INPUTS[i % TYPICAL_INPUTS.length]!} ${i}`));
 
+  progress(`nlu: ${calls} classifications plus one flow step`);
+  const faq = buildFaqIndex(map);
+  const states = Object.keys(map.states);
+  const stepTimes: number[] = [];
+  for (let i = 0; i < calls + 200; i++) {
+    const node = states[i % states.length]!;
+    const text = TYPICAL_INPUTS[i % TYPICAL_INPUTS.length]!;
+    const state = { node, history: ['welcome'], variables: { drink: 'latte', size: 'large', quantity: 1, milk: '' }, pending: null };
+    const a = performance.now();
+    // What the runner does for a text turn without I/O: classify, route (flow, else FAQ, else fallback), render.
+    const c = await classifier.classify(text, { language, candidates: candidateIntents(map, node) });
+    const result = advanceFlow(map, state, c) ?? (faq.search(text, language) ? stayAndSay(state, []) : notUnderstood(map, state));
+    renderSay(map, result.say, { session: { variables: { ...result.state.variables }, language, node: result.state.node } }, node);
+    if (i >= 200) stepTimes.push(performance.now() - a);
+  }
+
   progress('nlu: fresh processes');
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
@@ -140,6 +159,10 @@ export async function benchNlu(repoRoot: string, options: NluBenchOptions = {}) 
       what: `classify(text, { language: '${language}', candidates: all ${candidates.length} intents }) with entities`,
       typical: summarize(typical),
       unseenInputs: summarize(unseen),
+    },
+    classifyAndStep: {
+      what: 'classify + advanceFlow (else FAQ search, else notUnderstood) + renderSay, over every state of the map',
+      ...summarize(stepTimes),
     },
     bundle: alone,
   };
