@@ -62,6 +62,8 @@ function onEvent(event: ServerEvent): void {
     case 'session.started':
       print(`[session ${event.sessionId}, trace ${event.traceId}]\n`);
       return;
+    case 'response.filler':
+      return print(`bot> (${event.text})\n`);
     case 'response.text.delta':
       if (!streaming) print('bot> ');
       streaming = true;

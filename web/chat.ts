@@ -91,6 +91,10 @@ function onEvent(event: ServerEvent): void {
       bubbles.delete(event.turnId);
       return;
     }
+    case 'response.filler':
+      // Said while the bot waits on something slow (an order webhook): a passing hint, not the reply.
+      status.textContent = event.text;
+      return;
     case 'node.transition':
       status.textContent = `at “${event.to}”`;
       return;
