@@ -62,6 +62,12 @@ export function enterFlow(map: DialogueMap): FlowResult {
 export function advanceFlow(map: DialogueMap, state: FlowState, c: Classification): FlowResult | null {
   const node = state.node ?? map.initial_state;
   const current = { ...state, node };
+  // An answer to the pending slot question wins over whatever intent the words resemble: "большую"
+  // answers "which size?" even if the model hears a goodbye in it.
+  if (state.pending) {
+    const filled = fillSlots(map, state.pending.intent, state.pending.values, c.entities);
+    if (Object.keys(filled).length > Object.keys(state.pending.values).length) return collect(map, current, state.pending.intent, filled, 0);
+  }
   // A state's own transition is more specific than a global intent of the same name.
   const own = c.intent ? stateOf(map, node).transitions[c.intent] : undefined;
   const global = c.intent && own === undefined ? map.global_intents[c.intent] : undefined;
@@ -73,10 +79,8 @@ export function advanceFlow(map: DialogueMap, state: FlowState, c: Classificatio
 
   if (state.pending) {
     const pending = state.pending;
-    const filled = fillSlots(map, pending.intent, pending.values, c.entities);
-    const answered = Object.keys(filled).length > Object.keys(pending.values).length;
-    // `asked` counts questions in a row that got no answer.
-    if (answered || c.intent === pending.intent) return collect(map, current, pending.intent, filled, answered ? 0 : pending.asked);
+    // The same intent again without new slot values: ask again (`asked` counts questions in a row that got no answer).
+    if (c.intent === pending.intent) return collect(map, current, pending.intent, pending.values, pending.asked);
     // No answer and no intent: off-script (an FAQ question, say); notUnderstood asks again if nothing answers it.
     if (!c.intent) return null;
     // Another intent of this state: the user changed their mind; the pending one is dropped.

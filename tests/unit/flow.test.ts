@@ -556,6 +556,14 @@ describe('flow engine: slot filling', () => {
     expect(again.missing).toEqual(['city']);
   });
 
+  it('an answer to the pending question wins over a global intent the words happen to resemble', () => {
+    const first = step(tiny, flowAt('start'), cls('book', { day: 'monday' }));
+    expect(first.missing).toEqual(['city']);
+    const r = step(tiny, first.state, cls('quit', { city: 'paris' }));
+    expect(r.transition).toEqual({ from: 'start', to: 'booked' });
+    expect(r.state.variables).toMatchObject({ city: 'paris', day: 'monday' });
+  });
+
   it('another candidate intent while a slot is pending drops the pending intent and takes its transition', () => {
     const first = step(tiny, flowAt('start'), cls('book', { city: 'paris' }));
     expect(first.state.pending).not.toBeNull();
