@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { runJsonChild } from './child';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -86,24 +86,7 @@ function importOnce(script: string, bundle: string, nodeOptions: string | undefi
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
   };
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, pathToFileURL(bundle).href], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`cold import exited with ${code}: ${err.trim()}`));
-      try {
-        resolve(JSON.parse(out) as ColdImportSample);
-      } catch {
-        reject(new Error(`cold import printed ${JSON.stringify(out)} (stderr: ${err.trim()})`));
-      }
-    });
-  });
+  return runJsonChild<ColdImportSample>(script, bundle, env, 'cold import');
 }
 
 export async function coldImport(bundle: string, outRoot: string, runs: number, nodeOptions?: string) {

@@ -8,7 +8,7 @@
  *   (nlp.js caches the tokens of texts it has seen);
  * - the size of lib/nlu/load.ts bundled alone, and what in it comes from nlp.js.
  */
-import { spawn } from 'node:child_process';
+import { runJsonChild } from './child';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -220,25 +220,7 @@ async function freshProcessLoads(repoRoot: string, outDir: string, modelPath: st
 
 function runChild(script: string, bundle: string): Promise<{ importMs: number; loadMs: number; firstClassifyMs: number; mapMs: number }> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, pathToFileURL(bundle).href], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`nlu child exited with ${code}: ${err.trim()}`));
-      try {
-        // Anything but our JSON on stdout (nlp.js printing) fails here, on purpose.
-        resolve(JSON.parse(out));
-      } catch {
-        reject(new Error(`nlu child printed ${JSON.stringify(out.slice(0, 500))} (stderr: ${err.trim().slice(0, 500)})`));
-      }
-    });
-  });
+  return runJsonChild(script, bundle, env, 'nlu child');
 }
 
 /** lib/nlu/load.ts bundled alone (minified, node, @aws-sdk external): what NLU adds to a function bundle. */

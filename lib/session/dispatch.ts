@@ -251,6 +251,10 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
   const metrics = { ...record.metrics, commitMs: round(committed - commitStarted), totalMs: round(committed - ctx.receivedAtMs) };
   log.info('turn committed', { turnId, seq: record.seq, node: record.checkpoint.currentNode, status: record.status, metrics });
   if (sender.gone && sender.failure) log.warn('client unreachable during the turn', { error: describe(sender.failure) });
+  // A bot author's mistake the lint could not see (a variable only some paths set): make it loud.
+  for (const e of record.events) {
+    if (e.type === 'template_missing') log.warn('playlist item left out: its template reads unset variables', { source: e.source, missing: e.missing });
+  }
   if (input.kind !== 'stop') {
     await sender.send({ type: 'turn.completed', turnId, usage: record.usage, metrics });
   }
