@@ -1,7 +1,6 @@
 import { runJsonChild } from './child';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build, stop } from 'esbuild';
 import { median, progress, round3 } from './stats';

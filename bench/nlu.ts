@@ -11,7 +11,6 @@
 import { runJsonChild } from './child';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build, type BuildOptions } from 'esbuild';
 import { buildFaqIndex } from '../lib/faq/minisearch-index';
