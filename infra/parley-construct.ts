@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -8,6 +8,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 
 /** Repository root (infra/..): the esbuild project root and the home of package-lock.json. */
@@ -45,6 +46,18 @@ export interface ParleyProps {
    * @default - relative webhook URLs fail with the map's action_failed message
    */
   readonly actionsBaseUrl?: string;
+  /**
+   * The LLM (any OpenAI-compatible server). The key is read at run time from Secrets Manager or an
+   * SSM SecureString parameter, never put in the template; the turn function may read that one
+   * secret or parameter and nothing else.
+   * @default - no LLM: off-script input gets the dialogue map's fallback
+   */
+  readonly openAi?: {
+    readonly apiKeySecret?: secretsmanager.ISecret;
+    readonly apiKeyParameterName?: string;
+    readonly baseUrl?: string;
+    readonly model?: string;
+  };
   /**
    * Removal policy of the table and the log groups.
    * @default RemovalPolicy.RETAIN
@@ -156,8 +169,25 @@ export class Parley extends Construct {
       'Turn',
       256,
       Duration.seconds(60),
-      props.actionsBaseUrl === undefined ? authEnvironment : { ...authEnvironment, PARLEY_ACTIONS_BASE_URL: props.actionsBaseUrl },
+      {
+        ...authEnvironment,
+        ...(props.actionsBaseUrl === undefined ? {} : { PARLEY_ACTIONS_BASE_URL: props.actionsBaseUrl }),
+        ...(props.openAi?.apiKeySecret ? { OPENAI_API_KEY_SECRET: props.openAi.apiKeySecret.secretArn } : {}),
+        ...(props.openAi?.apiKeyParameterName ? { OPENAI_API_KEY_PARAMETER: props.openAi.apiKeyParameterName } : {}),
+        ...(props.openAi?.baseUrl ? { OPENAI_BASE_URL: props.openAi.baseUrl } : {}),
+        ...(props.openAi?.model ? { OPENAI_MODEL: props.openAi.model } : {}),
+      },
     );
+    props.openAi?.apiKeySecret?.grantRead(this.turnFunction);
+    if (props.openAi?.apiKeyParameterName) {
+      const name = props.openAi.apiKeyParameterName.replace(/^\//, '');
+      this.turnFunction.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['ssm:GetParameter', 'ssm:GetParameters'],
+          resources: [Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name })],
+        }),
+      );
+    }
 
     this.webSocketApi = new apigwv2.WebSocketApi(this, 'WebSocketApi', {
       routeSelectionExpression: '$request.body.type',

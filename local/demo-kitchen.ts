@@ -2,12 +2,19 @@ import { randomInt } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
- * The sample bot's order webhook (`POST /demo/orders`), so `npm start` shows a real action
- * end to end. It answers like a small order service would: an order id and a pickup estimate.
+ * The sample bot's webhooks, so `npm start` shows real actions end to end: `POST /demo/orders`
+ * answers like a small order service (an order id and a pickup estimate), `GET /demo/wait-time`
+ * tells the LLM's pickup_wait tool how long orders take.
  */
 export function demoKitchen(): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
   return async (req, res) => {
-    if (new URL(req.url ?? '/', 'http://local').pathname !== '/demo/orders') return false;
+    const path = new URL(req.url ?? '/', 'http://local').pathname;
+    if (path === '/demo/wait-time') {
+      // The LLM's pickup_wait tool: how busy the counter is right now.
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ minutes: 6 }));
+      return true;
+    }
+    if (path !== '/demo/orders') return false;
     if (req.method !== 'POST') {
       res.writeHead(405, { allow: 'POST' }).end();
       return true;

@@ -4,6 +4,7 @@ import { LocalEnv, readEnv } from '../lib/config/env';
 import { ParleyError } from '../lib/errors';
 import { loadDialogueMap } from '../lib/flow/map';
 import { loadOrTrain } from '../lib/nlu/model-file';
+import { llmPortsFactory } from '../lib/llm/configure';
 import { consoleLog, startLocalRuntime } from './runtime';
 
 /** `npm start`: the chat runner on this machine, on embedded defaults. */
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
   const runtime = await startLocalRuntime({
     map,
     nluModel: nlu.model,
+    llm: llmPortsFactory(env)(env.OPENAI_API_KEY),
     ...(env.PARLEY_ACTIONS_BASE_URL ? { actionsBaseUrl: env.PARLEY_ACTIONS_BASE_URL } : {}),
     host: env.PARLEY_HOST,
     port: env.PARLEY_PORT,
@@ -33,7 +35,7 @@ async function main(): Promise<void> {
   const keyHint = env.PARLEY_API_KEYS.length ? '?apiKey=<one of PARLEY_API_KEYS>' : '';
   process.stdout.write(
     [
-      `Parley is running with "${map.name}" (${mapPath})`,
+      `Parley is running with "${map.name}" (${mapPath}), ${env.OPENAI_API_KEY ? `LLM ${env.OPENAI_MODEL}${env.OPENAI_BASE_URL ? ` at ${env.OPENAI_BASE_URL}` : ''}` : 'no LLM (set OPENAI_API_KEY)'}`,
       ``,
       `  Chat in the browser:   ${runtime.httpUrl}/`,
       `  Chat in the terminal:  npm run chat`,

@@ -16,6 +16,7 @@ import { webAssets } from './web-assets';
 import { demoKitchen } from './demo-kitchen';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NluModel } from '../lib/nlu/train';
+import type { LlmPorts } from '../lib/runner/llm-turn';
 
 export interface LocalRuntimeOptions {
   map: DialogueMap;
@@ -42,6 +43,8 @@ export interface LocalRuntimeOptions {
   serveDemoKitchen?: boolean;
   /** Injected into webhook actions (tests). */
   fetch?: typeof fetch;
+  /** The LLM, when one is configured (OPENAI_API_KEY). */
+  llm?: LlmPorts | undefined;
   gateway?: Pick<GatewayOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'onInvoke'>;
 }
 
@@ -73,6 +76,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     let ownUrl = '';
     const deps = buildTurnDeps({
       nluModel: options.nluModel,
+      llm: options.llm,
       actionsBaseUrl: () => options.actionsBaseUrl ?? ownUrl,
       ...(options.fetch ? { fetch: options.fetch } : {}),
       dynamo: dynamo.client,

@@ -1,4 +1,5 @@
-import middy from '@middy/core';
+import middy, { type MiddlewareObj } from '@middy/core';
+import type { Context } from 'aws-lambda';
 import type { RouteResult, WebSocketEvent } from '../../lib/host/events';
 import { logErrors } from '../../lib/host/middleware';
 import { handleClientMessage, type TurnDeps } from '../../lib/session/dispatch';
@@ -8,12 +9,23 @@ import type { ConnectionSender } from '../../lib/transport/sender';
  * `$default`: every client message. All output goes through @connections; the integration
  * response is empty, so a turn never depends on API Gateway waiting for it.
  */
-export function createTurnHandler(deps: TurnDeps, senderFor: (event: WebSocketEvent) => ConnectionSender) {
+export function createTurnHandler(
+  deps: TurnDeps,
+  senderFor: (event: WebSocketEvent) => ConnectionSender,
+  extras: {
+    /** Middlewares that run first (the Lambda's secret fetching). */
+    before?: MiddlewareObj<WebSocketEvent, RouteResult>[];
+    /** The LLM for this invocation, from what the middlewares put on the context. */
+    llmFor?: (context: Context) => TurnDeps['llm'];
+  } = {},
+) {
   return middy<WebSocketEvent, RouteResult>()
     .use(logErrors(deps.log))
-    .handler(async (event) => {
+    .use(extras.before ?? [])
+    .handler(async (event, context) => {
       const receivedAtMs = deps.clock.monotonicMs();
-      await handleClientMessage(deps, {
+      const llm = extras.llmFor ? extras.llmFor(context) : deps.llm;
+      await handleClientMessage(llm === deps.llm ? deps : { ...deps, llm }, {
         connectionId: event.requestContext.connectionId,
         body: event.body ?? '',
         sender: senderFor(event),

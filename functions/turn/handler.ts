@@ -5,6 +5,8 @@ import { loadDialogueMap } from '../../lib/flow/map';
 import { buildTurnDeps } from '../../lib/host/deps';
 import { dynamo, env, log, senderFor } from '../../lib/host/lambda';
 import type { NluModel } from '../../lib/nlu/train';
+import { llmKeyFrom, llmKeyMiddlewares } from '../../lib/host/llm-key';
+import { llmPortsFactory } from '../../lib/llm/configure';
 import { createTurnHandler } from './create';
 
 // The map is bundled into the function and compiled once per container, never per turn.
@@ -19,4 +21,9 @@ const deps = buildTurnDeps({
   log,
 });
 
-export const handler = createTurnHandler(deps, senderFor);
+const llmFor = llmPortsFactory(env, { log });
+
+export const handler = createTurnHandler(deps, senderFor, {
+  before: llmKeyMiddlewares(env),
+  llmFor: (context) => llmFor(llmKeyFrom(context, env)),
+});

@@ -16,4 +16,6 @@ export interface TemplateContext {
     node: string | null;
     id?: string;
   };
+  /** The arguments of the LLM tool call that runs the action, as `{{ args.name }}`. */
+  args?: Record<string, unknown>;
 }

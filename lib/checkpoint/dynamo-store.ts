@@ -16,6 +16,7 @@ import type { SessionMeta, SessionStore } from './store';
  *   pk = SESS#<sessionId>  sk = META              session identity (resume token hash, principal)
  *   pk = SESS#<sessionId>  sk = TURN#0000000000   turn record 0: the greeting, checkpoint after it
  *   pk = SESS#<sessionId>  sk = TURN#0000000001   turn record 1 ...; the newest one is the head
+ *   pk = SESS#<sessionId>  sk = CANCEL#<turnId>     response.cancel for a running turn (short TTL)
  *   pk = CONN#<connId>     sk = CONN              connection binding (lib/session/connections.ts)
  *
  * Commit of turn n:
@@ -33,6 +34,7 @@ const sessionPk = (id: string) => `SESS#${id}`;
 const turnSk = (seq: number) => `TURN#${String(seq).padStart(SEQ_DIGITS, '0')}`;
 const TURN_PREFIX = 'TURN#';
 const recordNotYetWritten = 'attribute_not_exists(pk)';
+const CANCEL_TTL_SECONDS = 15 * 60;
 
 export interface DynamoSessionStoreOptions {
   client: DynamoDBClient;
@@ -148,6 +150,33 @@ export class DynamoSessionStore implements SessionStore {
       ExclusiveStartKey = page.LastEvaluatedKey;
     } while (ExclusiveStartKey);
     return records;
+  }
+
+  async requestCancel(sessionId: string, turnId: string, playedMs: number | undefined): Promise<void> {
+    await this.client.send(
+      new PutItemCommand({
+        TableName: this.table,
+        Item: {
+          pk: { S: sessionPk(sessionId) },
+          sk: { S: `CANCEL#${turnId}` },
+          ...(playedMs === undefined ? {} : { playedMs: { N: String(playedMs) } }),
+          // A marker outlives its turn only briefly: turns are bounded by the function timeout.
+          expiresAt: { N: String(Math.floor(this.now() / 1000) + CANCEL_TTL_SECONDS) },
+        },
+      }),
+    );
+  }
+
+  async cancelRequested(sessionId: string, turnId: string): Promise<{ playedMs?: number } | undefined> {
+    const { Item } = await this.client.send(
+      new GetItemCommand({
+        TableName: this.table,
+        Key: { pk: { S: sessionPk(sessionId) }, sk: { S: `CANCEL#${turnId}` } },
+        ConsistentRead: true,
+      }),
+    );
+    if (!Item || this.expired(Item)) return undefined;
+    return Item.playedMs?.N === undefined ? {} : { playedMs: Number(Item.playedMs.N) };
   }
 
   private expiry(): number {

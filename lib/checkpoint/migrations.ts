@@ -23,6 +23,8 @@ const migrations: Record<number, (raw: Raw) => Raw> = {
   }),
   // Version 2 adds the session language and slot filling in progress; neither existed before.
   1: (raw) => ({ ...raw, version: 2, language: null, pending: null }),
+  // Version 3 adds the running summary of folded-away messages and the session's usage totals.
+  2: (raw) => ({ ...raw, version: 3, summary: null, usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 } }),
 };
 
 /** Loads a stored checkpoint of any known version into the current schema. */

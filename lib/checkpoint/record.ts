@@ -46,10 +46,31 @@ export const RecordedEvent = z.discriminatedUnion('type', [
     atMs: z.number(),
   }),
   z.object({ type: z.literal('session_end'), reason: z.string(), atMs: z.number() }),
+  z.object({
+    type: z.literal('llm_exchange'),
+    model: z.string(),
+    /** SHA-256 of the request (model, messages, tools): a replay finds the recorded answer by it. */
+    requestDigest: z.string(),
+    request: z.object({ messages: z.number(), tools: z.array(z.string()) }),
+    response: z.object({
+      text: z.string(),
+      toolCalls: z.array(z.object({ id: z.string(), name: z.string(), arguments: z.string() })),
+      finishReason: z.string().nullable(),
+    }),
+    usage: z.object({ inputTokens: z.number(), outputTokens: z.number(), cachedTokens: z.number() }).nullable(),
+    ms: z.number(),
+    atMs: z.number(),
+  }),
+  z.object({ type: z.literal('llm_error'), kind: z.enum(['llm_timeout', 'llm_error']), detail: z.string(), atMs: z.number() }),
+  z.object({ type: z.literal('tool_call'), name: z.string(), arguments: z.string(), ok: z.boolean(), result: z.string(), atMs: z.number() }),
+  z.object({ type: z.literal('safety_trip'), category: z.string(), atMs: z.number() }),
+  z.object({ type: z.literal('llm_rounds_exhausted'), rounds: z.number(), atMs: z.number() }),
+  z.object({ type: z.literal('cancelled'), playedMs: z.number().optional(), atMs: z.number() }),
+  z.object({ type: z.literal('summary'), folded: z.number(), ok: z.boolean(), atMs: z.number() }),
 ]);
 export type RecordedEvent = z.infer<typeof RecordedEvent>;
 
-export const TurnStatus = z.enum(['completed', 'stopped']);
+export const TurnStatus = z.enum(['completed', 'stopped', 'cancelled']);
 export type TurnStatus = z.infer<typeof TurnStatus>;
 
 /**

@@ -1,6 +1,7 @@
 import * as z from 'zod';
+import { Usage } from '../protocol/v1';
 
-export const CHECKPOINT_VERSION = 2;
+export const CHECKPOINT_VERSION = 3;
 
 /** One entry of the LLM conversation, in the chat-completions shape the LLM issue builds on. */
 export const LlmMessage = z
@@ -44,6 +45,10 @@ export const Checkpoint = z.object({
   language: z.string().nullable().default(null),
   /** An intent whose required slots are still being asked for. */
   pending: PendingIntent.nullable().default(null),
+  /** What `messages` no longer holds word for word: a running summary, so the checkpoint stays small. */
+  summary: z.string().nullable().default(null),
+  /** Usage of the whole session so far (turn records hold each turn's own). */
+  usage: Usage.default({ llm: {}, ttsCharacters: 0, sttSeconds: 0 }),
 });
 export type Checkpoint = z.infer<typeof Checkpoint>;
 

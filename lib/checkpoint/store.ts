@@ -28,4 +28,8 @@ export interface SessionStore {
   commitTurn(sessionId: string, record: TurnRecord): Promise<void>;
   /** Every record, oldest first (replay, tests). */
   listTurns(sessionId: string): Promise<TurnRecord[]>;
+  /** Asks the invocation running `turnId` to stop (response.cancel arrives in another Lambda). */
+  requestCancel(sessionId: string, turnId: string, playedMs: number | undefined): Promise<void>;
+  /** Whether a cancel was asked for `turnId`. */
+  cancelRequested(sessionId: string, turnId: string): Promise<{ playedMs?: number } | undefined>;
 }

@@ -20,6 +20,22 @@ export const FunctionEnv = z.object({
   PARLEY_SESSION_TTL_HOURS: z.coerce.number().int().positive().max(24 * 365).default(24 * 30),
   PARLEY_LOG_LEVEL: logLevel.default('INFO'),
   PARLEY_ACTIONS_BASE_URL: z.url().optional().describe('base of relative webhook URLs in the dialogue map'),
+  /** The LLM: any OpenAI-compatible server. Without a key (or a secret holding one) there is no LLM. */
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  OPENAI_BASE_URL: z.url().optional(),
+  OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  /** Lambda: the key lives in Secrets Manager (secret id or ARN) or SSM (SecureString parameter name). */
+  OPENAI_API_KEY_SECRET: z.string().min(1).optional(),
+  OPENAI_API_KEY_PARAMETER: z.string().min(1).optional(),
+  /** What one turn may spend on the LLM, tool rounds included. */
+  PARLEY_LLM_BUDGET_MS: z.coerce.number().int().min(1000).max(900_000).default(20_000),
+  /** First-sentence safety check: OpenAI moderation, the local word list, or none. auto: moderation on api.openai.com, else local. */
+  PARLEY_SAFETY: z.enum(['auto', 'openai', 'local', 'off']).default('auto'),
+  /** Extra blocked words or phrases for the local checker, comma-separated. */
+  PARLEY_SAFETY_BLOCKED: z
+    .string()
+    .optional()
+    .transform((s) => (s ?? '').split(',').map((w) => w.trim()).filter(Boolean)),
 });
 export type FunctionEnv = z.infer<typeof FunctionEnv>;
 

@@ -188,6 +188,11 @@ function still(state: FlowState): FlowResult {
   return stayAndSay(state, []);
 }
 
+/** Moves to a state on request from outside the scripted flow (the LLM's transition_to tool). */
+export function enterState(map: DialogueMap, state: FlowState, to: string): FlowResult {
+  return arrive(map, { ...state, pending: null }, to, {});
+}
+
 /** Says something without moving: an FAQ answer, say. */
 export function stayAndSay(state: FlowState, say: SayItem[]): FlowResult {
   return { status: 'SUCCESS', state, transition: null, say, endCall: false, runAction: null, fillers: [], missing: [] };

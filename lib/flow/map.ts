@@ -38,6 +38,38 @@ export const Target = z.union([
 ]);
 export type Target = z.infer<typeof Target>;
 
+/** Tools the runner itself provides to the LLM. */
+export const BUILTIN_TOOLS = ['transition_to', 'set_variable', 'end_call'] as const;
+
+/** How a state's LLM context starts (pipecat-flows' context strategies). */
+export const ContextStrategy = z.enum(['append', 'reset', 'reset_with_summary']);
+
+/** LLM settings of a state (or the map's default for every state without its own). */
+export const StateLlm = z.strictObject({
+  /** Mustache template, rendered with the session like a playlist item. */
+  system_prompt: Localized,
+  /** On entering the state: keep the conversation (append), start over (reset), or start over from a summary. */
+  context: ContextStrategy.default('append'),
+  /** Tool names: built-in (transition_to, set_variable, end_call) or declared under `tools`. */
+  tools: z.array(Name).default([]),
+  model: z.string().min(1).optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  max_tokens: z.number().int().min(16).max(4096).optional(),
+  /** LLM calls in one turn at most (each tool round is one). */
+  max_rounds: z.number().int().min(1).max(10).default(4),
+});
+export type StateLlm = z.infer<typeof StateLlm>;
+
+/** A tool the LLM may call: a JSON-schema signature, answered by a webhook action of the map. */
+export const LlmTool = z.strictObject({
+  description: z.string().min(1),
+  /** JSON Schema of the arguments object. */
+  parameters: z.record(z.string(), z.unknown()).default({ type: 'object', properties: {} }),
+  /** The action under `actions` that runs the tool; the arguments are `{{ args.name }}` in its templates. */
+  webhook: Name,
+});
+export type LlmTool = z.infer<typeof LlmTool>;
+
 export const State = z.strictObject({
   system_response: z.strictObject({
     playlist: Playlist,
@@ -54,8 +86,8 @@ export const State = z.strictObject({
   on_error: Name.optional(),
   /** END_CALL: the session ends after this state's playlist. */
   action: z.literal('END_CALL').optional(),
-  /** LLM settings for this state (system prompt, tools, context strategy): filled in by the LLM work. */
-  llm: z.record(z.string(), z.unknown()).optional(),
+  /** Off-script input here goes to the LLM with these settings (after the FAQ). */
+  llm: StateLlm.optional(),
 });
 export type State = z.infer<typeof State>;
 
@@ -141,6 +173,17 @@ export const DialogueMap = z.strictObject({
   global_intents: z.record(Name, GlobalIntent).default({}),
   actions: z.record(Name, Webhook).default({}),
   faq: z.array(FaqEntry).default([]),
+  tools: z.record(Name, LlmTool).default({}),
+  llm: z
+    .strictObject({
+      /** Settings for states without their own `llm`; without it, only states with `llm` use the LLM. */
+      default: StateLlm.optional(),
+      /** Said instead when the first sentence of an answer fails the safety check. */
+      safe_response: Localized,
+      /** Messages kept word for word in the checkpoint; older ones fold into a running summary. */
+      window: z.number().int().min(2).max(200).default(20),
+    })
+    .optional(),
   states: z.record(Name, State),
 });
 export type DialogueMap = z.infer<typeof DialogueMap>;
@@ -192,6 +235,18 @@ export function referenceProblems(map: DialogueMap): string[] {
       if (item.type === 'filler' && !item.key.startsWith('filler:')) problems.push(`${path}.${i}.key: a filler item plays a 'filler:' prompt`);
     });
 
+  const llmTools = (path: string, tools: readonly string[]) =>
+    tools.forEach((tool, i) => {
+      if (!map.tools[tool] && !(BUILTIN_TOOLS as readonly string[]).includes(tool)) problems.push(`${path}.${i}: unknown tool '${tool}'`);
+    });
+  for (const [name, tool] of Object.entries(map.tools)) {
+    if (!map.actions[tool.webhook]) problems.push(`$.tools.${name}.webhook: unknown action '${tool.webhook}'`);
+    if ((BUILTIN_TOOLS as readonly string[]).includes(name)) problems.push(`$.tools.${name}: '${name}' is a built-in tool`);
+  }
+  if (map.llm?.default) llmTools('$.llm.default.tools', map.llm.default.tools);
+  const usesLlm = Boolean(map.llm?.default) || Object.values(map.states).some((s) => s.llm);
+  if (usesLlm && !map.llm) problems.push(`$.llm: states use the LLM, so the map needs $.llm.safe_response`);
+
   state('$.initial_state', map.initial_state);
   for (const [name, intent] of Object.entries(map.global_intents)) {
     if (!map.intents[name]) problems.push(`$.global_intents.${name}: unknown intent '${name}'`);
@@ -224,6 +279,7 @@ export function referenceProblems(map: DialogueMap): string[] {
     s.fillers?.forEach((key, i) => prompt(`${at}.fillers.${i}`, key));
     if (s.run && !map.actions[s.run]) problems.push(`${at}.run: unknown action '${s.run}'`);
     if (s.on_error) state(`${at}.on_error`, s.on_error);
+    if (s.llm) llmTools(`${at}.llm.tools`, s.llm.tools);
   }
   const faqIds = new Set<string>();
   map.faq.forEach((entry, i) => {

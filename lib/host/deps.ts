@@ -6,6 +6,7 @@ import type { DialogueMap } from '../flow/map';
 import { loadNluClassifier } from '../nlu/load';
 import type { NluModel } from '../nlu/train';
 import type { Log } from '../observability/log';
+import type { LlmPorts } from '../runner/llm-turn';
 import { systemClock, type Clock } from '../runner/ports';
 import { apiKeyAuth } from '../session/auth';
 import { DynamoConnectionStore } from '../session/connections';
@@ -23,6 +24,8 @@ export interface HostOptions {
   /** Relative webhook URLs in the map resolve against this (PARLEY_ACTIONS_BASE_URL); a function when known late. */
   actionsBaseUrl?: string | (() => string);
   log: Log;
+  /** The LLM, when one is configured. */
+  llm?: LlmPorts | undefined;
   clock?: Clock;
   ids?: Ids;
   fetch?: typeof fetch;
@@ -53,6 +56,7 @@ export function buildTurnDeps(options: HostOptions): TurnDeps {
         return baseFetch(root && typeof url === 'string' && url.startsWith('/') ? new URL(url, root) : url, init);
       },
     }),
+    llm: options.llm,
     auth: apiKeyAuth(options.apiKeys),
     clock,
     ids: options.ids ?? cryptoIds,

@@ -155,7 +155,10 @@ export const NodeTransition = event('node.transition', {
 });
 export const TurnCompleted = event('turn.completed', {
   turnId: z.string(),
+  /** This turn's usage. */
   usage: Usage,
+  /** The session's usage so far, this turn included. */
+  sessionUsage: Usage.optional(),
   metrics: Metrics,
 });
 export const SessionEnded = event('session.ended', { reason: z.string() });

@@ -1,12 +1,24 @@
 import type { ActionRunner, TemplateContext } from '../actions/port';
 import type { RecordedEvent, TurnInput, TurnStatus } from '../checkpoint/record';
-import type { Checkpoint } from '../checkpoint/schema';
+import type { Checkpoint, LlmMessage } from '../checkpoint/schema';
 import type { FaqIndex } from '../faq/port';
 import type { IntentClassifier } from '../flow/classifier';
-import { advanceFlow, candidateIntents, completeAction, enterFlow, notUnderstood, stayAndSay, type FlowResult, type FlowState } from '../flow/engine';
+import {
+  advanceFlow,
+  candidateIntents,
+  completeAction,
+  enterFlow,
+  enterState,
+  notUnderstood,
+  stayAndSay,
+  type FlowResult,
+  type FlowState,
+  type SayItem,
+} from '../flow/engine';
 import { type DialogueMap, languagesOf } from '../flow/map';
 import { renderSay, replyText } from '../flow/playlist';
 import type { ServerEvent, Usage } from '../protocol/v1';
+import { addUsage, answerWithLlm, foldContext, llmSettingsFor, type LlmPorts } from './llm-turn';
 import type { Clock } from './ports';
 
 /** The ports a turn uses; hosts pass adapters, tests pass fakes or the same adapters. */
@@ -15,6 +27,8 @@ export interface TurnPorts {
   faq: FaqIndex;
   actions: ActionRunner;
   clock: Clock;
+  /** The LLM; without it off-script input gets the map's fallback. */
+  llm?: LlmPorts | undefined;
 }
 
 export interface TurnContext extends TurnPorts {
@@ -24,6 +38,8 @@ export interface TurnContext extends TurnPorts {
   /** The checkpoint after the previous turn (an empty one for a new session). */
   checkpoint: Checkpoint;
   map: DialogueMap;
+  /** Aborted when the client cancels the turn (response.cancel, from another invocation). */
+  signal?: AbortSignal;
 }
 
 export interface TurnOutcome {
@@ -37,24 +53,35 @@ export interface TurnOutcome {
 /**
  * One turn, as data: yields the events for the client as they happen and returns the checkpoint
  * after the turn. The caller sends what is yielded and commits what is returned; the only I/O is
- * through the ports (a webhook action). Routing follows seed 004: a scripted intent, then the FAQ,
- * then (with the LLM work) the LLM, else the map's fallback.
+ * through the ports (webhooks, the LLM). Routing follows seed 004: a scripted intent, then the FAQ,
+ * then the LLM, else the map's fallback.
  */
 export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, TurnOutcome, void> {
   const started = ctx.clock.monotonicMs();
   const at = () => Math.round((ctx.clock.monotonicMs() - started) * 1000) / 1000;
   const events: RecordedEvent[] = [];
-  const usage: Usage = { llm: {}, ttsCharacters: 0, sttSeconds: 0 };
+  let usage: Usage = { llm: {}, ttsCharacters: 0, sttSeconds: 0 };
   const { input, turnId, map } = ctx;
+  const signal = ctx.signal ?? new AbortController().signal;
   let checkpoint = ctx.checkpoint;
-  const finish = (status: TurnStatus): TurnOutcome => ({ checkpoint: { ...checkpoint, turnState: 'user' }, status, events, usage, runMs: at() });
+  let status: TurnStatus = 'completed';
+  const finish = (): TurnOutcome => ({
+    checkpoint: { ...checkpoint, turnState: 'user', usage: addUsage(ctx.checkpoint.usage, usage.llm) },
+    status,
+    events,
+    usage,
+    runMs: at(),
+  });
 
   if (input.kind === 'stop') {
     events.push({ type: 'session_end', reason: input.reason, atMs: at() });
     checkpoint = { ...checkpoint, ended: true };
-    return finish('stopped');
+    status = 'stopped';
+    return finish();
   }
 
+  // Text already streamed to the client this turn (the LLM's answer); what the flow says follows it.
+  let streamed = '';
   let result: FlowResult;
   if (input.kind === 'start') {
     const asked = typeof input.metadata?.language === 'string' ? input.metadata.language : null;
@@ -65,13 +92,52 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, Tu
     if (input.text.trim() === '') {
       // Seed 000: nothing was said; listen again without classifying anything.
       events.push({ type: 'empty_input', atMs: at() });
-      return finish('completed');
+      return finish();
     }
     yield { type: 'turn.started', turnId };
     checkpoint = { ...checkpoint, messages: [...checkpoint.messages, { role: 'user', content: input.text }] };
     const understood = await understand(ctx, checkpoint, input.text, events, at);
     checkpoint = { ...checkpoint, previousIntentLeader: understood.leader };
-    result = understood.result;
+    if (understood.result) {
+      result = understood.result;
+    } else {
+      // Off-script, not in the FAQ, and the state has the LLM: it answers, streaming.
+      const state = flowStateOf(checkpoint);
+      const language = checkpoint.language ?? map.language;
+      const agent = answerWithLlm({
+        map,
+        ports: ctx.llm!,
+        actions: ctx.actions,
+        settings: llmSettingsFor(map, state.node ?? map.initial_state)!,
+        checkpoint,
+        language,
+        template: templateContext(ctx, state, language),
+        signal,
+        now: () => ctx.clock.nowMs(),
+        at,
+      });
+      let step = await agent.next();
+      while (!step.done) {
+        streamed += step.value;
+        yield { type: 'response.text.delta', turnId, text: step.value };
+        step = await agent.next();
+      }
+      const outcome = step.value;
+      events.push(...outcome.events);
+      usage = { ...usage, llm: outcome.usage };
+      checkpoint = { ...checkpoint, messages: [...checkpoint.messages, ...(outcome.messages as LlmMessage[])] };
+      const after: FlowState = { ...state, variables: { ...state.variables, ...outcome.variables } };
+      const say: SayItem[] = [];
+      if (outcome.unsafe) say.push({ type: 'text', text: map.llm!.safe_response, source: 'llm:safe_response' });
+      else if (outcome.error) say.push({ type: 'message', kind: outcome.error });
+      if (outcome.cancelled) {
+        status = 'cancelled';
+        events.push({ type: 'cancelled', atMs: at() });
+      }
+      result = outcome.transitionTo && !outcome.cancelled ? enterState(map, after, outcome.transitionTo) : stayAndSay(after, say);
+      if (outcome.transitionTo && say.length) result = { ...result, say: [...say, ...result.say] };
+      if (outcome.endCall && !outcome.cancelled) result = { ...result, endCall: true };
+    }
   }
 
   const language = checkpoint.language ?? map.language;
@@ -113,34 +179,59 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, Tu
   for (const p of rendered.problems) events.push({ type: 'template_missing', source: p.source, missing: p.missing, atMs: at() });
   events.push({ type: 'playlist', items: rendered.utterances.map((u) => ({ kind: u.kind, source: u.source })), atMs: at() });
   for (const u of rendered.utterances) if (u.kind === 'filler') yield { type: 'response.filler', turnId, key: u.source, text: u.text };
-  const text = replyText(rendered.utterances);
-  if (text) {
-    // Scripted text is known whole; one delta keeps the stream shape the LLM path will have.
-    yield { type: 'response.text.delta', turnId, text };
-    yield { type: 'response.text.done', turnId, text };
-    checkpoint = { ...checkpoint, messages: [...checkpoint.messages, { role: 'assistant', content: text }] };
+  const said = replyText(rendered.utterances);
+  if (said) {
+    // Scripted text is known whole; one delta keeps the stream shape of the LLM path.
+    const delta = streamed ? ` ${said}` : said;
+    yield { type: 'response.text.delta', turnId, text: delta };
+    streamed += delta;
+    checkpoint = { ...checkpoint, messages: [...checkpoint.messages, { role: 'assistant', content: said }] };
   }
+  if (streamed) yield { type: 'response.text.done', turnId, text: streamed };
 
   if (result.endCall) {
     events.push({ type: 'session_end', reason: 'end_call', atMs: at() });
     yield { type: 'session.ended', reason: 'end_call' };
     checkpoint = { ...checkpoint, ended: true };
   }
-  return finish('completed');
+
+  // Entering a state whose LLM context starts over; and, in any case, the bounded window.
+  const entered = result.transition ? map.states[result.transition.to]?.llm : undefined;
+  const reset = entered && entered.context !== 'append';
+  const window = map.llm?.window ?? 20;
+  if (reset || checkpoint.messages.length > window) {
+    const folded = await foldContext({
+      checkpoint: reset && entered.context === 'reset' ? { ...checkpoint, summary: null } : checkpoint,
+      window,
+      everything: Boolean(reset),
+      ports: reset && entered.context === 'reset' ? undefined : ctx.llm,
+      language,
+      now: () => ctx.clock.nowMs(),
+      at,
+    });
+    checkpoint = folded.checkpoint;
+    if (folded.event) events.push(folded.event);
+    usage = { ...usage, llm: addUsage({ llm: usage.llm, ttsCharacters: 0, sttSeconds: 0 }, folded.usage).llm };
+  }
+  return finish();
 }
 
-/** Classification, then the flow; off-script input goes to the FAQ, then to the fallback. */
+/**
+ * Classification, then the flow; off-script input goes to the FAQ, then to the LLM (result null),
+ * then to the fallback.
+ */
 async function understand(
   ctx: TurnContext,
   checkpoint: Checkpoint,
   text: string,
   events: RecordedEvent[],
   at: () => number,
-): Promise<{ result: FlowResult; leader: string | null }> {
+): Promise<{ result: FlowResult | null; leader: string | null }> {
   const { map } = ctx;
   const language = checkpoint.language ?? map.language;
   const state = flowStateOf(checkpoint);
-  const c = await ctx.classifier.classify(text, { language, candidates: candidateIntents(map, state.node ?? map.initial_state) });
+  const node = state.node ?? map.initial_state;
+  const c = await ctx.classifier.classify(text, { language, candidates: candidateIntents(map, node) });
   const stable = c.leader !== null && c.leader === checkpoint.previousIntentLeader;
   events.push({ type: 'intent', intent: c.intent, score: c.score, leader: c.leader, stable, entities: c.entities, atMs: at() });
   const leader = c.leader;
@@ -154,6 +245,8 @@ async function understand(
     // The FAQ answers and the conversation stays where it was, slot filling included.
     return { result: stayAndSay(state, [{ type: 'text', text: hit.answer, source: `faq:${hit.id}` }]), leader };
   }
+  if (ctx.llm && llmSettingsFor(map, node)) return { result: null, leader };
+
   const result = notUnderstood(map, state);
   // A pending slot question asked again is not a fallback; giving up on it, or plain off-script input, is.
   if (result.status !== 'MISSING_ENTITY') events.push({ type: 'fallback', atMs: at() });

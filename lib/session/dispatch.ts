@@ -16,6 +16,7 @@ import { runTurn, type TurnPorts } from '../runner/run-turn';
 import type { ConnectionSender } from '../transport/sender';
 import { hashResumeToken, resumeTokenMatches, type ApiKeyAuth } from './auth';
 import type { ConnectionRecord, ConnectionStore } from './connections';
+import { watchCancellation } from './cancel-watch';
 import type { Ids } from './ids';
 
 /** Everything the turn handler needs, passed in: Lambda, the local runtime and tests differ only here. */
@@ -84,9 +85,9 @@ async function dispatch(ctx: Ctx, message: ClientMessage): Promise<void> {
     case 'input.text':
       return textTurn(ctx, sessionId, message);
     case 'response.cancel':
-      // Scripted turns finish inside the invocation that started them, so there is nothing left to
-      // cancel; cancelling a running turn from another invocation comes with the lease (voice issue).
-      ctx.log.info('cancel for a finished turn', { turnId: message.turnId, playedMs: message.playedMs });
+      // The turn runs in another invocation: it sees this marker on its next poll and stops.
+      await ctx.deps.store.requestCancel(sessionId, message.turnId, message.playedMs);
+      ctx.log.info('cancel requested', { turnId: message.turnId, playedMs: message.playedMs });
       return;
     case 'session.stop':
       return stopSession(ctx, sessionId, message.reason ?? 'client_requested');
@@ -206,6 +207,8 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
   const { deps, sender, log } = ctx;
   const outputs: ServerEvent[] = [];
   const burst: ServerEvent[] = [];
+  // Only turns that can stream from the LLM last long enough for a cancel to matter.
+  const watch = deps.llm && input.kind === 'text' ? watchCancellation(deps.store, sessionId, turnId, CANCEL_POLL_MS) : undefined;
   const turn = runTurn({
     turnId,
     input,
@@ -216,18 +219,25 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     faq: deps.faq,
     actions: deps.actions,
     clock: deps.clock,
+    llm: deps.llm,
+    ...(watch ? { signal: watch.signal } : {}),
   });
-  let pending = turn.next();
-  let step = await pending;
-  while (!step.done) {
-    const event = step.value;
-    if (event.type !== 'response.text.delta') outputs.push(event);
-    burst.push(event);
-    pending = turn.next();
-    if (!(await settlesBeforeIo(pending))) await sender.sendBatch(burst.splice(0));
-    step = await pending;
+  let outcome;
+  try {
+    let pending = turn.next();
+    let step = await pending;
+    while (!step.done) {
+      const event = step.value;
+      if (event.type !== 'response.text.delta') outputs.push(event);
+      burst.push(event);
+      pending = turn.next();
+      if (!(await settlesBeforeIo(pending))) await sender.sendBatch(burst.splice(0));
+      step = await pending;
+    }
+    outcome = step.value;
+  } finally {
+    watch?.stop();
   }
-  const outcome = step.value;
 
   const record: TurnRecord = {
     seq: head ? head.seq + 1 : 0,
@@ -256,7 +266,7 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     if (e.type === 'template_missing') log.warn('playlist item left out: its template reads unset variables', { source: e.source, missing: e.missing });
   }
   if (input.kind !== 'stop') {
-    await sender.send({ type: 'turn.completed', turnId, usage: record.usage, metrics });
+    await sender.send({ type: 'turn.completed', turnId, usage: record.usage, sessionUsage: record.checkpoint.usage, metrics });
   }
 }
 
@@ -294,6 +304,9 @@ function sessionLog(log: Log, sessionId: string | undefined): Log {
 }
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
+
+/** How often a running LLM turn looks for a cancel marker: the worst-case delay of a barge-in. */
+const CANCEL_POLL_MS = 150;
 
 function describe(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);

@@ -5,6 +5,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Parley } from '../../infra/parley-construct.js';
@@ -328,6 +329,32 @@ describe('Parley props (synthesized without bundling)', () => {
     expect(envOf(t, s, parley.connectFunction).PARLEY_API_KEYS).toBe('k1,k2');
     expect(envOf(t, s, parley.disconnectFunction).PARLEY_API_KEYS).toBeUndefined();
     expect(envOf(t, s, parley.turnFunction).PARLEY_API_KEYS).toBe('k1,k2');
+  });
+
+  it('gives the turn function read access to exactly the OpenAI key secret, never the key itself', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const s = new Stack(app, 'LlmStack');
+    const secret = new secretsmanager.Secret(s, 'OpenAiKey');
+    const parley = new Parley(s, 'Parley', { openAi: { apiKeySecret: secret, baseUrl: 'https://llm.example.com/v1', model: 'gpt-test' } });
+    const t = Template.fromStack(s);
+    const env = envOf(t, s, parley.turnFunction);
+    expect(env.OPENAI_API_KEY_SECRET).toEqual({ Ref: s.getLogicalId(secret.node.defaultChild as secretsmanager.CfnSecret) });
+    expect(env).toMatchObject({ OPENAI_BASE_URL: 'https://llm.example.com/v1', OPENAI_MODEL: 'gpt-test' });
+    expect(env.OPENAI_API_KEY).toBeUndefined();
+    const statements = Object.values(t.findResources('AWS::IAM::Policy')).flatMap((p: Json) => p.Properties.PolicyDocument.Statement as Json[]);
+    const secretReads = statements.filter((st) => [st.Action].flat().includes('secretsmanager:GetSecretValue'));
+    expect(secretReads).toHaveLength(1);
+    expect(secretReads[0].Resource).toEqual({ Ref: s.getLogicalId(secret.node.defaultChild as secretsmanager.CfnSecret) });
+  });
+
+  it('scopes SSM access to the one key parameter', () => {
+    const { template: t, parley } = synth({ openAi: { apiKeyParameterName: '/parley/openai-key' } });
+    const s = Stack.of(parley);
+    expect(envOf(t, s, parley.turnFunction).OPENAI_API_KEY_PARAMETER).toBe('/parley/openai-key');
+    const statements = Object.values(t.findResources('AWS::IAM::Policy')).flatMap((p: Json) => p.Properties.PolicyDocument.Statement as Json[]);
+    const ssmReads = statements.filter((st) => [st.Action].flat().some((a: string) => a.startsWith('ssm:')));
+    expect(ssmReads).toHaveLength(1);
+    expect(JSON.stringify(ssmReads[0].Resource)).toContain(':parameter/parley/openai-key');
   });
 
   it('passes actionsBaseUrl to the turn function only', () => {

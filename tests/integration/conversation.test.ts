@@ -65,7 +65,7 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
     expect(records[1]!.checkpoint.pending).toEqual({ intent: 'order_drink', values: { drink: 'latte' }, asked: 1 });
     const last = records.at(-1)!.checkpoint;
     expect(last).toMatchObject({
-      version: 2,
+      version: 3,
       ended: true,
       language: 'en',
       pending: null,

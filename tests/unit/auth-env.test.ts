@@ -113,6 +113,10 @@ describe('readEnv', () => {
       PARLEY_API_KEYS: [],
       PARLEY_SESSION_TTL_HOURS: 24 * 30,
       PARLEY_LOG_LEVEL: 'INFO',
+      OPENAI_MODEL: 'gpt-4o-mini',
+      PARLEY_LLM_BUDGET_MS: 20_000,
+      PARLEY_SAFETY: 'auto',
+      PARLEY_SAFETY_BLOCKED: [],
     });
   });
 
@@ -127,6 +131,10 @@ describe('readEnv', () => {
       PARLEY_DYNAMODB_PORT: 0,
       PARLEY_DATA_DIR: '.parley-data',
       PARLEY_DIALOGUE_MAP: 'dialogue_map.json',
+      OPENAI_MODEL: 'gpt-4o-mini',
+      PARLEY_LLM_BUDGET_MS: 20_000,
+      PARLEY_SAFETY: 'auto',
+      PARLEY_SAFETY_BLOCKED: [],
     });
   });
 

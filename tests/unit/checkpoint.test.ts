@@ -7,6 +7,9 @@ import { CHECKPOINT_VERSION, Checkpoint, emptyCheckpoint } from '../../lib/check
 import { traceIdFor } from '../../lib/checkpoint/trace';
 import { COMPRESS_ABOVE_BYTES, decodeBody, encodeBody, type TurnRecord } from '../../lib/checkpoint/record';
 
+/** The session usage a checkpoint starts with (and a pre-v3 checkpoint gets). */
+const NO_USAGE = { llm: {}, ttsCharacters: 0, sttSeconds: 0 };
+
 const fixtureV0 = (): Record<string, unknown> =>
   JSON.parse(readFileSync(new URL('../fixtures/checkpoint-v0.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 
@@ -23,7 +26,7 @@ function expectParleyError(fn: () => unknown, code: string): ParleyError {
 
 describe('migrateCheckpoint', () => {
   const expectedFromFixture = {
-    version: 2,
+    version: 3,
     currentNode: 'size',
     nodeHistory: [],
     variables: { drink: 'coffee', customer_name: 'Ada', loyalty_points: 120 },
@@ -39,13 +42,15 @@ describe('migrateCheckpoint', () => {
     ended: false,
     language: null,
     pending: null,
+    summary: null,
+    usage: NO_USAGE,
   };
 
   it('migrates a version-0 checkpoint without a version field (the fixture) to the current version', () => {
     const raw = fixtureV0();
     expect(raw).not.toHaveProperty('version');
     const migrated = migrateCheckpoint(raw);
-    expect(CHECKPOINT_VERSION).toBe(2);
+    expect(CHECKPOINT_VERSION).toBe(3);
     expect(migrated).toEqual(expectedFromFixture);
     // No snake_case leftovers.
     expect(Object.keys(migrated).sort()).toEqual(Object.keys(expectedFromFixture).sort());
@@ -64,7 +69,7 @@ describe('migrateCheckpoint', () => {
 
   it('fills defaults for a bare or null-valued version-0 checkpoint (the seed default)', () => {
     const defaults = {
-      version: 2,
+      version: 3,
       currentNode: null,
       nodeHistory: [],
       variables: {},
@@ -75,6 +80,8 @@ describe('migrateCheckpoint', () => {
       ended: false,
       language: null,
       pending: null,
+      summary: null,
+      usage: NO_USAGE,
     };
     expect(migrateCheckpoint({})).toEqual(defaults);
     expect(
@@ -89,9 +96,9 @@ describe('migrateCheckpoint', () => {
     ).toEqual(defaults);
   });
 
-  it('migrates a v1 checkpoint missing optional fields to v2 with the defaults', () => {
+  it('migrates a v1 checkpoint missing optional fields to v3 with the defaults', () => {
     expect(migrateCheckpoint({ version: 1, currentNode: 'confirm', variables: { size: 'large' } })).toEqual({
-      version: 2,
+      version: 3,
       currentNode: 'confirm',
       nodeHistory: [],
       variables: { size: 'large' },
@@ -102,11 +109,13 @@ describe('migrateCheckpoint', () => {
       ended: false,
       language: null,
       pending: null,
+      summary: null,
+      usage: NO_USAGE,
     });
     expect(migrateCheckpoint({ version: 1 })).toEqual(emptyCheckpoint());
   });
 
-  it('migrates a complete v1 checkpoint to v2, keeping every field and adding language and pending as null', () => {
+  it('migrates a complete v1 checkpoint to v3, keeping every field and adding language, pending, summary (null) and usage (zero)', () => {
     const v1 = {
       version: 1,
       currentNode: 'placed',
@@ -119,7 +128,7 @@ describe('migrateCheckpoint', () => {
       ended: true,
     };
     const migrated = migrateCheckpoint(structuredClone(v1));
-    expect(migrated).toEqual({ ...v1, version: 2, language: null, pending: null });
+    expect(migrated).toEqual({ ...v1, version: 3, language: null, pending: null, summary: null, usage: NO_USAGE });
   });
 
   it('does not mutate a v1 input', () => {
@@ -139,8 +148,8 @@ describe('migrateCheckpoint', () => {
     });
   });
 
-  it('keeps every field of a complete v2 checkpoint', () => {
-    const full: Checkpoint = {
+  it('migrates a complete v2 checkpoint to v3, keeping every field and adding summary (null) and usage (zero)', () => {
+    const v2 = {
       version: 2,
       currentNode: 'welcome',
       nodeHistory: ['welcome', 'menu'],
@@ -153,7 +162,65 @@ describe('migrateCheckpoint', () => {
       language: 'ru',
       pending: { intent: 'order_drink', values: { drink: 'black tea', quantity: 2 }, asked: 2 },
     };
+    const migrated = migrateCheckpoint(structuredClone(v2));
+    expect(migrated).toEqual({ ...v2, version: 3, summary: null, usage: NO_USAGE });
+    expect(Object.keys(migrated).sort()).toEqual([...Object.keys(v2), 'summary', 'usage'].sort());
+  });
+
+  it('does not mutate a v2 input', () => {
+    const v2 = { version: 2, currentNode: 'welcome', language: 'ru' };
+    const copy = structuredClone(v2);
+    migrateCheckpoint(v2);
+    expect(v2).toEqual(copy);
+  });
+
+  it('keeps every field of a complete v3 checkpoint (summary and session usage included)', () => {
+    const full: Checkpoint = {
+      version: 3,
+      currentNode: 'welcome',
+      nodeHistory: ['welcome', 'menu'],
+      variables: { drink: 'tea', order: { id: 'A17' } },
+      messages: [
+        { role: 'user', content: 'a tea' },
+        { role: 'assistant', content: '', tool_calls: [{ id: 'c1', name: 'lookup_menu', arguments: '{"item":"tea"}' }] },
+        { role: 'tool', content: '{}', tool_call_id: 'c1' },
+      ],
+      toolState: { x: 1 },
+      previousIntentLeader: 'order_drink',
+      turnState: 'bot',
+      ended: false,
+      language: 'ru',
+      pending: { intent: 'order_drink', values: { drink: 'black tea', quantity: 2 }, asked: 2 },
+      summary: 'The user, Ada, ordered a black tea and asked about oat milk.',
+      usage: {
+        llm: {
+          'gpt-4o-mini': { inputTokens: 1200, outputTokens: 340, cachedTokens: 512 },
+          'gpt-4o': { inputTokens: 10, outputTokens: 2, cachedTokens: 0 },
+        },
+        ttsCharacters: 420,
+        sttSeconds: 7.5,
+      },
+    };
     expect(migrateCheckpoint(structuredClone(full))).toEqual(full);
+  });
+
+  it('normalizes a v3 checkpoint missing optional fields (summary, usage, parts of usage) to the defaults', () => {
+    expect(migrateCheckpoint({ version: 3 })).toEqual(emptyCheckpoint());
+    expect(emptyCheckpoint()).toMatchObject({ version: 3, summary: null, usage: NO_USAGE });
+    expect(migrateCheckpoint({ version: 3, summary: 'Earlier: a latte.', usage: { ttsCharacters: 5 } })).toEqual({
+      ...emptyCheckpoint(),
+      summary: 'Earlier: a latte.',
+      usage: { llm: {}, ttsCharacters: 5, sttSeconds: 0 },
+    });
+  });
+
+  it('throws checkpoint.invalid (naming the field) for a bad v3 summary or usage', () => {
+    expect(expectParleyError(() => migrateCheckpoint({ version: 3, summary: 42 }), 'checkpoint.invalid').message).toContain('summary');
+    expect(
+      expectParleyError(() => migrateCheckpoint({ version: 3, usage: { llm: { m: { inputTokens: 'many' } } } }), 'checkpoint.invalid').message,
+    ).toContain('usage');
+    expectParleyError(() => migrateCheckpoint({ version: 3, usage: 'none' }), 'checkpoint.invalid');
+    expectParleyError(() => migrateCheckpoint({ version: 3, usage: { ttsCharacters: '12' } }), 'checkpoint.invalid');
   });
 
   it('throws checkpoint.invalid (naming the field) for a bad v2 language or pending', () => {
@@ -166,8 +233,9 @@ describe('migrateCheckpoint', () => {
   });
 
   it('throws checkpoint.version_unsupported for a future version', () => {
-    const err = expectParleyError(() => migrateCheckpoint({ version: 3, currentNode: 'welcome' }), 'checkpoint.version_unsupported');
-    expect(err.message).toContain('3');
+    const err = expectParleyError(() => migrateCheckpoint({ version: 4, currentNode: 'welcome' }), 'checkpoint.version_unsupported');
+    expect(err.message).toContain('4');
+    expect(CHECKPOINT_VERSION + 1).toBe(4);
     expectParleyError(() => migrateCheckpoint({ version: CHECKPOINT_VERSION + 1 }), 'checkpoint.version_unsupported');
     expectParleyError(() => migrateCheckpoint({ version: 99 }), 'checkpoint.version_unsupported');
   });
@@ -317,7 +385,7 @@ describe('encodeBody / decodeBody', () => {
     const r = record(emptyCheckpoint());
     const stored = JSON.stringify({ ...body(r), checkpoint: fixtureV0() });
     const decoded = decodeBody({ json: stored });
-    expect(decoded.checkpoint.version).toBe(2);
+    expect(decoded.checkpoint.version).toBe(3);
     expect(decoded.checkpoint.currentNode).toBe('size');
     expect(decoded.checkpoint.variables).toEqual({ drink: 'coffee', customer_name: 'Ada', loyalty_points: 120 });
     expect(decoded.checkpoint.toolState).toEqual({ lookup_menu: { calls: 1, last_result: 'ok' } });
@@ -326,6 +394,8 @@ describe('encodeBody / decodeBody', () => {
     expect(decoded.checkpoint.ended).toBe(false);
     expect(decoded.checkpoint.language).toBeNull();
     expect(decoded.checkpoint.pending).toBeNull();
+    expect(decoded.checkpoint.summary).toBeNull();
+    expect(decoded.checkpoint.usage).toEqual(NO_USAGE);
   });
 
   it('decodes an intent event recorded before leader, stable and entities existed, with their defaults', () => {
@@ -336,25 +406,70 @@ describe('encodeBody / decodeBody', () => {
     ]);
   });
 
-  it('migrates a v1 checkpoint stored inside a body to v2', () => {
+  it('migrates a v1 checkpoint stored inside a body to v3', () => {
     const r = record(emptyCheckpoint());
     const stored = JSON.stringify({ ...body(r), checkpoint: { version: 1, currentNode: 'confirm', variables: { size: 'large' } } });
     const decoded = decodeBody({ json: stored });
     expect(decoded.checkpoint).toEqual({ ...emptyCheckpoint(), currentNode: 'confirm', variables: { size: 'large' } });
   });
 
-  it('round-trips a v2 checkpoint with a language and a pending intent', () => {
+  it('migrates a v2 checkpoint stored inside a body to v3 (summary null, usage zero)', () => {
+    const r = record(emptyCheckpoint());
+    const stored = JSON.stringify({ ...body(r), checkpoint: { version: 2, currentNode: 'welcome', language: 'tr' } });
+    const decoded = decodeBody({ json: stored });
+    expect(decoded.checkpoint).toEqual({ ...emptyCheckpoint(), currentNode: 'welcome', language: 'tr', summary: null, usage: NO_USAGE });
+  });
+
+  it('round-trips a v3 checkpoint with a language, a pending intent, a summary and session usage', () => {
     const r = record({
       ...emptyCheckpoint(),
       currentNode: 'welcome',
       language: 'ru',
       pending: { intent: 'order_drink', values: { drink: 'latte' }, asked: 1 },
+      summary: 'Пользователь заказал латте.',
+      usage: { llm: { 'gpt-x': { inputTokens: 30, outputTokens: 12, cachedTokens: 4 } }, ttsCharacters: 99, sttSeconds: 1.25 },
     });
+    const decoded = decodeBody(encodeBody(r));
+    expect(decoded).toEqual(body(r));
+    expect(decoded.checkpoint.summary).toBe('Пользователь заказал латте.');
+    expect(decoded.checkpoint.usage.llm['gpt-x']).toEqual({ inputTokens: 30, outputTokens: 12, cachedTokens: 4 });
+  });
+
+  it('round-trips a compressed record whose v3 checkpoint holds a summary and session usage', () => {
+    const messages = Array.from({ length: 200 }, (_, i) => ({
+      role: i % 2 ? ('assistant' as const) : ('user' as const),
+      content: `Message number ${i}: a medium latte with oat milk, please.`,
+    }));
+    const r = record({ ...emptyCheckpoint(), messages, summary: 'Long chat about lattes.', usage: { llm: {}, ttsCharacters: 3, sttSeconds: 0 } });
+    const encoded = encodeBody(r);
+    expect('compressed' in encoded).toBe(true);
+    expect(decodeBody(encoded)).toEqual(body(r));
+  });
+
+  it('round-trips a body holding the LLM pipeline events (exchange, tool call, safety, rounds, summary, error)', () => {
+    const r = record({ ...emptyCheckpoint(), summary: 'so far', usage: { llm: { 'gpt-x': { inputTokens: 1, outputTokens: 1, cachedTokens: 0 } }, ttsCharacters: 0, sttSeconds: 0 } });
+    r.events = [
+      {
+        type: 'llm_exchange',
+        model: 'gpt-x',
+        requestDigest: 'a'.repeat(64),
+        request: { messages: 3, tools: ['lookup_menu'] },
+        response: { text: '', toolCalls: [{ id: 'c1', name: 'lookup_menu', arguments: '{"item":"tea"}' }], finishReason: 'tool_calls' },
+        usage: { inputTokens: 10, outputTokens: 5, cachedTokens: 0 },
+        ms: 120,
+        atMs: 3,
+      },
+      { type: 'tool_call', name: 'lookup_menu', arguments: '{"item":"tea"}', ok: true, result: '{"price":3}', atMs: 4 },
+      { type: 'safety_trip', category: 'violence', atMs: 5 },
+      { type: 'llm_rounds_exhausted', rounds: 4, atMs: 6 },
+      { type: 'llm_error', kind: 'llm_timeout', detail: 'deadline', atMs: 7 },
+      { type: 'summary', folded: 6, ok: true, atMs: 8 },
+    ];
     expect(decodeBody(encodeBody(r))).toEqual(body(r));
   });
 
   it('rejects a body holding a future checkpoint version', () => {
-    const stored = JSON.stringify({ ...body(record(emptyCheckpoint())), checkpoint: { version: 3 } });
+    const stored = JSON.stringify({ ...body(record(emptyCheckpoint())), checkpoint: { version: 4 } });
     expectParleyError(() => decodeBody({ json: stored }), 'checkpoint.version_unsupported');
   });
 });

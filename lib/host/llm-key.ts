@@ -1,0 +1,36 @@
+import type { MiddlewareObj } from '@middy/core';
+import secretsManager from '@middy/secrets-manager';
+import ssm from '@middy/ssm';
+import type { Context } from 'aws-lambda';
+import type { FunctionEnv } from '../config/env';
+import type { RouteResult, WebSocketEvent } from './events';
+
+/** Where the middlewares put the key on the Lambda context; nothing logs the context. */
+const CONTEXT_KEY = 'openAiApiKey';
+
+/** The key is fetched once and cached across invocations; a rotated key is picked up within this time. */
+const KEY_CACHE_MS = 15 * 60 * 1000;
+
+/**
+ * In Lambda the OpenAI key comes from Secrets Manager (OPENAI_API_KEY_SECRET) or SSM
+ * (OPENAI_API_KEY_PARAMETER, a SecureString) through middy's middlewares; a plain OPENAI_API_KEY
+ * variable works too, for development.
+ */
+export function llmKeyMiddlewares(env: FunctionEnv): MiddlewareObj<WebSocketEvent, RouteResult>[] {
+  if (env.OPENAI_API_KEY_SECRET) {
+    return [secretsManager({ fetchData: { [CONTEXT_KEY]: env.OPENAI_API_KEY_SECRET }, setToContext: true, cacheExpiry: KEY_CACHE_MS }) as MiddlewareObj<WebSocketEvent, RouteResult>];
+  }
+  if (env.OPENAI_API_KEY_PARAMETER) {
+    return [ssm({ fetchData: { [CONTEXT_KEY]: env.OPENAI_API_KEY_PARAMETER }, setToContext: true, cacheExpiry: KEY_CACHE_MS }) as MiddlewareObj<WebSocketEvent, RouteResult>];
+  }
+  return [];
+}
+
+/** The key for this invocation: what a middleware fetched, else the plain variable. */
+export function llmKeyFrom(context: Context, env: FunctionEnv): string | undefined {
+  const fetched = (context as unknown as Record<string, unknown>)[CONTEXT_KEY];
+  // A JSON secret ({"apiKey": "..."}) is parsed by the middleware; a plain one is the key itself.
+  if (typeof fetched === 'string' && fetched) return fetched;
+  if (fetched && typeof fetched === 'object' && typeof (fetched as { apiKey?: unknown }).apiKey === 'string') return (fetched as { apiKey: string }).apiKey;
+  return env.OPENAI_API_KEY;
+}

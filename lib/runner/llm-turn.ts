@@ -1,0 +1,130 @@
+import type { ActionRunner, TemplateContext } from '../actions/port';
+import type { RecordedEvent } from '../checkpoint/record';
+import type { Checkpoint, LlmMessage } from '../checkpoint/schema';
+import { type DialogueMap, localize, type StateLlm } from '../flow/map';
+import { renderTemplate } from '../flow/template';
+import { type AgentOutcome, runAgent } from '../llm/agent';
+import type { ChatMessage, LlmClient, SafetyChecker } from '../llm/port';
+import type { Usage } from '../protocol/v1';
+
+/** The LLM as the runner uses it: absent when no model is configured (off-script input then gets the fallback). */
+export interface LlmPorts {
+  client: LlmClient;
+  safety: SafetyChecker;
+  /** How long a turn may spend on the LLM, tool rounds included. */
+  budgetMs: number;
+}
+
+/** The LLM settings that apply at a node: its own, else the map's default, else none. */
+export function llmSettingsFor(map: DialogueMap, node: string | null): StateLlm | undefined {
+  return (node ? map.states[node]?.llm : undefined) ?? map.llm?.default;
+}
+
+export interface LlmTurnInput {
+  map: DialogueMap;
+  ports: LlmPorts;
+  actions: ActionRunner;
+  settings: StateLlm;
+  checkpoint: Checkpoint;
+  language: string;
+  template: TemplateContext;
+  signal: AbortSignal;
+  now: () => number;
+  at: () => number;
+}
+
+/** Streams the LLM's answer to the last user message; returns the agent's outcome. */
+export function answerWithLlm(input: LlmTurnInput): AsyncGenerator<string, AgentOutcome, void> {
+  const { map, settings, checkpoint, language } = input;
+  const system = renderTemplate(localize(settings.system_prompt, language, map.language), input.template).text;
+  return runAgent({
+    map,
+    settings,
+    llm: input.ports.client,
+    safety: input.ports.safety,
+    actions: input.actions,
+    language,
+    system,
+    summary: checkpoint.summary,
+    history: toChat(checkpoint.messages),
+    template: input.template,
+    deadline: input.now() + input.ports.budgetMs,
+    signal: input.signal,
+    now: input.now,
+    at: input.at,
+  });
+}
+
+/** Adds one turn's LLM usage (per model) to a total. */
+export function addUsage(total: Usage, turn: Usage['llm']): Usage {
+  const llm = { ...total.llm };
+  for (const [model, u] of Object.entries(turn)) {
+    const seen = llm[model] ?? { inputTokens: 0, outputTokens: 0, cachedTokens: 0 };
+    llm[model] = {
+      inputTokens: seen.inputTokens + u.inputTokens,
+      outputTokens: seen.outputTokens + u.outputTokens,
+      cachedTokens: seen.cachedTokens + u.cachedTokens,
+    };
+  }
+  return { ...total, llm };
+}
+
+/**
+ * Keeps the stored context bounded: messages beyond the window fold into the running summary, made
+ * by the LLM when one is configured (otherwise they are dropped). The cut never separates a tool
+ * result from the call it answers.
+ */
+export async function foldContext(input: {
+  checkpoint: Checkpoint;
+  window: number;
+  everything?: boolean;
+  ports: LlmPorts | undefined;
+  language: string;
+  now: () => number;
+  at: () => number;
+}): Promise<{ checkpoint: Checkpoint; event: RecordedEvent | null; usage: Usage['llm'] }> {
+  const { checkpoint } = input;
+  const messages = checkpoint.messages;
+  let cut = input.everything ? messages.length : Math.max(0, messages.length - input.window);
+  while (cut < messages.length && messages[cut]!.role === 'tool') cut += 1;
+  if (cut === 0) return { checkpoint, event: null, usage: {} };
+  const folded = messages.slice(0, cut);
+  const kept = messages.slice(cut);
+  if (!input.ports) {
+    return { checkpoint: { ...checkpoint, messages: kept }, event: { type: 'summary', folded: cut, ok: false, atMs: input.at() }, usage: {} };
+  }
+  const transcript = folded
+    .filter((m) => (m.role === 'user' || m.role === 'assistant') && m.content.trim())
+    .map((m) => `${m.role}: ${m.content}`)
+    .join('\n');
+  const request: ChatMessage[] = [
+    {
+      role: 'system',
+      content:
+        'Summarize the conversation below for the assistant that continues it, in the language of the conversation, in at most 120 words. Keep facts, names, numbers, decisions and open questions; drop small talk.',
+    },
+    { role: 'user', content: `${checkpoint.summary ? `Summary so far: ${checkpoint.summary}\n\n` : ''}${transcript}` },
+  ];
+  let summary = '';
+  let usage: Usage['llm'] = {};
+  try {
+    for await (const event of input.ports.client.stream({ model: input.ports.client.defaultModel, messages: request, maxTokens: 300 }, input.now() + 8000)) {
+      if (event.type === 'text') summary += event.delta;
+      else if (event.usage) usage = { [event.model]: event.usage };
+    }
+  } catch {
+    summary = '';
+  }
+  const ok = summary.trim().length > 0;
+  return {
+    // Without a summary the old messages are still dropped: the bound matters more than the detail.
+    checkpoint: { ...checkpoint, messages: kept, summary: ok ? summary.trim() : checkpoint.summary },
+    event: { type: 'summary', folded: cut, ok, atMs: input.at() },
+    usage,
+  };
+}
+
+/** The stored messages as chat-completions messages (tool calls and results included). */
+function toChat(messages: readonly LlmMessage[]): ChatMessage[] {
+  return messages.map((m) => m as unknown as ChatMessage);
+}
