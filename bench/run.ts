@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleFunctions, coldImport, FUNCTIONS } from './bundle';
 import { machine, machineAtEnd } from './machine';
+import { benchLlm } from './llm';
 import { benchNlu } from './nlu';
 import { progress } from './stats';
 import { benchTurns } from './turns';
@@ -21,6 +22,7 @@ const TARGETS = {
   bundleBytes: 1.5 * 1024 * 1024,
   coldImportMs: 150,
   classifyP50Ms: 1,
+  llmRunnerAddedP50Ms: 5,
   modelLoadMs: 20,
 };
 
@@ -50,6 +52,12 @@ async function main(): Promise<void> {
   // What Lambda actually runs: the CDK construct sets NODE_OPTIONS=--enable-source-maps.
   const coldWithSourceMaps = await coldImport(bundles.turn.file, OUT_ROOT, 7, '--enable-source-maps');
 
+  progress('llm');
+  const llm = await benchLlm(REPO_ROOT).catch((err: unknown) => ({
+    error: `the LLM benchmark failed: ${err instanceof Error ? err.message : String(err)}`,
+  }));
+  const llmOk = 'error' in llm ? undefined : llm;
+
   progress('nlu');
   const nlu = await benchNlu(REPO_ROOT).catch((err: unknown) => ({
     error: `the NLU benchmark failed: ${err instanceof Error ? err.message : String(err)}`,
@@ -72,6 +80,7 @@ async function main(): Promise<void> {
       },
     },
     nlu,
+    llm,
     targets: TARGETS,
     pass: {
       turnP50Ms: turn.p50 <= TARGETS.turnP50Ms,
@@ -80,6 +89,7 @@ async function main(): Promise<void> {
       coldImportMs: cold.medianMs <= TARGETS.coldImportMs,
       classifyP50Ms: nluOk !== undefined && nluOk.classifyAndStep.p50 <= TARGETS.classifyP50Ms,
       modelLoadMs: nluOk !== undefined && nluOk.load.inProcess.p50 <= TARGETS.modelLoadMs,
+      llmRunnerAddedP50Ms: llmOk !== undefined && llmOk.runnerAddedMs.p50 <= TARGETS.llmRunnerAddedP50Ms,
       modelLoadFreshProcessMs: nluOk !== undefined && nluOk.load.freshProcess.loadMedianMs <= TARGETS.modelLoadMs,
     },
     machineAtEnd: machineAtEnd(),
