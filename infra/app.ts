@@ -12,7 +12,11 @@ const apiKeys =
     ? apiKeysContext.split(',').map((key) => key.trim()).filter((key) => key.length > 0)
     : undefined;
 
+// Optional: `cdk deploy -c parley:openAiSecret=<secret name>` (a Secrets Manager secret holding the key).
+const openAiSecret: unknown = app.node.tryGetContext('parley:openAiSecret');
+
 new ParleyStack(app, 'ParleyStack', {
+  ...(typeof openAiSecret === 'string' && openAiSecret ? { openAiSecretName: openAiSecret } : {}),
   description: 'Parley: per-turn serverless chat runner (API Gateway WebSocket, Lambda, DynamoDB)',
   ...(apiKeys ? { parley: { apiKeys } } : {}),
 });
