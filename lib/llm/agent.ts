@@ -69,6 +69,11 @@ export async function* runAgent(ctx: AgentContext): AsyncGenerator<string, Agent
   let safetyChecked = false;
 
   for (let round = 1; round <= ctx.settings.max_rounds; round++) {
+    // A cancel may come while a tool runs: no further round, nothing more is said.
+    if (ctx.signal.aborted) {
+      out.cancelled = true;
+      break;
+    }
     if (ctx.now() >= ctx.deadline) {
       out.error = 'llm_timeout';
       break;
@@ -114,6 +119,8 @@ export async function* runAgent(ctx: AgentContext): AsyncGenerator<string, Agent
           generation.abort();
           break;
         }
+        // The cancel may have come while the check ran: then not even the first sentence goes out.
+        if (ctx.signal.aborted) break;
         out.text += held;
         yield held;
         held = '';
@@ -128,7 +135,7 @@ export async function* runAgent(ctx: AgentContext): AsyncGenerator<string, Agent
       }
     } catch (err) {
       out.error = err instanceof LlmError ? err.kind : 'llm_error';
-      out.events.push({ type: 'llm_error', kind: out.error, detail: (err as Error).message.slice(0, 200), atMs: ctx.at() });
+      out.events.push({ type: 'llm_error', kind: out.error, detail: (err instanceof Error ? err.message : String(err)).slice(0, 200), atMs: ctx.at() });
       break;
     } finally {
       ctx.signal.removeEventListener('abort', stop);
@@ -163,8 +170,8 @@ export async function* runAgent(ctx: AgentContext): AsyncGenerator<string, Agent
     if (end.toolCalls.length === 0) break;
 
     for (const call of end.toolCalls) {
-      if (ctx.signal.aborted) break;
-      const result = await runTool(ctx, call, out);
+      // Every call gets an answer (the chat format requires it), but none runs once the turn is cancelled.
+      const result = ctx.signal.aborted ? { ok: false, content: JSON.stringify({ error: 'cancelled' }) } : await runTool(ctx, call, out);
       out.events.push({ type: 'tool_call', name: call.name, arguments: call.arguments, ok: result.ok, result: result.content.slice(0, 500), atMs: ctx.at() });
       out.messages.push({ role: 'tool', tool_call_id: call.id, content: result.content });
     }
@@ -246,13 +253,13 @@ function builtin(ctx: AgentContext, name: string, args: Record<string, unknown>,
   switch (name) {
     case 'transition_to': {
       const state = args.state;
-      if (typeof state !== 'string' || !ctx.map.states[state]) return fail(`unknown state '${String(state)}'`);
+      if (typeof state !== 'string' || !Object.hasOwn(ctx.map.states, state)) return fail(`unknown state '${String(state)}'`);
       out.transitionTo = state;
       return { ok: true, content: JSON.stringify({ ok: true, state }) };
     }
     case 'set_variable': {
       const { name: variable, value } = args;
-      if (typeof variable !== 'string' || !/^[A-Za-z_][\w]*$/.test(variable)) return fail('name must be a variable name');
+      if (typeof variable !== 'string' || !/^[A-Za-z_][\w]*$/.test(variable) || variable === '__proto__') return fail('name must be a variable name');
       if (!['string', 'number', 'boolean'].includes(typeof value)) return fail('value must be a string, number or boolean');
       out.variables[variable] = value;
       return { ok: true, content: JSON.stringify({ ok: true }) };
