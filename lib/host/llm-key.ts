@@ -18,10 +18,13 @@ const KEY_CACHE_MS = 15 * 60 * 1000;
  */
 export function llmKeyMiddlewares(env: FunctionEnv): MiddlewareObj<WebSocketEvent, RouteResult>[] {
   if (env.OPENAI_API_KEY_SECRET) {
-    return [secretsManager({ fetchData: { [CONTEXT_KEY]: env.OPENAI_API_KEY_SECRET }, setToContext: true, cacheExpiry: KEY_CACHE_MS }) as MiddlewareObj<WebSocketEvent, RouteResult>];
+    const secret = env.OPENAI_API_KEY_SECRET;
+    // middy caches per cacheKey for the whole process: the key names the secret, so another secret never reads a stale value.
+    return [secretsManager({ fetchData: { [CONTEXT_KEY]: secret }, setToContext: true, cacheExpiry: KEY_CACHE_MS, cacheKey: `parley-openai:${secret}` }) as MiddlewareObj<WebSocketEvent, RouteResult>];
   }
   if (env.OPENAI_API_KEY_PARAMETER) {
-    return [ssm({ fetchData: { [CONTEXT_KEY]: env.OPENAI_API_KEY_PARAMETER }, setToContext: true, cacheExpiry: KEY_CACHE_MS }) as MiddlewareObj<WebSocketEvent, RouteResult>];
+    const parameter = env.OPENAI_API_KEY_PARAMETER;
+    return [ssm({ fetchData: { [CONTEXT_KEY]: parameter }, setToContext: true, cacheExpiry: KEY_CACHE_MS, cacheKey: `parley-openai:${parameter}` }) as MiddlewareObj<WebSocketEvent, RouteResult>];
   }
   return [];
 }
