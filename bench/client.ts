@@ -28,8 +28,12 @@ export class BenchClient {
     });
   }
 
+  /** The session this client is in, named in every input.text as a well-behaved client does. */
+  private sessionId: string | undefined;
+
   send(message: ClientMessage): void {
-    this.socket.send(JSON.stringify(message));
+    const named = message.type === 'input.text' && this.sessionId ? { ...message, sessionId: this.sessionId } : message;
+    this.socket.send(JSON.stringify(named));
   }
 
   clearSeen(): void {
@@ -65,6 +69,7 @@ export class BenchClient {
   }
 
   private onEvent(event: ServerEvent): void {
+    if (event.type === 'session.started') this.sessionId = event.sessionId;
     this.seen.push(event);
     const w = this.waiter;
     if (!w) return;

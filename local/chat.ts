@@ -16,6 +16,7 @@ const socket = new WebSocket(url);
 const assembler = new EventAssembler();
 const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: 'you> ' });
 let streaming = false;
+let sessionId: string | undefined;
 // Lines typed (or piped) before the bot is ready wait here: one turn at a time, in order.
 const queue: string[] = [];
 let ready = false;
@@ -26,7 +27,7 @@ function next(): void {
   if (text !== undefined) {
     ready = false;
     if (!process.stdin.isTTY) print(`you> ${text}\n`);
-    return post({ type: 'input.text', turnId: randomUUID(), text });
+    return post({ type: 'input.text', turnId: randomUUID(), text, ...(sessionId ? { sessionId } : {}) });
   }
   ready = true;
   if (inputClosed) return post({ type: 'session.stop', reason: 'user_quit' });
@@ -60,6 +61,7 @@ function onEvent(event: ServerEvent): void {
     case 'hello.ack':
       return post({ type: 'session.start' });
     case 'session.started':
+      sessionId = event.sessionId;
       print(`[session ${event.sessionId}, trace ${event.traceId}]\n`);
       return;
     case 'response.filler':

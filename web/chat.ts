@@ -23,6 +23,7 @@ const FRIENDLY: Partial<Record<string, string>> = {
 let socket: WebSocket;
 let bubbles = new Map<string, HTMLDivElement>();
 let ended = false;
+let sessionId: string | undefined;
 
 function add(kind: 'bot' | 'user' | 'note' | 'note error', text: string): HTMLDivElement {
   const div = document.createElement('div');
@@ -74,6 +75,7 @@ function onEvent(event: ServerEvent): void {
     case 'hello.ack':
       return startSession(false);
     case 'session.started':
+      sessionId = event.sessionId;
       localStorage.setItem(STORE_KEY, JSON.stringify({ sessionId: event.sessionId, resumeToken: event.resumeToken }));
       ended = false;
       status.textContent = event.resumed ? `resumed at “${event.node}”` : 'connected';
@@ -125,7 +127,7 @@ $<HTMLFormElement>('form').addEventListener('submit', (e) => {
   if (!text || ended) return;
   add('user', text);
   input.value = '';
-  post({ type: 'input.text', turnId: crypto.randomUUID(), text });
+  post({ type: 'input.text', turnId: crypto.randomUUID(), text, ...(sessionId ? { sessionId } : {}) });
 });
 
 $<HTMLButtonElement>('restart').addEventListener('click', () => {

@@ -55,6 +55,12 @@ export const SessionStart = z
 export const InputText = z.object({
   type: z.literal('input.text'),
   turnId,
+  /**
+   * The session the client is in (from session.started). Optional: with it the server reads the
+   * session and the connection at once instead of one after the other; it is checked against the
+   * connection's own session, never trusted alone.
+   */
+  sessionId: uuid.optional(),
   text: z
     .string()
     .max(4000)

@@ -48,6 +48,8 @@ export class TestClient {
   private readonly waiters: Array<() => void> = [];
   private readonly assembler = new EventAssembler();
   readonly closed: Promise<{ code: number; reason: string }>;
+  /** The session from the last session.started; say() names it in input.text. */
+  sessionId: string | undefined;
 
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data) => {
@@ -114,13 +116,14 @@ export class TestClient {
     await this.next('hello.ack');
     this.send(start);
     const started = await this.next('session.started');
+    this.sessionId = started.sessionId;
     const greeting = started.resumed ? [] : await this.until('turn.completed');
     return { started, greeting };
   }
 
   /** One text turn, waiting for its turn.completed (or an error). */
   async say(text: string, turnId: string = crypto.randomUUID()): Promise<ServerEvent[]> {
-    this.send({ type: 'input.text', turnId, text });
+    this.send({ type: 'input.text', turnId, text, ...(this.sessionId ? { sessionId: this.sessionId } : {}) });
     const events: ServerEvent[] = [];
     for (;;) {
       const event = await this.take();

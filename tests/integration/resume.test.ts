@@ -56,6 +56,23 @@ describe('resuming a session on a new connection', () => {
     intruder.close();
   });
 
+  it('ignores a sessionId in input.text that names another session: the turn runs on the bound one', async () => {
+    const victim = await TestClient.connect(runtime.wsUrl);
+    const { started: theirs } = await victim.open();
+    victim.close();
+    const before = (await sessionItems(runtime)).filter((i) => i.pk?.S === `SESS#${theirs.sessionId}`);
+
+    const client = await TestClient.connect(runtime.wsUrl);
+    const { started: mine } = await client.open();
+    client.sessionId = theirs.sessionId;
+    const turn = await client.say('I want a hot chocolate');
+    expect(turn.at(-1)).toMatchObject({ type: 'turn.completed' });
+    expect((await sessionItems(runtime)).filter((i) => i.pk?.S === `SESS#${theirs.sessionId}`)).toEqual(before);
+    const mineNow = (await sessionItems(runtime)).filter((i) => i.pk?.S === `SESS#${mine.sessionId}` && i.sk?.S?.startsWith('TURN#'));
+    expect(mineNow).toHaveLength(2);
+    client.close();
+  });
+
   it('refuses to resume a session that was stopped', async () => {
     const client = await TestClient.connect(runtime.wsUrl);
     const { started } = await client.open();
