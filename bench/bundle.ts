@@ -7,11 +7,13 @@ import { median, progress, round3 } from './stats';
 
 /**
  * Bundles as infra/parley-construct.ts has CDK's NodejsFunction do it (esbuild: bundle, minify, ESM,
- * node22, @aws-sdk/* external, mainFields module,main, the createRequire banner, linked source map).
+ * node22, mainFields module,main, the createRequire banner, linked source map). `awsSdk: 'bundled'`
+ * is what is deployed; `'external'` leaves @aws-sdk/* to the Lambda runtime, the size the issue
+ * tracks.
  *
  * The output lives under node_modules/.cache/parley-bench/ (git-ignored) rather than os.tmpdir():
- * @aws-sdk/* stays external, so the cold-import child must resolve it from the repo's node_modules,
- * and ESM resolution only walks up from the importing file.
+ * with @aws-sdk/* external the cold-import child must resolve it from the repo's node_modules, and
+ * ESM resolution only walks up from the importing file.
  */
 export const FUNCTIONS = ['turn', 'connect', 'disconnect'] as const;
 export type FunctionName = (typeof FUNCTIONS)[number];
@@ -26,7 +28,7 @@ export interface BundleResult {
   sourceMapBytes: number;
 }
 
-export async function bundleFunctions(repoRoot: string, outRoot: string): Promise<Record<FunctionName, BundleResult>> {
+export async function bundleFunctions(repoRoot: string, outRoot: string, awsSdk: 'external' | 'bundled' = 'external'): Promise<Record<FunctionName, BundleResult>> {
   rmSync(outRoot, { recursive: true, force: true });
   const results = {} as Record<FunctionName, BundleResult>;
   for (const name of FUNCTIONS) {
@@ -44,7 +46,7 @@ export async function bundleFunctions(repoRoot: string, outRoot: string): Promis
       platform: 'node',
       target: 'node22',
       mainFields: ['module', 'main'],
-      external: ['@aws-sdk/*'],
+      external: awsSdk === 'external' ? ['@aws-sdk/*'] : [],
       banner: { js: BANNER },
       logLevel: 'silent',
     });
@@ -55,7 +57,7 @@ export async function bundleFunctions(repoRoot: string, outRoot: string): Promis
       gzipBytes: gzipSync(code, { level: 9 }).length,
       sourceMapBytes: statSync(`${outfile}.map`).size,
     };
-    progress(`bundled ${name}: ${code.length} bytes`);
+    progress(`bundled ${name} (@aws-sdk ${awsSdk}): ${code.length} bytes`);
   }
   await stop();
   return results;

@@ -39,18 +39,18 @@ async function main(): Promise<void> {
   });
 
   progress('bundling');
-  const bundles = await bundleFunctions(REPO_ROOT, OUT_ROOT);
-  const bundle = Object.fromEntries(
-    FUNCTIONS.map((name) => {
-      const b = bundles[name];
-      return [name, { bytes: b.bytes, gzipBytes: b.gzipBytes, sourceMapBytes: b.sourceMapBytes, file: b.file }];
-    }),
-  );
+  const bundles = await bundleFunctions(REPO_ROOT, join(OUT_ROOT, 'sdk-external'), 'external');
+  // What is deployed: the AWS SDK bundled in, as AWS recommends for cold starts.
+  const deployed = await bundleFunctions(REPO_ROOT, join(OUT_ROOT, 'deployed'), 'bundled');
+  const sizes = (set: typeof bundles) =>
+    Object.fromEntries(FUNCTIONS.map((name) => [name, { bytes: set[name].bytes, gzipBytes: set[name].gzipBytes, sourceMapBytes: set[name].sourceMapBytes, file: set[name].file }]));
+  const bundle = { ...sizes(bundles), what: 'minified, @aws-sdk external', deployed: { ...sizes(deployed), what: 'minified, @aws-sdk bundled in (what the CDK stack deploys)' } };
 
   progress('cold imports');
-  const cold = await coldImport(bundles.turn.file, OUT_ROOT, 7);
+  const cold = await coldImport(deployed.turn.file, OUT_ROOT, 7);
   // What Lambda actually runs: the CDK construct sets NODE_OPTIONS=--enable-source-maps.
-  const coldWithSourceMaps = await coldImport(bundles.turn.file, OUT_ROOT, 7, '--enable-source-maps');
+  const coldWithSourceMaps = await coldImport(deployed.turn.file, OUT_ROOT, 7, '--enable-source-maps');
+  const coldSdkExternal = await coldImport(bundles.turn.file, OUT_ROOT, 7);
 
   progress('llm');
   const llm = await benchLlm(REPO_ROOT).catch((err: unknown) => ({
@@ -64,7 +64,8 @@ async function main(): Promise<void> {
   }));
   const nluOk = 'error' in nlu ? undefined : nlu;
 
-  const largestBundle = Math.max(...FUNCTIONS.map((name) => bundles[name].bytes));
+  // The 1.5 MB target is met by the deployed bundles, which include the SDK, not only by the external ones.
+  const largestBundle = Math.max(...FUNCTIONS.map((name) => Math.max(bundles[name].bytes, deployed[name].bytes)));
   const result = {
     machine: info,
     turn,
@@ -72,6 +73,8 @@ async function main(): Promise<void> {
     coldImport: {
       ...cold,
       bundle: 'turn',
+      what: 'the deployed turn bundle (@aws-sdk bundled in)',
+      sdkExternal: { medianMs: coldSdkExternal.medianMs, what: 'the same code with @aws-sdk left to the runtime: its many ESM files cost more to load' },
       withEnableSourceMaps: {
         medianMs: coldWithSourceMaps.medianMs,
         minMs: coldWithSourceMaps.minMs,

@@ -24,9 +24,8 @@ export const FunctionEnv = z.object({
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_BASE_URL: z.url().optional(),
   OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
-  /** Lambda: the key lives in Secrets Manager (secret id or ARN) or SSM (SecureString parameter name). */
+  /** Lambda: the key lives in Secrets Manager (secret id or ARN). */
   OPENAI_API_KEY_SECRET: z.string().min(1).optional(),
-  OPENAI_API_KEY_PARAMETER: z.string().min(1).optional(),
   /** What one turn may spend on the LLM, tool rounds included. */
   PARLEY_LLM_BUDGET_MS: z.coerce.number().int().min(1000).max(900_000).default(20_000),
   /** First-sentence safety check: OpenAI moderation, the local word list, or none. auto: moderation on api.openai.com, else local. */

@@ -2,8 +2,10 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { webhookRunner } from '../actions/webhook';
 import { DynamoSessionStore } from '../checkpoint/dynamo-store';
 import { buildFaqIndex } from '../faq/minisearch-index';
+import type { IntentClassifier } from '../flow/classifier';
 import type { DialogueMap } from '../flow/map';
-import { loadNluClassifier } from '../nlu/load';
+import { ParleyError } from '../errors';
+import { isModelCurrent } from '../nlu/model';
 import type { NluModel } from '../nlu/train';
 import type { Log } from '../observability/log';
 import type { LlmPorts } from '../runner/llm-turn';
@@ -31,6 +33,23 @@ export interface HostOptions {
   fetch?: typeof fetch;
 }
 
+/**
+ * nlp.js and the model load on the first classification, not at import: the invocations a session
+ * starts with (hello, session.start) never classify, and the load is a one-time cost of ~10 ms plus
+ * ~30 ms of module import that every cold start would otherwise pay up front.
+ */
+function lazyClassifier(map: DialogueMap, model: NluModel): IntentClassifier {
+  // A model trained for another map is still refused at cold start: the check is cheap, the load is not.
+  if (!isModelCurrent(map, model)) throw new ParleyError('map.invalid', 'the NLU model does not match the dialogue map; run `npm run build:nlu`');
+  let loaded: Promise<IntentClassifier> | undefined;
+  return {
+    async classify(text, options) {
+      loaded ??= import('../nlu/load').then((nlu) => nlu.loadNluClassifier(map, model));
+      return (await loaded).classify(text, options);
+    },
+  };
+}
+
 /** The adapters every host wires the same way; hosts differ only in the clients they pass. */
 export function buildTurnDeps(options: HostOptions): TurnDeps {
   const clock = options.clock ?? systemClock;
@@ -46,7 +65,7 @@ export function buildTurnDeps(options: HostOptions): TurnDeps {
     }),
     connections: new DynamoConnectionStore(options.dynamo, options.tableName, () => clock.nowMs()),
     map: options.map,
-    classifier: loadNluClassifier(options.map, options.nluModel),
+    classifier: lazyClassifier(options.map, options.nluModel),
     faq: buildFaqIndex(options.map),
     actions: webhookRunner(options.map, {
       log: options.log,

@@ -1,6 +1,5 @@
 import type { MiddlewareObj } from '@middy/core';
 import secretsManager from '@middy/secrets-manager';
-import ssm from '@middy/ssm';
 import type { Context } from 'aws-lambda';
 import type { FunctionEnv } from '../config/env';
 import type { RouteResult, WebSocketEvent } from './events';
@@ -12,19 +11,22 @@ const CONTEXT_KEY = 'openAiApiKey';
 const KEY_CACHE_MS = 15 * 60 * 1000;
 
 /**
- * In Lambda the OpenAI key comes from Secrets Manager (OPENAI_API_KEY_SECRET) or SSM
- * (OPENAI_API_KEY_PARAMETER, a SecureString) through middy's middlewares; a plain OPENAI_API_KEY
- * variable works too, for development.
+ * In Lambda the OpenAI key comes from Secrets Manager (OPENAI_API_KEY_SECRET) through middy's
+ * middleware; a plain OPENAI_API_KEY variable works too, for development. Only Secrets Manager:
+ * every AWS SDK client a bundle imports costs ~40 ms of cold start (the bundle imports external
+ * packages eagerly, so a second, optional one would cost every cold start), and one way to hold a
+ * secret is enough.
  */
 export function llmKeyMiddlewares(env: FunctionEnv): MiddlewareObj<WebSocketEvent, RouteResult>[] {
   if (env.OPENAI_API_KEY_SECRET) {
     const secret = env.OPENAI_API_KEY_SECRET;
     // middy caches per cacheKey for the whole process: the key names the secret, so another secret never reads a stale value.
-    return [secretsManager({ fetchData: { [CONTEXT_KEY]: secret }, setToContext: true, cacheExpiry: KEY_CACHE_MS, cacheKey: `parley-openai:${secret}` }) as MiddlewareObj<WebSocketEvent, RouteResult>];
-  }
-  if (env.OPENAI_API_KEY_PARAMETER) {
-    const parameter = env.OPENAI_API_KEY_PARAMETER;
-    return [ssm({ fetchData: { [CONTEXT_KEY]: parameter }, setToContext: true, cacheExpiry: KEY_CACHE_MS, cacheKey: `parley-openai:${parameter}` }) as MiddlewareObj<WebSocketEvent, RouteResult>];
+    return [
+      secretsManager({ fetchData: { [CONTEXT_KEY]: secret }, setToContext: true, cacheExpiry: KEY_CACHE_MS, cacheKey: `parley-openai:${secret}` }) as MiddlewareObj<
+        WebSocketEvent,
+        RouteResult
+      >,
+    ];
   }
   return [];
 }
@@ -37,3 +39,4 @@ export function llmKeyFrom(context: Context, env: FunctionEnv): string | undefin
   if (fetched && typeof fetched === 'object' && typeof (fetched as { apiKey?: unknown }).apiKey === 'string') return (fetched as { apiKey: string }).apiKey;
   return env.OPENAI_API_KEY;
 }
+

@@ -1,9 +1,7 @@
 import type { FunctionEnv } from '../config/env';
 import type { Log } from '../observability/log';
 import type { LlmPorts } from '../runner/llm-turn';
-import { openAiModeration } from './moderation';
-import { openAiClient } from './openai';
-import type { SafetyChecker } from './port';
+import type { LlmClient, LlmRequest, SafetyChecker } from './port';
 import { DEFAULT_BLOCKED, localSafetyChecker } from './safety-local';
 
 const allowAll: SafetyChecker = { check: async () => ({ safe: true }) };
@@ -11,6 +9,9 @@ const allowAll: SafetyChecker = { check: async () => ({ safe: true }) };
 /**
  * The LLM ports for a key, or undefined without one: then the runner works as before and
  * off-script input gets the map's fallback. Clients are built once per key and reused.
+ *
+ * The `openai` SDK is imported on the first LLM call, not at cold start: it roughly doubles the
+ * turn function's import time, and most turns of a scripted bot never reach the LLM.
  */
 export function llmPortsFactory(env: FunctionEnv, options: { fetch?: typeof fetch; log?: Log } = {}): (apiKey: string | undefined) => LlmPorts | undefined {
   const built = new Map<string, LlmPorts>();
@@ -21,18 +22,33 @@ export function llmPortsFactory(env: FunctionEnv, options: { fetch?: typeof fetc
     const common = { apiKey, ...(env.OPENAI_BASE_URL ? { baseURL: env.OPENAI_BASE_URL } : {}), ...(options.fetch ? { fetch: options.fetch } : {}) };
     const onOpenAi = !env.OPENAI_BASE_URL || new URL(env.OPENAI_BASE_URL).hostname === 'api.openai.com';
     const mode = env.PARLEY_SAFETY === 'auto' ? (onOpenAi ? 'openai' : 'local') : env.PARLEY_SAFETY;
-    const safety =
+    const safety: SafetyChecker =
       mode === 'openai'
-        ? openAiModeration(common)
+        ? lazySafety(async () => (await import('./moderation')).openAiModeration(common))
         : mode === 'local'
           ? localSafetyChecker({ blocked: [...DEFAULT_BLOCKED, ...env.PARLEY_SAFETY_BLOCKED] })
           : allowAll;
-    ports = {
-      client: openAiClient({ ...common, defaultModel: env.OPENAI_MODEL, ...(options.log ? { log: options.log } : {}) }),
-      safety,
-      budgetMs: env.PARLEY_LLM_BUDGET_MS,
-    };
+    const client = lazyClient(env.OPENAI_MODEL, async () =>
+      (await import('./openai')).openAiClient({ ...common, defaultModel: env.OPENAI_MODEL, ...(options.log ? { log: options.log } : {}) }),
+    );
+    ports = { client, safety, budgetMs: env.PARLEY_LLM_BUDGET_MS };
     built.set(apiKey, ports);
     return ports;
   };
+}
+
+function lazyClient(defaultModel: string, load: () => Promise<LlmClient>): LlmClient {
+  let loaded: Promise<LlmClient> | undefined;
+  return {
+    defaultModel,
+    async *stream(request: LlmRequest, deadline: number) {
+      const client = await (loaded ??= load());
+      yield* client.stream(request, deadline);
+    },
+  };
+}
+
+function lazySafety(load: () => Promise<SafetyChecker>): SafetyChecker {
+  let loaded: Promise<SafetyChecker> | undefined;
+  return { check: async (text, language) => (await (loaded ??= load())).check(text, language) };
 }

@@ -347,16 +347,6 @@ describe('Parley props (synthesized without bundling)', () => {
     expect(secretReads[0].Resource).toEqual({ Ref: s.getLogicalId(secret.node.defaultChild as secretsmanager.CfnSecret) });
   });
 
-  it('scopes SSM access to the one key parameter', () => {
-    const { template: t, parley } = synth({ openAi: { apiKeyParameterName: '/parley/openai-key' } });
-    const s = Stack.of(parley);
-    expect(envOf(t, s, parley.turnFunction).OPENAI_API_KEY_PARAMETER).toBe('/parley/openai-key');
-    const statements = Object.values(t.findResources('AWS::IAM::Policy')).flatMap((p: Json) => p.Properties.PolicyDocument.Statement as Json[]);
-    const ssmReads = statements.filter((st) => [st.Action].flat().some((a: string) => a.startsWith('ssm:')));
-    expect(ssmReads).toHaveLength(1);
-    expect(JSON.stringify(ssmReads[0].Resource)).toContain(':parameter/parley/openai-key');
-  });
-
   it('passes actionsBaseUrl to the turn function only', () => {
     const { template: t, parley } = synth({ actionsBaseUrl: 'https://api.example.com' });
     const s = Stack.of(parley);

@@ -1,5 +1,4 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -11,13 +10,11 @@ import { llmKeyFrom, llmKeyMiddlewares } from '../../lib/host/llm-key';
 // Lambda always sets the region; middy builds its SDK clients on first use.
 process.env.AWS_REGION ??= 'us-east-1';
 
-/** The Lambda's OpenAI key: fetched by middy from Secrets Manager or SSM, cached across invocations. */
+/** The Lambda's OpenAI key: fetched by middy from Secrets Manager, cached across invocations. */
 describe('the OpenAI key in Lambda', () => {
   const secrets = mockClient(SecretsManagerClient);
-  const ssm = mockClient(SSMClient);
   afterEach(() => {
     secrets.reset();
-    ssm.reset();
   });
 
   const event = { requestContext: { connectionId: 'c', routeKey: '$default' } } as unknown as WebSocketEvent;
@@ -41,12 +38,6 @@ describe('the OpenAI key in Lambda', () => {
   it('takes apiKey from a JSON secret', async () => {
     secrets.on(GetSecretValueCommand).resolves({ SecretString: '{"apiKey":"sk-json"}' });
     expect((await handlerFor({ OPENAI_API_KEY_SECRET: 'parley/openai-json' })(event, context())).body).toBe('sk-json');
-  });
-
-  it('reads an SSM SecureString parameter with decryption', async () => {
-    ssm.on(GetParametersCommand).resolves({ Parameters: [{ Name: '/parley/openai', Value: 'sk-from-ssm' }] });
-    expect((await handlerFor({ OPENAI_API_KEY_PARAMETER: '/parley/openai' })(event, context())).body).toBe('sk-from-ssm');
-    expect(ssm.commandCalls(GetParametersCommand)[0]!.args[0].input).toMatchObject({ Names: ['/parley/openai'], WithDecryption: true });
   });
 
   it('falls back to OPENAI_API_KEY, and to no key at all (no LLM)', async () => {
