@@ -1,5 +1,6 @@
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import * as z from 'zod';
+import type { ActionOutcome } from '../actions/port';
 import { Metrics, ServerEvent, Usage } from '../protocol/v1';
 import { migrateCheckpoint } from './migrations';
 import type { Checkpoint } from './schema';
@@ -127,4 +128,17 @@ export function decodeBody(body: EncodedBody): Pick<TurnRecord, 'input' | 'outpu
   const json = 'json' in body ? body.json : brotliDecompressSync(body.compressed).toString('utf8');
   const parsed = RecordBody.parse(JSON.parse(json));
   return { ...parsed, checkpoint: migrateCheckpoint(parsed.checkpoint) };
+}
+
+/** The recorded event of a finished action (a state's `run`, or an LLM webhook tool). */
+export function actionEvent(name: string, outcome: ActionOutcome, atMs: number): RecordedEvent {
+  return {
+    type: 'action',
+    name,
+    ok: outcome.ok,
+    ...(outcome.ok ? {} : { kind: outcome.kind, detail: outcome.detail }),
+    ms: outcome.ms,
+    attempts: outcome.attempts,
+    atMs,
+  };
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ActionRunner, TemplateContext } from '../actions/port';
-import type { RecordedEvent } from '../checkpoint/record';
+import { actionEvent, type RecordedEvent } from '../checkpoint/record';
 import { BUILTIN_TOOLS, type DialogueMap, type StateLlm } from '../flow/map';
 import type { Usage } from '../protocol/v1';
 import { type ChatMessage, LlmError, type LlmClient, type LlmErrorKind, type LlmStreamEvent, type SafetyChecker, type ToolCall, type ToolSpec } from './port';
@@ -233,15 +233,7 @@ async function runTool(ctx: AgentContext, call: ToolCall, out: AgentOutcome): Pr
   const tool = ctx.map.tools[call.name]!;
   const context = { ...ctx.template, session: { ...ctx.template.session, variables: { ...ctx.template.session.variables, ...out.variables } }, args };
   const outcome = await ctx.actions.run(tool.webhook, context);
-  out.events.push({
-    type: 'action',
-    name: tool.webhook,
-    ok: outcome.ok,
-    ...(outcome.ok ? {} : { kind: outcome.kind, detail: outcome.detail }),
-    ms: outcome.ms,
-    attempts: outcome.attempts,
-    atMs: ctx.at(),
-  });
+  out.events.push(actionEvent(tool.webhook, outcome, ctx.at()));
   if (!outcome.ok) return fail(`${outcome.kind}: ${outcome.detail}`);
   // As for any action, the result lands in its variable too, for the flow and later templates.
   out.variables[ctx.map.actions[tool.webhook]!.result_variable] = outcome.result;

@@ -1,5 +1,5 @@
 import type { ActionRunner, TemplateContext } from '../actions/port';
-import type { RecordedEvent, TurnInput, TurnStatus } from '../checkpoint/record';
+import { actionEvent, type RecordedEvent, type TurnInput, type TurnStatus } from '../checkpoint/record';
 import type { Checkpoint, LlmMessage } from '../checkpoint/schema';
 import type { FaqIndex } from '../faq/port';
 import type { IntentClassifier } from '../flow/classifier';
@@ -147,15 +147,7 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, Tu
     const fillers = renderSay(map, result.fillers.map((key) => ({ type: 'filler' as const, key })), context, result.state.node!);
     for (const f of fillers.utterances) yield { type: 'response.filler', turnId, key: f.source, text: f.text };
     const outcome = await ctx.actions.run(result.runAction, context);
-    events.push({
-      type: 'action',
-      name: result.runAction,
-      ok: outcome.ok,
-      ...(outcome.ok ? {} : { kind: outcome.kind, detail: outcome.detail }),
-      ms: outcome.ms,
-      attempts: outcome.attempts,
-      atMs: at(),
-    });
+    events.push(actionEvent(result.runAction, outcome, at()));
     result = completeAction(map, before, result, outcome);
   }
   if (result.status !== 'SUCCESS' || input.kind === 'text') {
