@@ -161,11 +161,13 @@ export function intentWithoutExamples(map: DialogueMap): LintProblem[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Templates: tts text_template (every language), webhook url, headers and body.
+// Templates: tts text_template (every language), webhook url, headers and body, LLM system prompts.
 
 interface TemplateSite {
   segments: (string | number)[];
   template: string;
+  /** Webhooks that LLM tools run may read the call's arguments as `{{ args.name }}`. */
+  allowArgs?: boolean;
 }
 
 /** Each text of a Localized value with its path segments (a plain string, or one per language). */
@@ -181,11 +183,17 @@ export function templateSites(map: DialogueMap): TemplateSite[] {
       });
     }
   }
+  const toolWebhooks = new Set(Object.values(map.tools).map((tool) => tool.webhook));
   for (const [name, action] of entries(map.actions)) {
-    sites.push({ segments: ['actions', name, 'url'], template: action.url });
-    for (const [header, value] of entries(action.headers)) sites.push({ segments: ['actions', name, 'headers', header], template: value });
-    if (action.body !== undefined) sites.push({ segments: ['actions', name, 'body'], template: action.body });
+    const allowArgs = toolWebhooks.has(name);
+    sites.push({ segments: ['actions', name, 'url'], template: action.url, allowArgs });
+    for (const [header, value] of entries(action.headers)) sites.push({ segments: ['actions', name, 'headers', header], template: value, allowArgs });
+    if (action.body !== undefined) sites.push({ segments: ['actions', name, 'body'], template: action.body, allowArgs });
   }
+  for (const [name, state] of entries(map.states)) {
+    if (state.llm) sites.push(...texts(['states', name, 'llm', 'system_prompt'], state.llm.system_prompt));
+  }
+  if (map.llm?.default) sites.push(...texts(['llm', 'default', 'system_prompt'], map.llm.default.system_prompt));
   return sites;
 }
 
@@ -243,7 +251,7 @@ export function invalidTemplate(map: DialogueMap): LintProblem[] {
 export function undefinedVariable(map: DialogueMap): LintProblem[] {
   const defined = definedVariables(map);
   const out: LintProblem[] = [];
-  for (const { segments, template } of templateSites(map)) {
+  for (const { segments, template, allowArgs } of templateSites(map)) {
     let names: TemplateName[];
     try {
       names = templateNames(template);
@@ -254,7 +262,9 @@ export function undefinedVariable(map: DialogueMap): LintProblem[] {
     for (const { name, inSection } of names) {
       if (reported.has(name)) continue;
       let message: string | null = null;
-      if (name.startsWith('session.variables.')) {
+      if (allowArgs && (name === 'args' || name.startsWith('args.'))) {
+        continue;
+      } else if (name.startsWith('session.variables.')) {
         const variable = name.slice('session.variables.'.length).split('.')[0]!;
         if (!defined.has(variable)) {
           message = `'{{ ${name} }}' reads variable '${variable}', which nothing sets (no transition 'set', slot or action result_variable)`;

@@ -170,6 +170,17 @@ describe('lintMap', () => {
     expect(problems[2]!.message).toContain("variable 'price'");
   });
 
+  it('undefined-variable: LLM system prompts are checked; {{ args.x }} is allowed only in webhooks an LLM tool runs', () => {
+    const raw = clean();
+    raw.llm = { safe_response: 'Let us keep it friendly.', default: { system_prompt: 'Help {{ session.variables.customer }}.', tools: ['lookup'] } };
+    raw.tools = { lookup: { description: 'Look an order up', webhook: 'lookup' } };
+    raw.actions.lookup = { type: 'webhook', method: 'GET', url: 'http://127.0.0.1:8788/orders/{{ args.id }}', result_variable: 'found' };
+    raw.actions.save.url = 'http://127.0.0.1:8788/orders/{{ args.id }}';
+    const problems = only(raw, 'undefined-variable');
+    expect(problems.map((p) => p.path)).toEqual(['$.actions.save.url', '$.llm.default.system_prompt']);
+    expect(problems[1]!.message).toContain("variable 'customer'");
+  });
+
   it('invalid-template: a template Mustache cannot parse', () => {
     const raw = clean();
     raw.actions.save.body = '{"size": "{{#session.variables.size}}"}';
