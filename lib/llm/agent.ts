@@ -5,6 +5,7 @@ import { BUILTIN_TOOLS, type DialogueMap, type StateLlm } from '../flow/map';
 import type { Usage } from '../protocol/v1';
 import { type ChatMessage, LlmError, type LlmClient, type LlmErrorKind, type LlmStreamEvent, type SafetyChecker, type ToolCall, type ToolSpec } from './port';
 import { SentenceSegmenter } from './segmenter';
+import { addLlmUsage } from './usage';
 
 /*
  * Run until quiet (seed 002): LLM, tool calls, tool results, LLM again, until a completion ends
@@ -147,14 +148,7 @@ export async function* runAgent(ctx: AgentContext): AsyncGenerator<string, Agent
     if (out.unsafe || !end) break;
 
     const usage = end.usage;
-    if (usage) {
-      const seen = out.usage[end.model] ?? { inputTokens: 0, outputTokens: 0, cachedTokens: 0 };
-      out.usage[end.model] = {
-        inputTokens: seen.inputTokens + usage.inputTokens,
-        outputTokens: seen.outputTokens + usage.outputTokens,
-        cachedTokens: seen.cachedTokens + usage.cachedTokens,
-      };
-    }
+    if (usage) out.usage = addLlmUsage(out.usage, { [end.model]: usage });
     // Every exchange is kept whole, so a stored conversation can be replayed without the model.
     out.events.push({
       type: 'llm_exchange',

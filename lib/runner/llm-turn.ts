@@ -5,6 +5,7 @@ import { type DialogueMap, localize, type StateLlm } from '../flow/map';
 import { renderTemplate } from '../flow/template';
 import { type AgentOutcome, runAgent } from '../llm/agent';
 import type { ChatMessage, LlmClient, SafetyChecker } from '../llm/port';
+import { addLlmUsage } from '../llm/usage';
 import type { Usage } from '../protocol/v1';
 
 /** The LLM as the runner uses it: absent when no model is configured (off-script input then gets the fallback). */
@@ -57,16 +58,7 @@ export function answerWithLlm(input: LlmTurnInput): AsyncGenerator<string, Agent
 
 /** Adds one turn's LLM usage (per model) to a total. */
 export function addUsage(total: Usage, turn: Usage['llm']): Usage {
-  const llm = { ...total.llm };
-  for (const [model, u] of Object.entries(turn)) {
-    const seen = llm[model] ?? { inputTokens: 0, outputTokens: 0, cachedTokens: 0 };
-    llm[model] = {
-      inputTokens: seen.inputTokens + u.inputTokens,
-      outputTokens: seen.outputTokens + u.outputTokens,
-      cachedTokens: seen.cachedTokens + u.cachedTokens,
-    };
-  }
-  return { ...total, llm };
+  return { ...total, llm: addLlmUsage(total.llm, turn) };
 }
 
 /**

@@ -19,6 +19,7 @@ import { type DialogueMap, languagesOf } from '../flow/map';
 import { renderSay, replyText } from '../flow/playlist';
 import type { ServerEvent, Usage } from '../protocol/v1';
 import { addUsage, answerWithLlm, foldContext, llmSettingsFor, type LlmPorts } from './llm-turn';
+import { addLlmUsage } from '../llm/usage';
 import type { Clock } from './ports';
 
 /** The ports a turn uses; hosts pass adapters, tests pass fakes or the same adapters. */
@@ -203,7 +204,7 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, Tu
     });
     checkpoint = folded.checkpoint;
     if (folded.event) events.push(folded.event);
-    usage = { ...usage, llm: addUsage({ llm: usage.llm, ttsCharacters: 0, sttSeconds: 0 }, folded.usage).llm };
+    usage = { ...usage, llm: addLlmUsage(usage.llm, folded.usage) };
   }
   return finish();
 }

@@ -12,7 +12,7 @@ import {
   type ServerEvent,
 } from '../protocol/v1';
 import type { Clock } from '../runner/ports';
-import { runTurn, type TurnPorts } from '../runner/run-turn';
+import { runTurn, type TurnOutcome, type TurnPorts } from '../runner/run-turn';
 import type { ConnectionSender } from '../transport/sender';
 import { hashResumeToken, resumeTokenMatches, type ApiKeyAuth } from './auth';
 import type { ConnectionRecord, ConnectionStore } from './connections';
@@ -239,7 +239,7 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     llm: deps.llm,
     ...(watch ? { signal: watch.signal } : {}),
   });
-  let outcome;
+  let outcome: TurnOutcome;
   try {
     let pending = turn.next();
     let step = await pending;
