@@ -81,6 +81,9 @@ function onEvent(event: ServerEvent): void {
       status.textContent = event.resumed ? `resumed at “${event.node}”` : 'connected';
       if (event.resumed) add('note', 'Conversation resumed.');
       return setReady(true);
+    case 'turn.started':
+      status.textContent = 'typing…';
+      return;
     case 'response.text.delta': {
       const bubble = bubbles.get(event.turnId) ?? add('bot', '');
       bubbles.set(event.turnId, bubble);
@@ -91,6 +94,7 @@ function onEvent(event: ServerEvent): void {
       const bubble = bubbles.get(event.turnId) ?? add('bot', '');
       bubble.textContent = event.text;
       bubbles.delete(event.turnId);
+      if (status.textContent === 'typing…' || status.textContent?.endsWith('…')) status.textContent = 'connected';
       return;
     }
     case 'response.filler':
