@@ -139,13 +139,22 @@ export async function startLocalGateway(options: GatewayOptions): Promise<LocalG
     const body = data.toString('utf8');
     // As in API Gateway: the selected key if a route has it, else $default, which the event then names.
     const selected = selectRoute(body, routeField);
-    const routeKey = selected !== '$connect' && selected !== '$disconnect' && options.handlers[selected] ? selected : '$default';
+    const routeKey = selected !== '$connect' && selected !== '$disconnect' && Object.hasOwn(options.handlers, selected) ? selected : '$default';
     const event = { requestContext: requestContext(c, routeKey, 'MESSAGE'), body, isBase64Encoded: false } as unknown as WebSocketEvent;
     void track(invoke(options.handlers[routeKey]!, event)).catch(() => {});
   };
 
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://local');
+    // Node drops its own error listener on upgrade: without one, a client resetting the connection
+    // while $connect runs would be an uncaught error that takes the whole runtime down.
+    socket.on('error', () => socket.destroy());
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://local');
+    } catch {
+      refuse(socket, 400, 'Bad Request');
+      return;
+    }
     const c = {
       id: connectionId(),
       connectedAt: Date.now(),
@@ -166,7 +175,13 @@ export async function startLocalGateway(options: GatewayOptions): Promise<LocalG
     }
     const status = result?.statusCode ?? 200;
     if (status < 200 || status >= 300) {
-      socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      refuse(socket, status, status === 401 ? 'Unauthorized' : 'Forbidden');
+      return;
+    }
+    if (socket.destroyed) {
+      // The client left while $connect ran: API Gateway sends $disconnect for it, so do we.
+      const event = { requestContext: requestContext(c, '$disconnect', 'DISCONNECT'), isBase64Encoded: false } as unknown as WebSocketEvent;
+      void track(invoke(options.handlers.$disconnect, event)).catch(() => {});
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -227,7 +242,7 @@ export async function startLocalGateway(options: GatewayOptions): Promise<LocalG
     }
   };
 
-  server.on('upgrade', (req, socket, head) => void onUpgrade(req, socket, head));
+  server.on('upgrade', (req, socket, head) => void onUpgrade(req, socket, head).catch(() => socket.destroy()));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => resolve());
@@ -248,6 +263,13 @@ export async function startLocalGateway(options: GatewayOptions): Promise<LocalG
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Answers a handshake with an HTTP error and drops the socket, whatever the client does next. */
+function refuse(socket: Duplex, status: number, reason: string): void {
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+  // A client that never reads would keep the socket (and the gateway's close) waiting.
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 function parseRouteSelection(expression: string): string {
