@@ -21,6 +21,8 @@ export interface WebhookRunnerOptions {
 
 /** Backoff before attempt n + 1: 100 ms * n. */
 export const BACKOFF_MS = 100;
+/** The largest result kept: it is stored in the session's variables and sent back to the LLM. */
+export const MAX_RESULT_BYTES = 16 * 1024;
 /** How much of a failed response's body the detail quotes. */
 const DETAIL_BODY_CHARS = 120;
 
@@ -113,6 +115,11 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
       const res = await within(doFetch(request.url, { ...request.init, signal }));
       // The body is read under the same timeout.
       const text = await within(res.text());
+      if (res.ok && Buffer.byteLength(text) > MAX_RESULT_BYTES) {
+        // The result lands in the checkpoint: a large one would make the commit fail (400 KB item
+        // limit) after the user heard the answer, and a retry would repeat the action.
+        return { ok: false, kind: 'action_failed', detail: `the response is ${Buffer.byteLength(text)} bytes; at most ${MAX_RESULT_BYTES} are kept`, retry: false, status: res.status };
+      }
       if (!res.ok) {
         const quoted = text.trim() ? `: ${quote(text, request.secrets)}` : '';
         return {

@@ -51,6 +51,8 @@ export interface AgentOutcome {
   events: RecordedEvent[];
 }
 
+const MAX_VARIABLE_CHARS = 500;
+
 /** Streams the agent's answer as text deltas; returns what happened. */
 export async function* runAgent(ctx: AgentContext): AsyncGenerator<string, AgentOutcome, void> {
   const out: AgentOutcome = {
@@ -247,6 +249,8 @@ function builtin(ctx: AgentContext, name: string, args: Record<string, unknown>,
       const { name: variable, value } = args;
       if (typeof variable !== 'string' || !/^[A-Za-z_][\w]*$/.test(variable) || variable === '__proto__') return fail('name must be a variable name');
       if (!['string', 'number', 'boolean'].includes(typeof value)) return fail('value must be a string, number or boolean');
+      // Variables live in the checkpoint: a value is a fact to remember, not a document.
+      if (typeof value === 'string' && value.length > MAX_VARIABLE_CHARS) return fail(`value must be at most ${MAX_VARIABLE_CHARS} characters`);
       out.variables[variable] = value;
       return { ok: true, content: JSON.stringify({ ok: true }) };
     }

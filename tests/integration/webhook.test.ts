@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TemplateContext } from '../../lib/actions/port';
-import { webhookRunner } from '../../lib/actions/webhook';
+import { MAX_RESULT_BYTES, webhookRunner } from '../../lib/actions/webhook';
 import { loadDialogueMap, MESSAGE_KINDS, type DialogueMap } from '../../lib/flow/map';
 import { memoryLog } from '../../lib/observability/log';
 
@@ -45,6 +45,7 @@ const routes: Record<string, Handler> = {
   },
   '/204': (_req, res) => res.writeHead(204).end(),
   '/echo': (req, res) => json(res, 201, { method: req.method }),
+  '/huge': (_req, res) => json(res, 200, { receipt: 'x'.repeat(600 * 1024) }),
 };
 
 beforeAll(async () => {
@@ -251,6 +252,14 @@ describe('webhookRunner against a real HTTP server', () => {
     expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 2 });
     expect(outcome.ok === false && outcome.detail).toBe('network error: ECONNREFUSED');
     expect(sleeps).toEqual([100]);
+  });
+});
+
+describe('webhookRunner: results that would not fit the checkpoint', () => {
+  it('fails a success whose body is larger than MAX_RESULT_BYTES, without retrying it', async () => {
+    const { outcome } = await run(action(`${base}/huge`, { retries: 2 }));
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 1 });
+    expect(outcome.ok ? '' : outcome.detail).toContain(`at most ${MAX_RESULT_BYTES}`);
   });
 });
 

@@ -551,6 +551,7 @@ describe('runAgent: built-in tools', () => {
     ['an array value', { name: 'items', value: [1, 2] }],
     ['a null value', { name: 'size', value: null }],
     ['a missing value', { name: 'size' }],
+    ['a string value longer than 500 characters (the checkpoint stays small)', { name: 'notes', value: 'x'.repeat(501) }],
   ])('set_variable with %s answers an error and stores nothing', async (_, args) => {
     const { outcome, result } = await oneCall(call('v1', 'set_variable', args));
     expect(result).toHaveProperty('error');
