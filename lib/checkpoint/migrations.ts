@@ -16,9 +16,7 @@ const migrations: Record<number, (raw: Raw) => Raw> = {
     nodeHistory: [],
     variables: raw.gathered_context ?? {},
     // Chat-completions messages that only call tools carry `content: null`; ours are always text.
-    messages: Array.isArray(raw.messages)
-      ? raw.messages.map((m: Record<string, unknown>) => ({ ...m, content: m.content ?? '' }))
-      : [],
+    messages: Array.isArray(raw.messages) ? raw.messages.map(migrateV0Message) : [],
     toolState: raw.tool_state ?? {},
   }),
   // Version 2 adds the session language and slot filling in progress; neither existed before.
@@ -26,6 +24,21 @@ const migrations: Record<number, (raw: Raw) => Raw> = {
   // Version 3 adds the running summary of folded-away messages and the session's usage totals.
   2: (raw) => ({ ...raw, version: 3, summary: null, usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 } }),
 };
+
+/**
+ * A chat-completions message of the seed runner: `content` may be null (a message that only calls
+ * tools), and tool calls are nested (`{id, type, function: {name, arguments}}`); ours are flat.
+ */
+function migrateV0Message(m: Record<string, unknown>): Record<string, unknown> {
+  const calls = Array.isArray(m.tool_calls)
+    ? m.tool_calls.map((c: { id?: unknown; name?: unknown; arguments?: unknown; function?: { name?: unknown; arguments?: unknown } }) => ({
+        id: String(c.id ?? ''),
+        name: String(c.function?.name ?? c.name ?? ''),
+        arguments: String(c.function?.arguments ?? c.arguments ?? '{}'),
+      }))
+    : undefined;
+  return { ...m, content: m.content ?? '', ...(calls ? { tool_calls: calls } : {}) };
+}
 
 /** Loads a stored checkpoint of any known version into the current schema. */
 export function migrateCheckpoint(input: unknown): Checkpoint {

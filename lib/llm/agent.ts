@@ -99,6 +99,7 @@ export async function* runAgent(ctx: AgentContext): AsyncGenerator<string, Agent
     const stop = () => generation.abort();
     ctx.signal.addEventListener('abort', stop, { once: true });
     const segmenter = new SentenceSegmenter(ctx.language);
+    const sentBefore = out.text.length;
     let held = '';
     let roundText = '';
     let end: Extract<LlmStreamEvent, { type: 'end' }> | null = null;
@@ -145,6 +146,9 @@ export async function* runAgent(ctx: AgentContext): AsyncGenerator<string, Agent
     }
     if (ctx.signal.aborted) {
       out.cancelled = true;
+      // What was sent before the cancel stays in the context, so the next answer follows on from it.
+      const partial = out.text.slice(sentBefore);
+      if (partial.trim()) out.messages.push({ role: 'assistant', content: partial });
       break;
     }
     if (out.unsafe || !end) break;

@@ -131,9 +131,13 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, Tu
       const say: SayItem[] = [];
       if (outcome.unsafe) say.push({ type: 'text', text: map.llm!.safe_response, source: 'llm:safe_response' });
       else if (outcome.error) say.push({ type: 'message', kind: outcome.error });
+      // A model that said nothing at all (tool rounds exhausted, an empty answer) must not leave silence.
+      else if (!outcome.cancelled && !streamed.trim() && !outcome.transitionTo) say.push(...notUnderstood(map, state).say);
       if (outcome.cancelled) {
         status = 'cancelled';
-        events.push({ type: 'cancelled', atMs: at() });
+        const reason: unknown = signal.reason;
+        const playedMs = typeof (reason as { playedMs?: unknown })?.playedMs === 'number' ? (reason as { playedMs: number }).playedMs : undefined;
+        events.push({ type: 'cancelled', ...(playedMs === undefined ? {} : { playedMs }), atMs: at() });
       }
       result = outcome.transitionTo && !outcome.cancelled ? enterState(map, after, outcome.transitionTo) : stayAndSay(after, say);
       if (outcome.transitionTo && say.length) result = { ...result, say: [...say, ...result.say] };

@@ -12,8 +12,10 @@ export function watchCancellation(store: SessionStore, sessionId: string, turnId
   const poll = async () => {
     if (stopped) return;
     try {
-      if (await store.cancelRequested(sessionId, turnId)) {
-        controller.abort(new Error('cancelled by the client'));
+      const marker = await store.cancelRequested(sessionId, turnId);
+      if (marker) {
+        // The reason carries what the client says it played, for the turn record.
+        controller.abort(marker);
         return;
       }
     } catch {

@@ -191,14 +191,15 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
 async function textTurn(ctx: Ctx, sessionId: string, message: Extract<ClientMessage, { type: 'input.text' }>): Promise<void> {
   // The client's hint counts only when it names the session this connection is bound to.
   const head = ctx.preloaded?.sessionId === sessionId ? await ctx.preloaded.head : await ctx.deps.store.loadHead(sessionId);
-  if (head?.checkpoint.ended) throw new ParleyError('session.ended', 'this session has ended; start a new one', { turnId: message.turnId });
   if (head?.turnId === message.turnId) {
-    // A client retry of the turn that already committed: its stored outcome, not a second run.
+    // A client retry of the turn that already committed (even the one that ended the session): its
+    // stored outcome, not a second run.
     ctx.log.info('turn already committed; re-sending its outcome', { turnId: message.turnId, seq: head.seq });
     for (const event of head.outputs) await ctx.sender.send(event);
     await ctx.sender.send({ type: 'turn.completed', turnId: head.turnId, usage: head.usage, metrics: head.metrics });
     return;
   }
+  if (head?.checkpoint.ended) throw new ParleyError('session.ended', 'this session has ended; start a new one', { turnId: message.turnId });
   await executeTurn(ctx, sessionId, head, message.turnId, { kind: 'text', text: message.text });
 }
 

@@ -88,7 +88,8 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
     const client = await TestClient.connect(runtime.wsUrl);
     const { started } = await client.open();
     await client.say('a small tea please');
-    const final = await client.say('goodbye');
+    const endTurn = crypto.randomUUID();
+    const final = await client.say('goodbye', endTurn);
     expect(final.map((e) => e.type)).toEqual([
       'turn.started',
       'node.transition',
@@ -98,6 +99,10 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
       'turn.completed',
     ]);
     expect(final.find((e) => e.type === 'session.ended')).toMatchObject({ reason: 'end_call' });
+
+    // A retry of the turn that ended the session gets that turn's outcome, not an error.
+    const retried = await client.say('goodbye', endTurn);
+    expect(retried.map((e) => e.type)).toEqual(['turn.started', 'node.transition', 'response.text.done', 'session.ended', 'turn.completed']);
 
     const before = await sessionItems(runtime);
     const refused = await client.say('one more thing');

@@ -144,6 +144,9 @@ describe('LLM turns', () => {
     expect(head.events.some((e) => e.type === 'tool_call')).toBe(false);
     const said = head.outputs.find((e) => e.type === 'response.text.done');
     expect(said?.type === 'response.text.done' ? said.text.length : 0).toBeLessThan(long.length);
+    // What was sent stays in the context, and the record says how much the client played.
+    expect(head.checkpoint.messages.at(-1)).toEqual({ role: 'assistant', content: said?.type === 'response.text.done' ? said.text : '' });
+    expect(head.events.find((e) => e.type === 'cancelled')).toMatchObject({ playedMs: 400 });
 
     openai.script({ text: 'Sure, anything else?' });
     expect(textOf(await client.say('ok thanks'))).toBe('Sure, anything else?');

@@ -283,6 +283,14 @@ describe('migrateCheckpoint from seed conversations with tool calls', () => {
     expect(migrated.messages[0]).toMatchObject({ role: 'assistant', content: '', tool_calls: [{ id: 'c1' }] });
     expect(migrated.messages[1]).toMatchObject({ role: 'tool', content: '{"ok":true}' });
   });
+
+  it("flattens the seed's nested tool calls into ours ({id, name, arguments}), or the LLM would refuse the history", () => {
+    const raw = {
+      ...fixtureV0(),
+      messages: [{ role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup_menu', arguments: '{"q":"tea"}' } }] }],
+    };
+    expect(migrateCheckpoint(raw).messages[0]!.tool_calls).toEqual([{ id: 'c1', name: 'lookup_menu', arguments: '{"q":"tea"}' }]);
+  });
 });
 
 describe('traceIdFor', () => {

@@ -143,4 +143,10 @@ describe('context strategies on entering an LLM state', () => {
     expect(outcome.checkpoint.messages.map((m) => m.content)).toEqual(['Lobby.', 'my printer is broken', 'Sorry to hear that.', 'tell me more', 'Sure.']);
     expect(outcome.checkpoint.usage.llm.fake).toEqual({ inputTokens: 10, outputTokens: 5, cachedTokens: 0 });
   });
+
+  it('an LLM that says nothing (an empty answer) does not leave the user in silence', async () => {
+    const { client } = scriptedLlm([{ text: '' }]);
+    const { events } = await turn(earlier, 'hmm', client);
+    expect(events).toContainEqual({ type: 'response.text.done', turnId: 't', text: '? Lobby.' });
+  });
 });
