@@ -62,8 +62,9 @@ export function addUsage(total: Usage, turn: Usage['llm']): Usage {
 }
 
 /**
- * Keeps the stored context bounded: messages beyond the window fold into the running summary, made
- * by the LLM when one is configured (otherwise they are dropped). The cut never separates a tool
+ * Keeps the stored context bounded: once the messages pass the window, the older ones (all but
+ * half a window) fold into the running summary, made by the LLM when one is configured (otherwise
+ * they are dropped). The cut never separates a tool
  * result from the call it answers.
  */
 export async function foldContext(input: {
@@ -77,7 +78,9 @@ export async function foldContext(input: {
 }): Promise<{ checkpoint: Checkpoint; event: RecordedEvent | null; usage: Usage['llm'] }> {
   const { checkpoint } = input;
   const messages = checkpoint.messages;
-  let cut = input.everything ? messages.length : Math.max(0, messages.length - input.window);
+  if (!input.everything && messages.length <= input.window) return { checkpoint, event: null, usage: {} };
+  // Fold down to half the window, so a summary is made every window/2 messages, not every turn.
+  let cut = input.everything ? messages.length : messages.length - Math.floor(input.window / 2);
   while (cut < messages.length && messages[cut]!.role === 'tool') cut += 1;
   if (cut === 0) return { checkpoint, event: null, usage: {} };
   const folded = messages.slice(0, cut);

@@ -223,16 +223,17 @@ describe('foldContext', () => {
     expect(client.calls).toHaveLength(0);
   });
 
-  it('over the window: the oldest messages fold into an LLM summary that includes the previous one', async () => {
+  it('over the window: all but half a window fold into an LLM summary that includes the previous one', async () => {
     const client = fakeLlm([[text('  Ada asked two questions'), text(' about lattes.  '), end('gpt-summary', { inputTokens: 300, outputTokens: 40, cachedTokens: 8 })]]);
     const messages = plain(8);
     const checkpoint = checkpointWith(messages, 'Ada is a regular.');
     const copy = structuredClone(checkpoint);
     const result = await fold(checkpoint, 4, ports(client));
 
-    expect(result.checkpoint.messages).toEqual(messages.slice(4));
+    // Half a window stays, so the next summary is window/2 messages away, not one turn away.
+    expect(result.checkpoint.messages).toEqual(messages.slice(6));
     expect(result.checkpoint.summary).toBe('Ada asked two questions about lattes.');
-    expect(result.event).toEqual({ type: 'summary', folded: 4, ok: true, atMs: 42 });
+    expect(result.event).toEqual({ type: 'summary', folded: 6, ok: true, atMs: 42 });
     expect(result.usage).toEqual({ 'gpt-summary': { inputTokens: 300, outputTokens: 40, cachedTokens: 8 } });
     // Everything else of the checkpoint stays; the input is not mutated.
     expect({ ...result.checkpoint, messages: copy.messages, summary: copy.summary }).toEqual(copy);
@@ -243,8 +244,8 @@ describe('foldContext', () => {
     expect(request.model).toBe('gpt-summary');
     const prompt = request.messages.map((m) => m.content).join('\n');
     expect(prompt).toContain('Ada is a regular.');
-    for (const m of messages.slice(0, 4)) expect(prompt).toContain(m.content);
-    for (const m of messages.slice(4)) expect(prompt).not.toContain(m.content);
+    for (const m of messages.slice(0, 6)) expect(prompt).toContain(m.content);
+    for (const m of messages.slice(6)) expect(prompt).not.toContain(m.content);
   });
 
   it('without a previous summary the request does not invent one', async () => {
@@ -267,9 +268,9 @@ describe('foldContext', () => {
   it('without LLM ports the old messages are dropped and the previous summary is kept', async () => {
     const messages = plain(8);
     const result = await fold(checkpointWith(messages, 'kept summary'), 3, undefined);
-    expect(result.checkpoint.messages).toEqual(messages.slice(5));
+    expect(result.checkpoint.messages).toEqual(messages.slice(7));
     expect(result.checkpoint.summary).toBe('kept summary');
-    expect(result.event).toEqual({ type: 'summary', folded: 5, ok: false, atMs: 42 });
+    expect(result.event).toEqual({ type: 'summary', folded: 7, ok: false, atMs: 42 });
     expect(result.usage).toEqual({});
   });
 
@@ -297,10 +298,11 @@ describe('foldContext', () => {
     }
   });
 
-  it('a cut right before a tool-calling assistant message keeps the call with its results', async () => {
-    const messages = [user('u0'), assistant('a0'), assistant('', ['c1']), tool('c1'), assistant('Tea is 2.')];
-    const result = await fold(checkpointWith(messages), 3, undefined);
-    expect(result.checkpoint.messages).toEqual(messages.slice(2));
+  it('a cut that would fall between a call and its result moves past the result', async () => {
+    const messages = [user('u0'), assistant('a0'), user('u1'), assistant('', ['c1']), tool('c1'), assistant('Tea is 2.')];
+    // window 4 keeps 2: the plain cut (index 4) is the tool result, so the result folds with its call.
+    const result = await fold(checkpointWith(messages), 4, undefined);
+    expect(result.checkpoint.messages).toEqual(messages.slice(5));
     expect(orphans(result.checkpoint.messages)).toEqual([]);
   });
 
@@ -350,8 +352,8 @@ describe('foldContext', () => {
     const messages = plain(8);
     const result = await fold(checkpointWith(messages, 'previous summary'), 4, ports(client));
     expect(result.checkpoint.summary).toBe('previous summary');
-    expect(result.checkpoint.messages).toEqual(messages.slice(4));
-    expect(result.event).toEqual({ type: 'summary', folded: 4, ok: false, atMs: 42 });
+    expect(result.checkpoint.messages).toEqual(messages.slice(6));
+    expect(result.event).toEqual({ type: 'summary', folded: 6, ok: false, atMs: 42 });
     expect(client.calls).toHaveLength(1);
   });
 
@@ -365,6 +367,6 @@ describe('foldContext', () => {
     ]);
     const result = await fold(checkpointWith(plain(8)), 4, ports(client));
     expect(result.checkpoint.summary).toBeNull();
-    expect(result.checkpoint.messages).toHaveLength(4);
+    expect(result.checkpoint.messages).toHaveLength(2);
   });
 });
