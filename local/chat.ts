@@ -4,7 +4,8 @@ import WebSocket from 'ws';
 import { EventAssembler, PROTOCOL_VERSION, type ClientMessage, type ServerEvent } from '../lib/protocol/v1';
 
 /**
- * `npm run chat`: a terminal client for the local runner (or any Parley endpoint).
+ * `npm run chat`: a terminal client for the local runner (or any Parley endpoint). Ctrl+C while the
+ * bot answers interrupts it; otherwise it quits.
  * Usage: npm run chat -- [ws-url] [--api-key KEY]
  */
 const args = process.argv.slice(2);
@@ -21,15 +22,19 @@ let sessionId: string | undefined;
 const queue: string[] = [];
 let ready = false;
 let inputClosed = false;
+/** The turn the bot is answering, so Ctrl+C can cancel it. */
+let runningTurn: string | undefined;
 
 function next(): void {
   const text = queue.shift();
   if (text !== undefined) {
     ready = false;
     if (!process.stdin.isTTY) print(`you> ${text}\n`);
-    return post({ type: 'input.text', turnId: randomUUID(), text, ...(sessionId ? { sessionId } : {}) });
+    runningTurn = randomUUID();
+    return post({ type: 'input.text', turnId: runningTurn, text, ...(sessionId ? { sessionId } : {}) });
   }
   ready = true;
+  runningTurn = undefined;
   if (inputClosed) return post({ type: 'session.stop', reason: 'user_quit' });
   rl.prompt();
 }
@@ -95,6 +100,15 @@ rl.on('line', (line) => {
   if (text) queue.push(text);
   if (ready) next();
   else if (!text) rl.prompt();
+});
+// Ctrl+C while the bot answers interrupts it (response.cancel); otherwise it quits.
+rl.on('SIGINT', () => {
+  if (runningTurn && !ready) {
+    post({ type: 'response.cancel', turnId: runningTurn });
+    print('\n[interrupted]\n');
+    return;
+  }
+  rl.close();
 });
 rl.on('close', () => {
   inputClosed = true;

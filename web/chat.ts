@@ -24,6 +24,14 @@ let socket: WebSocket;
 let bubbles = new Map<string, HTMLDivElement>();
 let ended = false;
 let sessionId: string | undefined;
+/** The turn the bot is answering: the Stop button cancels it. */
+let runningTurn: string | undefined;
+const stop = $<HTMLButtonElement>('stop');
+
+function setRunning(turnId: string | undefined): void {
+  runningTurn = turnId;
+  stop.hidden = turnId === undefined;
+}
 
 function add(kind: 'bot' | 'user' | 'note' | 'note error', text: string): HTMLDivElement {
   const div = document.createElement('div');
@@ -84,6 +92,9 @@ function onEvent(event: ServerEvent): void {
     case 'turn.started':
       status.textContent = 'typing…';
       return;
+    case 'turn.completed':
+      if (event.turnId === runningTurn) setRunning(undefined);
+      return;
     case 'response.text.delta': {
       const bubble = bubbles.get(event.turnId) ?? add('bot', '');
       bubbles.set(event.turnId, bubble);
@@ -113,6 +124,7 @@ function onEvent(event: ServerEvent): void {
       localStorage.removeItem(STORE_KEY);
       return startSession(true);
     case 'error':
+      if (event.turnId && event.turnId === runningTurn) setRunning(undefined);
       if (event.code === 'session.not_found' || event.code === 'auth.invalid' || event.code === 'session.ended') {
         // A stale saved session: start a fresh one instead of showing the user a dead end.
         localStorage.removeItem(STORE_KEY);
@@ -131,7 +143,14 @@ $<HTMLFormElement>('form').addEventListener('submit', (e) => {
   if (!text || ended) return;
   add('user', text);
   input.value = '';
-  post({ type: 'input.text', turnId: crypto.randomUUID(), text, ...(sessionId ? { sessionId } : {}) });
+  const turnId = crypto.randomUUID();
+  setRunning(turnId);
+  post({ type: 'input.text', turnId, text, ...(sessionId ? { sessionId } : {}) });
+});
+
+stop.addEventListener('click', () => {
+  if (runningTurn) post({ type: 'response.cancel', turnId: runningTurn });
+  setRunning(undefined);
 });
 
 $<HTMLButtonElement>('restart').addEventListener('click', () => {
