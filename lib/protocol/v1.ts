@@ -88,7 +88,6 @@ export const ClientMessage = z.discriminatedUnion('type', [
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export type ClientMessageType = ClientMessage['type'];
-export const CLIENT_MESSAGE_TYPES = ClientMessage.options.map((o) => o.shape.type.value);
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
