@@ -163,7 +163,25 @@ export const DialogueMap = z.strictObject({
   language: Language,
   /** Further languages the bot speaks (a session picks one with `metadata.language`). */
   languages: z.array(Language).default([]),
-  voice: z.strictObject({ engine: z.enum(['standard', 'neural', 'generative']).default('neural'), id: z.string().min(1) }).optional(),
+  /** How the bot sounds on Polly; the local synthesizer picks its eSpeak voice from the language. */
+  voice: z
+    .strictObject({
+      engine: z.enum(['standard', 'neural', 'generative']).default('neural'),
+      /** The Polly voice of the map's own language. */
+      id: z.string().min(1),
+      /** Polly voices of further languages (`{ "ru": "Tatyana" }`). */
+      voices: z.record(Language, z.string().min(1)).default({}),
+    })
+    .optional(),
+  /** Fillers: what is said while slow work (a webhook, the LLM, speech synthesis) runs. */
+  fillers: z
+    .strictObject({
+      /** Said again and again, cut the instant the answer is ready, once a state's own fillers ran out. */
+      neutral: PromptKey.optional(),
+      /** No more neutral fillers after this long: silence is better than a loop that never ends. */
+      max_wait_ms: z.number().int().min(1000).max(120_000).default(20_000),
+    })
+    .default({ max_wait_ms: 20_000 }),
   nlu: z.strictObject({ threshold: z.number().min(0).max(1).default(0.6) }).default({ threshold: 0.6 }),
   initial_state: Name,
   prompts: z.record(PromptKey, Localized).default({}),
@@ -248,6 +266,7 @@ export function referenceProblems(map: DialogueMap): string[] {
   if (usesLlm && !map.llm) problems.push(`$.llm: states use the LLM, so the map needs $.llm.safe_response`);
 
   state('$.initial_state', map.initial_state);
+  if (map.fillers.neutral) prompt('$.fillers.neutral', map.fillers.neutral);
   for (const [name, intent] of Object.entries(map.global_intents)) {
     if (!map.intents[name]) problems.push(`$.global_intents.${name}: unknown intent '${name}'`);
     if (intent !== 'repeat' && intent !== 'back') state(`$.global_intents.${name}`, targetState(intent));

@@ -6,6 +6,7 @@
  * `$request.body.type`, and everything lands on `$default`.
  */
 import * as z from 'zod';
+import { AudioFormat } from '../speech/format';
 
 export const PROTOCOL_VERSION = '1';
 
@@ -46,6 +47,11 @@ export const SessionStart = z
       .record(z.string().max(64), z.union([z.string().max(512), z.number(), z.boolean()]))
       .refine((m) => Object.keys(m).length <= 32, 'at most 32 metadata entries')
       .optional(),
+    /**
+     * Speak the replies in this format (`{ "format": "pcm", "sampleRate": 16000 }`). Without it the
+     * session is text only. session.started says what the server will actually send.
+     */
+    audio: AudioFormat.optional(),
   })
   .refine((m) => (m.sessionId === undefined) === (m.resumeToken === undefined), {
     message: 'sessionId and resumeToken go together: both to resume, neither to start a new session',
@@ -70,7 +76,10 @@ export const InputText = z.object({
 export const ResponseCancel = z.object({
   type: z.literal('response.cancel'),
   turnId,
-  /** How much of the turn's audio the client actually played, so unheard words can be cut. */
+  /**
+   * Milliseconds of the turn's speech audio (kind `speech`, fillers not counted) the client played
+   * before it stopped, so the words the user never heard are cut from the stored answer.
+   */
   playedMs: z.number().int().nonnegative().optional(),
 });
 
@@ -123,9 +132,19 @@ export const Usage = z.object({
 });
 export type Usage = z.infer<typeof Usage>;
 
-/** Per-turn timings in milliseconds. Later stages add t1..t6 (seed 004). */
+/**
+ * Per-turn timings in milliseconds. t1..t6 (seed 004) count from t1 and are present when the stage
+ * happened: t1 first user audio (text turns: the input's receipt), t2 final transcript (text: = t1),
+ * t3 logic start, t4 LLM request, t5 first TTS audio chunk, t6 first bot audio sent.
+ */
 export const Metrics = z
   .object({
+    t1: z.number().optional(),
+    t2: z.number().optional(),
+    t3: z.number().optional(),
+    t4: z.number().optional(),
+    t5: z.number().optional(),
+    t6: z.number().optional(),
     /** Runner time: flow, LLM, everything until quiet. */
     runMs: z.number(),
     /** The conditional put of the turn record (absent in the stored record, which that put writes). */
@@ -147,12 +166,48 @@ export const SessionStarted = event('session.started', {
   resumed: z.boolean(),
   /** The node the conversation stands at, so a resumed client can show where it is. */
   node: z.string(),
+  /** The audio the server sends: the asked format or the nearest it can make; null for text only. */
+  audio: AudioFormat.nullable(),
 });
 export const TurnStarted = event('turn.started', { turnId: z.string() });
 export const TextDelta = event('response.text.delta', { turnId: z.string(), text: z.string() });
 export const TextDone = event('response.text.done', { turnId: z.string(), text: z.string() });
 /** Said while a slow step runs (a webhook, the LLM): show it as a passing hint, not as the reply. */
-export const Filler = event('response.filler', { turnId: z.string(), key: z.string(), text: z.string() });
+export const Filler = event('response.filler', {
+  turnId: z.string(),
+  key: z.string(),
+  text: z.string(),
+  /** The audio item that speaks it, in audio sessions. */
+  itemId: z.string().optional(),
+});
+/**
+ * Speech, streamed: one playlist item (a prompt, a sentence of an answer, a filler) is one
+ * `itemId`; its chunks come in `seq` order and are played in the order items start. Audio is
+ * base64 of `format` (pcm: 16-bit little-endian mono), every message within one frame.
+ */
+export const AudioDelta = event('response.audio.delta', {
+  turnId: z.string(),
+  itemId: z.string(),
+  seq: z.number().int().nonnegative(),
+  kind: z.enum(['speech', 'filler']),
+  format: z.enum(['pcm', 'mp3']),
+  sampleRate: z.number().int().positive(),
+  audio: z.string(),
+});
+/** The item's audio is complete. */
+export const AudioDone = event('response.audio.done', {
+  turnId: z.string(),
+  itemId: z.string(),
+  kind: z.enum(['speech', 'filler']),
+  durationMs: z.number().nonnegative(),
+});
+/** Drop what is still buffered of this item (a filler the answer overtook) and play on. */
+export const AudioClear = event('response.audio.clear', { turnId: z.string(), itemId: z.string() });
+/**
+ * The moments a voice session hears as fillers, for any client: `typing` when slow work starts,
+ * `still_working` each time the neutral filler would start.
+ */
+export const Status = event('response.status', { turnId: z.string(), status: z.enum(['typing', 'still_working']) });
 export const NodeTransition = event('node.transition', {
   turnId: z.string(),
   from: z.string().nullable(),
@@ -191,6 +246,10 @@ export const ServerEvent = z.discriminatedUnion('type', [
   TextDelta,
   TextDone,
   Filler,
+  AudioDelta,
+  AudioDone,
+  AudioClear,
+  Status,
   NodeTransition,
   TurnCompleted,
   SessionEnded,

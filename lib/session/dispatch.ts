@@ -160,6 +160,7 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
       traceId: traceIdFor(meta.sessionId),
       resumed: true,
       node: head?.checkpoint.currentNode ?? deps.map.initial_state,
+      audio: null,
     });
     return;
   }
@@ -183,6 +184,7 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
     traceId: traceIdFor(sessionId),
     resumed: false,
     node: deps.map.initial_state,
+    audio: null,
   });
   // The greeting is turn 0: it is committed like any turn, so the session's first checkpoint exists.
   await executeTurn({ ...ctx, log }, sessionId, undefined, deps.ids.uuid(), { kind: 'start', ...(message.metadata ? { metadata: message.metadata } : {}) });
