@@ -8,6 +8,7 @@ import { ParleyError } from '../errors';
 import { isModelCurrent } from '../nlu/model';
 import type { NluModel } from '../nlu/train';
 import type { Log } from '../observability/log';
+import { noMetricsSink, type TurnMetricsSink } from '../observability/metrics';
 import type { LlmPorts } from '../runner/llm-turn';
 import { systemClock, type Clock } from '../runner/ports';
 import { apiKeyAuth } from '../session/auth';
@@ -26,6 +27,8 @@ export interface HostOptions {
   /** Relative webhook URLs in the map resolve against this (PARLEY_ACTIONS_BASE_URL); a function when known late. */
   actionsBaseUrl?: string | (() => string);
   log: Log;
+  /** Where each committed turn's timings go (CloudWatch EMF in Lambda). Default: nowhere. */
+  metrics?: TurnMetricsSink;
   /** The LLM, when one is configured. */
   llm?: LlmPorts | undefined;
   clock?: Clock;
@@ -50,8 +53,11 @@ function lazyClassifier(map: DialogueMap, model: NluModel): IntentClassifier {
   };
 }
 
+/** TurnDeps plus the turn metrics sink, until TurnDeps (lib/session/dispatch.ts) declares `metrics` itself. */
+export type TurnDepsWithMetrics = TurnDeps & { metrics: TurnMetricsSink };
+
 /** The adapters every host wires the same way; hosts differ only in the clients they pass. */
-export function buildTurnDeps(options: HostOptions): TurnDeps {
+export function buildTurnDeps(options: HostOptions): TurnDepsWithMetrics {
   const clock = options.clock ?? systemClock;
   const baseFetch = options.fetch ?? fetch;
   const base = options.actionsBaseUrl;
@@ -80,5 +86,6 @@ export function buildTurnDeps(options: HostOptions): TurnDeps {
     clock,
     ids: options.ids ?? cryptoIds,
     log: options.log,
+    metrics: options.metrics ?? noMetricsSink,
   };
 }

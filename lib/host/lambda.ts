@@ -3,6 +3,7 @@ import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagem
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { FunctionEnv, readEnv } from '../config/env';
 import { powertoolsLog, type Log } from '../observability/log';
+import { emfMetricsSink, type TurnMetricsSink } from '../observability/metrics';
 import { systemClock } from '../runner/ports';
 import { apiKeyAuth } from '../session/auth';
 import { DynamoConnectionStore } from '../session/connections';
@@ -21,6 +22,9 @@ export const env = readEnv(FunctionEnv);
 export const log: Log = powertoolsLog(
   new Logger({ serviceName: 'parley', logLevel: env.PARLEY_LOG_LEVEL }),
 );
+
+/** Per-turn t1–t6 and timings as CloudWatch EMF: namespace Parley, dimension service (and inputKind). */
+export const metrics: TurnMetricsSink = emfMetricsSink({ log });
 
 export const dynamo = new DynamoDBClient({ ...SDK_CLIENT_DEFAULTS });
 
