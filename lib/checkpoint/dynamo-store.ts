@@ -3,12 +3,13 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import { ParleyError } from '../errors';
 import { decodeBody, encodeBody, TurnStatus, type TurnRecord } from './record';
-import type { SessionMeta, SessionStore } from './store';
+import type { CancelRequest, SessionMeta, SessionStore } from './store';
 
 /*
  * Table layout (one table, pk/sk strings, TTL on `expiresAt`):
@@ -16,7 +17,8 @@ import type { SessionMeta, SessionStore } from './store';
  *   pk = SESS#<sessionId>  sk = META              session identity (resume token hash, principal)
  *   pk = SESS#<sessionId>  sk = TURN#0000000000   turn record 0: the greeting, checkpoint after it
  *   pk = SESS#<sessionId>  sk = TURN#0000000001   turn record 1 ...; the newest one is the head
- *   pk = SESS#<sessionId>  sk = CANCEL#<turnId>     response.cancel for a running turn (short TTL)
+ *   pk = SESS#<sessionId>  sk = LEASE             the running turn (turnId, expiresAt) and the last
+ *                                                 response.cancel (cancelTurnId, playedMs, requestedAt)
  *   pk = CONN#<connId>     sk = CONN              connection binding (lib/session/connections.ts)
  *
  * Commit of turn n:
@@ -34,7 +36,7 @@ const sessionPk = (id: string) => `SESS#${id}`;
 const turnSk = (seq: number) => `TURN#${String(seq).padStart(SEQ_DIGITS, '0')}`;
 const TURN_PREFIX = 'TURN#';
 const recordNotYetWritten = 'attribute_not_exists(pk)';
-const CANCEL_TTL_SECONDS = 15 * 60;
+const LEASE_SK = 'LEASE';
 
 export interface DynamoSessionStoreOptions {
   client: DynamoDBClient;
@@ -152,31 +154,67 @@ export class DynamoSessionStore implements SessionStore {
     return records;
   }
 
-  async requestCancel(sessionId: string, turnId: string, playedMs: number | undefined): Promise<void> {
+  async beginTurn(sessionId: string, turnId: string, leaseMs: number): Promise<void> {
+    // Only the turn's own attributes: a cancel that came first stays, and the first poll finds it.
     await this.client.send(
-      new PutItemCommand({
+      new UpdateItemCommand({
         TableName: this.table,
-        Item: {
-          pk: { S: sessionPk(sessionId) },
-          sk: { S: `CANCEL#${turnId}` },
-          ...(playedMs === undefined ? {} : { playedMs: { N: String(playedMs) } }),
-          // A marker outlives its turn only briefly: turns are bounded by the function timeout.
-          expiresAt: { N: String(Math.floor(this.now() / 1000) + CANCEL_TTL_SECONDS) },
+        Key: this.leaseKey(sessionId),
+        UpdateExpression: 'SET turnId = :t, leaseUntil = :u, expiresAt = :e',
+        ExpressionAttributeValues: {
+          ':t': { S: turnId },
+          ':u': { N: String(this.now() + leaseMs) },
+          ':e': { N: String(this.expiry()) },
         },
       }),
     );
   }
 
-  async cancelRequested(sessionId: string, turnId: string): Promise<{ playedMs?: number } | undefined> {
-    const { Item } = await this.client.send(
-      new GetItemCommand({
+  async requestCancel(sessionId: string, turnId: string, playedMs: number | undefined): Promise<'running' | 'not_running'> {
+    const { Attributes } = await this.client.send(
+      new UpdateItemCommand({
         TableName: this.table,
-        Key: { pk: { S: sessionPk(sessionId) }, sk: { S: `CANCEL#${turnId}` } },
-        ConsistentRead: true,
+        Key: this.leaseKey(sessionId),
+        UpdateExpression: `SET cancelTurnId = :c, requestedAt = :r, expiresAt = :e${playedMs === undefined ? ' REMOVE playedMs' : ', playedMs = :p'}`,
+        ExpressionAttributeValues: {
+          ':c': { S: turnId },
+          ':r': { N: String(this.now()) },
+          ':e': { N: String(this.expiry()) },
+          ...(playedMs === undefined ? {} : { ':p': { N: String(playedMs) } }),
+        },
+        ReturnValues: 'ALL_NEW',
       }),
     );
-    if (!Item || this.expired(Item)) return undefined;
-    return Item.playedMs?.N === undefined ? {} : { playedMs: Number(Item.playedMs.N) };
+    return Attributes?.turnId?.S === turnId ? 'running' : 'not_running';
+  }
+
+  async cancelRequested(sessionId: string, turnId: string): Promise<CancelRequest | undefined> {
+    const { Item } = await this.client.send(new GetItemCommand({ TableName: this.table, Key: this.leaseKey(sessionId), ConsistentRead: true }));
+    return Item && !this.expired(Item) ? cancelFor(Item, turnId) : undefined;
+  }
+
+  async endTurn(sessionId: string, turnId: string): Promise<CancelRequest | undefined> {
+    try {
+      const { Attributes } = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: this.leaseKey(sessionId),
+          UpdateExpression: 'REMOVE turnId, leaseUntil',
+          ConditionExpression: 'turnId = :t',
+          ExpressionAttributeValues: { ':t': { S: turnId } },
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return Attributes ? cancelFor(Attributes, turnId) : undefined;
+    } catch (err) {
+      // Another turn holds the lease now: it took over, nothing of ours to release.
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
+  }
+
+  private leaseKey(sessionId: string): Record<string, AttributeValue> {
+    return { pk: { S: sessionPk(sessionId) }, sk: { S: LEASE_SK } };
   }
 
   private expiry(): number {
@@ -195,6 +233,14 @@ export class DynamoSessionStore implements SessionStore {
     }
     return err;
   }
+}
+
+function cancelFor(item: Record<string, AttributeValue>, turnId: string): CancelRequest | undefined {
+  if (item.cancelTurnId?.S !== turnId) return undefined;
+  return {
+    requestedAtMs: Number(item.requestedAt?.N ?? 0),
+    ...(item.playedMs?.N === undefined ? {} : { playedMs: Number(item.playedMs.N) }),
+  };
 }
 
 function str(item: Record<string, AttributeValue>, name: string): string {

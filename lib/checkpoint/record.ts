@@ -10,6 +10,8 @@ export const TurnInput = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('start'), metadata: z.record(z.string(), z.unknown()).optional() }),
   z.object({ kind: z.literal('text'), text: z.string() }),
   z.object({ kind: z.literal('stop'), reason: z.string() }),
+  /** A cancel that came after its turn committed: this record cuts that turn's answer to what was heard. */
+  z.object({ kind: z.literal('interrupt'), turnId: z.string(), playedMs: z.number() }),
 ]);
 export type TurnInput = z.infer<typeof TurnInput>;
 
@@ -66,13 +68,40 @@ export const RecordedEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('tool_call'), name: z.string(), arguments: z.string(), ok: z.boolean(), result: z.string(), atMs: z.number() }),
   z.object({ type: z.literal('safety_trip'), category: z.string(), atMs: z.number() }),
   z.object({ type: z.literal('llm_rounds_exhausted'), rounds: z.number(), atMs: z.number() }),
-  z.object({ type: z.literal('cancelled'), playedMs: z.number().optional(), atMs: z.number() }),
+  /** `detectMs`: from the cancel being written to the running turn seeing it (the barge-in bound). */
+  z.object({ type: z.literal('cancelled'), playedMs: z.number().optional(), detectMs: z.number().optional(), atMs: z.number() }),
+  /** The stored answer was cut to the words heard; `marks` says how the cut was found. */
+  z.object({
+    type: z.literal('interrupted'),
+    playedMs: z.number(),
+    heardWords: z.number(),
+    marks: z.enum(['speech_marks', 'estimate', 'none']),
+    atMs: z.number(),
+  }),
+  z.object({ type: z.literal('tts_error'), source: z.string(), code: z.string(), detail: z.string(), atMs: z.number() }),
+  /** A filler the player added (`neutral`: the looped one), or the cached safe response it played instead of speech. */
+  z.object({ type: z.literal('filler'), source: z.string(), neutral: z.boolean(), atMs: z.number() }),
   z.object({ type: z.literal('summary'), folded: z.number(), ok: z.boolean(), atMs: z.number() }),
 ]);
 export type RecordedEvent = z.infer<typeof RecordedEvent>;
 
 export const TurnStatus = z.enum(['completed', 'stopped', 'cancelled']);
 export type TurnStatus = z.infer<typeof TurnStatus>;
+
+/** The speech a turn sent, item by item: what a later cancel's `playedMs` is measured against. */
+export const TurnSpeech = z.object({
+  voice: z.object({ provider: z.string(), id: z.string(), engine: z.string().optional(), language: z.string() }),
+  items: z.array(
+    z.object({
+      itemId: z.string(),
+      text: z.string(),
+      source: z.string(),
+      durationMs: z.number(),
+      marks: z.array(z.object({ timeMs: z.number(), start: z.number(), end: z.number() })).optional(),
+    }),
+  ),
+});
+export type TurnSpeech = z.infer<typeof TurnSpeech>;
 
 /**
  * One committed turn. Record n holds the checkpoint after turn n, so the newest record is the
@@ -90,6 +119,8 @@ export interface TurnRecord {
   usage: Usage;
   metrics: Metrics;
   checkpoint: Checkpoint;
+  /** Present when the turn spoke. */
+  speech?: TurnSpeech;
 }
 
 /** The part of a record stored as one JSON document (compressed when large). */
@@ -100,6 +131,7 @@ const RecordBody = z.object({
   usage: Usage,
   metrics: Metrics,
   checkpoint: z.unknown(),
+  speech: TurnSpeech.optional(),
 });
 
 /** Bodies above this are brotli-compressed: JSON of a conversation shrinks 4-8x. */
@@ -115,6 +147,7 @@ export function encodeBody(record: TurnRecord): EncodedBody {
     usage: record.usage,
     metrics: record.metrics,
     checkpoint: record.checkpoint,
+    ...(record.speech ? { speech: record.speech } : {}),
   });
   if (Buffer.byteLength(json) <= COMPRESS_ABOVE_BYTES) return { json };
   return {
@@ -124,10 +157,10 @@ export function encodeBody(record: TurnRecord): EncodedBody {
   };
 }
 
-export function decodeBody(body: EncodedBody): Pick<TurnRecord, 'input' | 'outputs' | 'events' | 'usage' | 'metrics' | 'checkpoint'> {
+export function decodeBody(body: EncodedBody): Pick<TurnRecord, 'input' | 'outputs' | 'events' | 'usage' | 'metrics' | 'checkpoint' | 'speech'> {
   const json = 'json' in body ? body.json : brotliDecompressSync(body.compressed).toString('utf8');
-  const parsed = RecordBody.parse(JSON.parse(json));
-  return { ...parsed, checkpoint: migrateCheckpoint(parsed.checkpoint) };
+  const { speech, ...parsed } = RecordBody.parse(JSON.parse(json));
+  return { ...parsed, checkpoint: migrateCheckpoint(parsed.checkpoint), ...(speech ? { speech } : {}) };
 }
 
 /** The recorded event of a finished action (a state's `run`, or an LLM webhook tool). */

@@ -1,5 +1,13 @@
 import type { TurnRecord } from './record';
 
+/** A `response.cancel` as the lease holds it. */
+export interface CancelRequest {
+  /** What the client says it played of the turn's speech. */
+  playedMs?: number;
+  /** Wall-clock ms when the cancel was written, so the running turn can report how fast it saw it. */
+  requestedAtMs: number;
+}
+
 /** A session's identity, written once at `session.start`. */
 export interface SessionMeta {
   sessionId: string;
@@ -28,8 +36,15 @@ export interface SessionStore {
   commitTurn(sessionId: string, record: TurnRecord): Promise<void>;
   /** Every record, oldest first (replay, tests). */
   listTurns(sessionId: string): Promise<TurnRecord[]>;
-  /** Asks the invocation running `turnId` to stop (response.cancel arrives in another Lambda). */
-  requestCancel(sessionId: string, turnId: string, playedMs: number | undefined): Promise<void>;
-  /** Whether a cancel was asked for `turnId`. */
-  cancelRequested(sessionId: string, turnId: string): Promise<{ playedMs?: number } | undefined>;
+  /**
+   * The session's lease item: the running turn marks itself there, and a `response.cancel` (which
+   * arrives in another invocation) meets it there. Issue-6 racing rules build on the same item.
+   */
+  beginTurn(sessionId: string, turnId: string, leaseMs: number): Promise<void>;
+  /** Records a cancel of `turnId`; says whether that turn holds the lease (is still running). */
+  requestCancel(sessionId: string, turnId: string, playedMs: number | undefined): Promise<'running' | 'not_running'>;
+  /** The cancel of `turnId`, if one was asked for (the running turn polls this). */
+  cancelRequested(sessionId: string, turnId: string): Promise<CancelRequest | undefined>;
+  /** Releases the lease after the commit; returns a cancel of this turn that is on the lease. */
+  endTurn(sessionId: string, turnId: string): Promise<CancelRequest | undefined>;
 }

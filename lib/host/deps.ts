@@ -13,7 +13,7 @@ import type { LlmPorts } from '../runner/llm-turn';
 import { systemClock, type Clock } from '../runner/ports';
 import { apiKeyAuth } from '../session/auth';
 import { DynamoConnectionStore } from '../session/connections';
-import type { TurnDeps } from '../session/dispatch';
+import type { SpeechDeps, TurnDeps } from '../session/dispatch';
 import { cryptoIds, type Ids } from '../session/ids';
 
 export interface HostOptions {
@@ -29,6 +29,8 @@ export interface HostOptions {
   log: Log;
   /** Where each committed turn's timings go (CloudWatch EMF in Lambda). Default: nowhere. */
   metrics?: TurnMetricsSink;
+  /** Speech output (a synthesizer, the audio cache, voices); without it sessions are text only. */
+  speech?: SpeechDeps;
   /** The LLM, when one is configured. */
   llm?: LlmPorts | undefined;
   clock?: Clock;
@@ -53,11 +55,9 @@ function lazyClassifier(map: DialogueMap, model: NluModel): IntentClassifier {
   };
 }
 
-/** TurnDeps plus the turn metrics sink, until TurnDeps (lib/session/dispatch.ts) declares `metrics` itself. */
-export type TurnDepsWithMetrics = TurnDeps & { metrics: TurnMetricsSink };
 
 /** The adapters every host wires the same way; hosts differ only in the clients they pass. */
-export function buildTurnDeps(options: HostOptions): TurnDepsWithMetrics {
+export function buildTurnDeps(options: HostOptions): TurnDeps {
   const clock = options.clock ?? systemClock;
   const baseFetch = options.fetch ?? fetch;
   const base = options.actionsBaseUrl;
@@ -87,5 +87,6 @@ export function buildTurnDeps(options: HostOptions): TurnDepsWithMetrics {
     ids: options.ids ?? cryptoIds,
     log: options.log,
     metrics: options.metrics ?? noMetricsSink,
+    speech: options.speech,
   };
 }

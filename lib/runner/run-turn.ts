@@ -20,7 +20,22 @@ import { renderSay, replyText } from '../flow/playlist';
 import type { ServerEvent, Usage } from '../protocol/v1';
 import { addUsage, answerWithLlm, foldContext, llmSettingsFor, type LlmPorts } from './llm-turn';
 import { addLlmUsage } from '../llm/usage';
+import { SentenceSegmenter } from '../llm/segmenter';
 import type { Clock } from './ports';
+
+/**
+ * What the runner tells the player, besides the client's events: an item to say, in playlist order
+ * (the player makes and sends its audio, and a filler's hint), and the moment slow work starts (the
+ * player's cue for fillers and `response.status`).
+ */
+export type SpeechCue =
+  | { type: 'cue.say'; kind: 'speech' | 'filler'; text: string; source: string }
+  | { type: 'cue.wait'; on: 'action' | 'llm' };
+
+/** Everything a turn yields: events for the client, and cues for the player. */
+export type RunnerEvent = ServerEvent | SpeechCue;
+
+export const isCue = (event: RunnerEvent): event is SpeechCue => event.type.startsWith('cue.');
 
 /** The ports a turn uses; hosts pass adapters, tests pass fakes or the same adapters. */
 export interface TurnPorts {
@@ -35,7 +50,8 @@ export interface TurnPorts {
 export interface TurnContext extends TurnPorts {
   turnId: string;
   sessionId?: string;
-  input: TurnInput;
+  /** What the user did; an `interrupt` record is written by the cancel, never run. */
+  input: Exclude<TurnInput, { kind: 'interrupt' }>;
   /** The checkpoint after the previous turn (an empty one for a new session). */
   checkpoint: Checkpoint;
   map: DialogueMap;
@@ -57,7 +73,7 @@ export interface TurnOutcome {
  * through the ports (webhooks, the LLM). Routing follows seed 004: a scripted intent, then the FAQ,
  * then the LLM, else the map's fallback.
  */
-export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, TurnOutcome, void> {
+export async function* runTurn(ctx: TurnContext): AsyncGenerator<RunnerEvent, TurnOutcome, void> {
   const started = ctx.clock.monotonicMs();
   const at = () => Math.round((ctx.clock.monotonicMs() - started) * 1000) / 1000;
   const events: RecordedEvent[] = [];
@@ -85,8 +101,7 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, Tu
   let streamed = '';
   let result: FlowResult;
   if (input.kind === 'start') {
-    const asked = typeof input.metadata?.language === 'string' ? input.metadata.language : null;
-    checkpoint = { ...checkpoint, language: asked && languagesOf(map).includes(asked) ? asked : map.language };
+    checkpoint = { ...checkpoint, language: sessionLanguage(map, input, checkpoint) };
     yield { type: 'turn.started', turnId };
     result = enterFlow(map);
   } else {
@@ -105,6 +120,11 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, Tu
       // Off-script, not in the FAQ, and the state has the LLM: it answers, streaming.
       const state = flowStateOf(checkpoint);
       const language = checkpoint.language ?? map.language;
+      // The state's fillers bridge the wait for the first sentence; speech starts at that sentence.
+      const fillers = renderSay(map, (map.states[state.node ?? '']?.fillers ?? []).map((key) => ({ type: 'filler' as const, key })), templateContext(ctx, state, language), state.node ?? '');
+      for (const f of fillers.utterances) yield { type: 'cue.say', kind: 'filler', text: f.text, source: f.source };
+      yield { type: 'cue.wait', on: 'llm' };
+      const sentences = new SentenceSegmenter(language);
       const agent = answerWithLlm({
         map,
         ports: ctx.llm!,
@@ -121,8 +141,10 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, Tu
       while (!step.done) {
         streamed += step.value;
         yield { type: 'response.text.delta', turnId, text: step.value };
+        for (const sentence of sentences.push(step.value)) if (sentence.trim()) yield { type: 'cue.say', kind: 'speech', text: sentence.trim(), source: 'llm' };
         step = await agent.next();
       }
+      for (const sentence of sentences.flush()) if (sentence.trim()) yield { type: 'cue.say', kind: 'speech', text: sentence.trim(), source: 'llm' };
       const outcome = step.value;
       events.push(...outcome.events);
       usage = { ...usage, llm: outcome.usage };
@@ -150,7 +172,8 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, Tu
   if (result.runAction) {
     const context = templateContext(ctx, result.state, language);
     const fillers = renderSay(map, result.fillers.map((key) => ({ type: 'filler' as const, key })), context, result.state.node!);
-    for (const f of fillers.utterances) yield { type: 'response.filler', turnId, key: f.source, text: f.text };
+    for (const f of fillers.utterances) yield { type: 'cue.say', kind: 'filler', text: f.text, source: f.source };
+    yield { type: 'cue.wait', on: 'action' };
     const outcome = await ctx.actions.run(result.runAction, context);
     events.push(actionEvent(result.runAction, outcome, at()));
     result = completeAction(map, before, result, outcome);
@@ -175,7 +198,7 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<ServerEvent, Tu
   const rendered = renderSay(map, result.say, templateContext(ctx, result.state, language), result.state.node ?? '');
   for (const p of rendered.problems) events.push({ type: 'template_missing', source: p.source, missing: p.missing, atMs: at() });
   events.push({ type: 'playlist', items: rendered.utterances.map((u) => ({ kind: u.kind, source: u.source })), atMs: at() });
-  for (const u of rendered.utterances) if (u.kind === 'filler') yield { type: 'response.filler', turnId, key: u.source, text: u.text };
+  for (const u of rendered.utterances) yield { type: 'cue.say', kind: u.kind, text: u.text, source: u.source };
   const said = replyText(rendered.utterances);
   if (said) {
     // Scripted text is known whole; one delta keeps the stream shape of the LLM path.
@@ -248,6 +271,15 @@ async function understand(
   // A pending slot question asked again is not a fallback; giving up on it, or plain off-script input, is.
   if (result.status !== 'MISSING_ENTITY') events.push({ type: 'fallback', atMs: at() });
   return { result, leader };
+}
+
+/** The language a turn speaks: the one a new session asked for (if the map has it), else the session's. */
+export function sessionLanguage(map: DialogueMap, input: TurnInput, checkpoint: Checkpoint): string {
+  if (input.kind === 'start') {
+    const asked = typeof input.metadata?.language === 'string' ? input.metadata.language : null;
+    return asked && languagesOf(map).includes(asked) ? asked : map.language;
+  }
+  return checkpoint.language ?? map.language;
 }
 
 function flowStateOf(checkpoint: Checkpoint): FlowState {

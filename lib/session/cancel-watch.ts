@@ -1,21 +1,36 @@
-import type { SessionStore } from '../checkpoint/store';
+import type { CancelRequest, SessionStore } from '../checkpoint/store';
+
+/** Why a turn's signal aborted: the client's cancel, and how long the turn took to see it. */
+export interface CancelReason extends CancelRequest {
+  /** Wall-clock ms from the cancel being written to this turn seeing it. */
+  detectMs: number;
+}
 
 /**
- * A running turn and the `response.cancel` for it arrive in different invocations; they meet in
- * the table. While a turn may stream from the LLM, it polls for a cancel marker and aborts its
- * signal when one appears. One GetItem per interval, only while the turn runs.
+ * A running turn and the `response.cancel` for it arrive in different invocations; they meet on
+ * the session's lease item. The turn reads it every `intervalMs` while it runs (one consistent
+ * GetItem each), so it stops at most one interval plus a read after the cancel was written.
+ * `ready` is the turn's own lease write: polling starts only once that is in place.
  */
-export function watchCancellation(store: SessionStore, sessionId: string, turnId: string, intervalMs: number): { signal: AbortSignal; stop(): void } {
+export function watchCancellation(
+  store: SessionStore,
+  sessionId: string,
+  turnId: string,
+  intervalMs: number,
+  now: () => number,
+  ready: Promise<unknown> = Promise.resolve(),
+): { signal: AbortSignal; stop(): void } {
   const controller = new AbortController();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const poll = async () => {
     if (stopped) return;
     try {
-      const marker = await store.cancelRequested(sessionId, turnId);
-      if (marker) {
-        // The reason carries what the client says it played, for the turn record.
-        controller.abort(marker);
+      await ready;
+      const cancel = await store.cancelRequested(sessionId, turnId);
+      if (cancel && !stopped) {
+        const reason: CancelReason = { ...cancel, detectMs: Math.max(0, now() - cancel.requestedAtMs) };
+        controller.abort(reason);
         return;
       }
     } catch {
@@ -31,4 +46,10 @@ export function watchCancellation(store: SessionStore, sessionId: string, turnId
       clearTimeout(timer);
     },
   };
+}
+
+/** The cancel behind an aborted signal, if that is why it aborted. */
+export function cancelReasonOf(signal: AbortSignal): CancelReason | undefined {
+  const reason: unknown = signal.aborted ? signal.reason : undefined;
+  return reason && typeof reason === 'object' && 'requestedAtMs' in reason ? (reason as CancelReason) : undefined;
 }

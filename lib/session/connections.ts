@@ -7,6 +7,7 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import * as z from 'zod';
+import { AudioFormat } from '../speech/format';
 
 /**
  * Where a connection stands in the protocol. Every message arrives in its own invocation, so the
@@ -21,6 +22,8 @@ export const ConnectionRecord = z.object({
   /** Who is on the line; null until an API key was shown (query string at connect, or hello). */
   principal: z.string().nullable(),
   sessionId: z.string().optional(),
+  /** The audio the session on this connection gets (negotiated at session.start); absent: text only. */
+  audio: AudioFormat.optional(),
   connectedAt: z.string(),
 });
 export type ConnectionRecord = z.infer<typeof ConnectionRecord>;

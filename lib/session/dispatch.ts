@@ -12,11 +12,19 @@ import {
   type ServerEvent,
 } from '../protocol/v1';
 import type { Clock } from '../runner/ports';
-import { runTurn, type TurnOutcome, type TurnPorts } from '../runner/run-turn';
+import { isCue, runTurn, sessionLanguage, type TurnOutcome, type TurnPorts } from '../runner/run-turn';
 import type { ConnectionSender } from '../transport/sender';
+import { Outbox } from '../transport/outbox';
+import type { TurnMetricsSink } from '../observability/metrics';
+import { localize } from '../flow/map';
+import type { AudioCache } from '../speech/audio-cache';
+import type { AudioFormat } from '../speech/format';
+import { cutToHeard } from '../speech/heard';
+import { Player, type PlayerReport, type PlayerTiming } from '../speech/player';
+import type { Synthesizer, Voice } from '../speech/tts/port';
 import { hashResumeToken, resumeTokenMatches, type ApiKeyAuth } from './auth';
 import type { ConnectionRecord, ConnectionStore } from './connections';
-import { watchCancellation } from './cancel-watch';
+import { cancelReasonOf, watchCancellation } from './cancel-watch';
 import type { Ids } from './ids';
 
 /** Everything the turn handler needs, passed in: Lambda, the local runtime and tests differ only here. */
@@ -28,7 +36,22 @@ export interface TurnDeps extends Omit<TurnPorts, 'clock'> {
   clock: Clock;
   ids: Ids;
   log: Log;
+  /** Speech output; without it every session is text only. */
+  speech?: SpeechDeps | undefined;
+  /** Where each turn's t1..t6 go (CloudWatch EMF in Lambda). */
+  metrics?: TurnMetricsSink | undefined;
 }
+
+/** What the player needs from the host: a synthesizer (Polly or the local one), the audio cache, the voice per language. */
+export interface SpeechDeps {
+  synthesizer: Synthesizer | undefined;
+  cache: AudioCache;
+  voiceFor(language: string): Voice;
+  /** Tests shorten the player's waits. */
+  timing?: Partial<PlayerTiming>;
+}
+
+type RunnableInput = Exclude<TurnInput, { kind: 'interrupt' }>;
 
 /** One client message as it arrived. */
 export interface Inbound {
@@ -101,10 +124,7 @@ async function dispatch(ctx: Ctx, message: ClientMessage): Promise<void> {
     case 'input.text':
       return textTurn(ctx, sessionId, message);
     case 'response.cancel':
-      // The turn runs in another invocation: it sees this marker on its next poll and stops.
-      await ctx.deps.store.requestCancel(sessionId, message.turnId, message.playedMs);
-      ctx.log.info('cancel requested', { turnId: message.turnId, playedMs: message.playedMs });
-      return;
+      return cancelTurn(ctx, sessionId, message.turnId, message.playedMs);
     case 'session.stop':
       return stopSession(ctx, sessionId, message.reason ?? 'client_requested');
   }
@@ -151,7 +171,8 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
     }
     const head = await deps.store.loadHead(meta.sessionId);
     if (head?.checkpoint.ended) throw new ParleyError('session.ended', 'this session has ended; start a new one');
-    await updateConnection(ctx, { ...connection, phase: 'active', sessionId: meta.sessionId });
+    const audio = negotiateAudio(deps, message.audio);
+    await updateConnection(ctx, { ...withoutAudio(connection), phase: 'active', sessionId: meta.sessionId, ...(audio ? { audio } : {}) });
     sessionLog(ctx.log, meta.sessionId).info('session resumed', { seq: head?.seq ?? null });
     await sender.send({
       type: 'session.started',
@@ -160,7 +181,7 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
       traceId: traceIdFor(meta.sessionId),
       resumed: true,
       node: head?.checkpoint.currentNode ?? deps.map.initial_state,
-      audio: null,
+      audio,
     });
     return;
   }
@@ -174,7 +195,8 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
     createdAt: new Date(deps.clock.nowMs()).toISOString(),
     metadata: message.metadata ?? {},
   });
-  await updateConnection(ctx, { ...connection, phase: 'active', sessionId });
+  const audio = negotiateAudio(deps, message.audio);
+  await updateConnection(ctx, { ...withoutAudio(connection), phase: 'active', sessionId, ...(audio ? { audio } : {}) });
   const log = sessionLog(ctx.log, sessionId);
   log.info('session started');
   await sender.send({
@@ -184,7 +206,7 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
     traceId: traceIdFor(sessionId),
     resumed: false,
     node: deps.map.initial_state,
-    audio: null,
+    audio,
   });
   // The greeting is turn 0: it is committed like any turn, so the session's first checkpoint exists.
   await executeTurn({ ...ctx, log }, sessionId, undefined, deps.ids.uuid(), { kind: 'start', ...(message.metadata ? { metadata: message.metadata } : {}) });
@@ -211,7 +233,7 @@ async function stopSession(ctx: Ctx, sessionId: string, reason: string): Promise
     // The stop record ends the chain: a later resume finds an ended session.
     await executeTurn(ctx, sessionId, head, ctx.deps.ids.uuid(), { kind: 'stop', reason });
   }
-  await updateConnection(ctx, { ...ctx.connection, phase: 'ready', sessionId: undefined });
+  await updateConnection(ctx, { ...withoutAudio(ctx.connection), phase: 'ready', sessionId: undefined });
   ctx.log.info('session stopped', { reason });
   await ctx.sender.send({ type: 'session.stopped', reason });
 }
@@ -219,20 +241,37 @@ async function stopSession(ctx: Ctx, sessionId: string, reason: string): Promise
 /**
  * Runs the turn, streaming its events, then commits record head+1 with one conditional put.
  *
- * Events the runner yields back to back form a burst and go out as one message; whenever the runner
- * pauses (waiting on an LLM, say) what it produced so far is flushed, so streaming stays live. The
- * last burst is posted while the commit is written: neither waits for the other.
+ * The runner's events go out through one outbox: what it yields back to back travels as one
+ * message, and nothing waits for the next event. Its speech cues go to the player, which makes the
+ * audio (cache or synthesizer) and sends it through the same outbox. The turn holds the session's
+ * lease item while it runs and watches it for a cancel; the commit waits for the player, so the
+ * stored answer is what was said (cut to what was heard when the client cancelled).
  */
-async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, input: TurnInput): Promise<void> {
-  const { deps, sender, log } = ctx;
+async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, input: RunnableInput): Promise<void> {
+  const { deps, log } = ctx;
+  const at = () => round(deps.clock.monotonicMs() - ctx.receivedAtMs);
+  const outbox = new Outbox(ctx.sender);
   const outputs: ServerEvent[] = [];
-  const burst: ServerEvent[] = [];
-  // Only turns that can stream from the LLM last long enough for a cancel to matter.
-  const watch = deps.llm && input.kind === 'text' ? watchCancellation(deps.store, sessionId, turnId, CANCEL_POLL_MS) : undefined;
+  const emit = (event: ServerEvent) => {
+    // Deltas are in the done events (text) or not worth storing (audio).
+    if (event.type !== 'response.text.delta' && event.type !== 'response.audio.delta') outputs.push(event);
+    outbox.push(event);
+  };
+  const checkpoint = head?.checkpoint ?? emptyCheckpoint();
+  const lease = deps.store.beginTurn(sessionId, turnId, LEASE_MS);
+  lease.catch(() => undefined); // awaited before the release; a failed write only loses the cancel path
+  const watch = input.kind === 'stop' ? undefined : watchCancellation(deps.store, sessionId, turnId, CANCEL_POLL_MS, () => deps.clock.nowMs(), lease);
+  const signal = watch?.signal ?? new AbortController().signal;
+  const format = ctx.connection.audio ?? null;
+  const language = sessionLanguage(deps.map, input, checkpoint);
+  const voice = deps.speech?.voiceFor(language);
+  const player = newPlayer(deps, { turnId, format: voice ? format : null, voice, language, at, emit, signal });
+  const t3 = at();
+  let t4: number | undefined;
   const turn = runTurn({
     turnId,
     input,
-    checkpoint: head?.checkpoint ?? emptyCheckpoint(),
+    checkpoint,
     sessionId,
     map: deps.map,
     classifier: deps.classifier,
@@ -240,70 +279,182 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     actions: deps.actions,
     clock: deps.clock,
     llm: deps.llm,
-    ...(watch ? { signal: watch.signal } : {}),
+    signal,
   });
   let outcome: TurnOutcome;
+  let report: PlayerReport;
   try {
-    let pending = turn.next();
-    let step = await pending;
+    let step = await turn.next();
     while (!step.done) {
       const event = step.value;
-      if (event.type !== 'response.text.delta') outputs.push(event);
-      burst.push(event);
-      pending = turn.next();
-      if (!(await settlesBeforeIo(pending))) await sender.sendBatch(burst.splice(0));
-      step = await pending;
+      if (!isCue(event)) emit(event);
+      else if (event.type === 'cue.say') player.say(event);
+      else {
+        if (event.on === 'llm') t4 ??= at();
+        player.waiting();
+      }
+      step = await turn.next();
     }
     outcome = step.value;
+    report = await player.finish();
   } finally {
     watch?.stop();
   }
 
+  const cancel = cancelReasonOf(signal);
+  let { checkpoint: after, events, status } = outcome;
+  events = [...events, ...report.events];
+  if (cancel) {
+    status = 'cancelled';
+    const recorded = events.find((e) => e.type === 'cancelled');
+    const cancelled = { type: 'cancelled' as const, ...(cancel.playedMs === undefined ? {} : { playedMs: cancel.playedMs }), detectMs: cancel.detectMs, atMs: recorded?.atMs ?? at() };
+    events = recorded ? events.map((e) => (e === recorded ? cancelled : e)) : [...events, cancelled];
+    if (cancel.playedMs !== undefined && format) {
+      const cut = await cutToHeard({ checkpoint: after, spoken: report.spoken, playedMs: cancel.playedMs, marksFor: marksFor(deps, voice) });
+      after = cut.checkpoint;
+      events.push({ type: 'interrupted', playedMs: cancel.playedMs, heardWords: cut.heardWords, marks: cut.marks, atMs: at() });
+    }
+  }
+  // Seed 004: while its speech plays the turn is the bot's; a cancel hands it to the user.
+  after = { ...after, turnState: report.spoken.length && !cancel ? 'bot' : 'user' };
+  const usage = { ...outcome.usage, ttsCharacters: outcome.usage.ttsCharacters + report.ttsCharacters };
+  const stageMetrics = {
+    t1: 0,
+    t2: 0,
+    t3,
+    ...(t4 === undefined ? {} : { t4 }),
+    ...(report.firstChunkAtMs === undefined ? {} : { t5: report.firstChunkAtMs }),
+    ...(report.firstSentAtMs === undefined ? {} : { t6: report.firstSentAtMs }),
+  };
   const record: TurnRecord = {
     seq: head ? head.seq + 1 : 0,
     turnId,
-    status: outcome.status,
+    status,
     createdAt: new Date(deps.clock.nowMs()).toISOString(),
     input,
     outputs,
-    events: outcome.events,
-    usage: outcome.usage,
-    metrics: { runMs: outcome.runMs, totalMs: round(deps.clock.monotonicMs() - ctx.receivedAtMs) },
-    checkpoint: outcome.checkpoint,
+    events,
+    usage,
+    metrics: { runMs: outcome.runMs, totalMs: at(), ...stageMetrics },
+    checkpoint: { ...after, usage: { ...after.usage, ttsCharacters: after.usage.ttsCharacters + report.ttsCharacters } },
+    ...(voice && report.spoken.length ? { speech: { voice, items: report.spoken } } : {}),
   };
   const commitStarted = deps.clock.monotonicMs();
-  const [commit] = await Promise.allSettled([
-    deps.store.commitTurn(sessionId, record).then(() => deps.clock.monotonicMs()),
-    sender.sendBatch(burst),
-  ]);
-  if (commit.status === 'rejected') throw commit.reason;
+  const [commit] = await Promise.allSettled([deps.store.commitTurn(sessionId, record).then(() => deps.clock.monotonicMs()), outbox.drain()]);
+  if (commit.status === 'rejected') {
+    void lease.then(() => deps.store.endTurn(sessionId, turnId)).catch(() => undefined);
+    throw commit.reason;
+  }
   const committed = commit.value;
   const metrics = { ...record.metrics, commitMs: round(committed - commitStarted), totalMs: round(committed - ctx.receivedAtMs) };
   log.info('turn committed', { turnId, seq: record.seq, node: record.checkpoint.currentNode, status: record.status, metrics });
-  if (sender.gone && sender.failure) log.warn('client unreachable during the turn', { error: describe(sender.failure) });
+  if (ctx.sender.gone && ctx.sender.failure) log.warn('client unreachable during the turn', { error: describe(ctx.sender.failure) });
   // A bot author's mistake the lint could not see (a variable only some paths set): make it loud.
   for (const e of record.events) {
     if (e.type === 'template_missing') log.warn('playlist item left out: its template reads unset variables', { source: e.source, missing: e.missing });
+    if (e.type === 'tts_error') log.warn('speech synthesis failed; the text went out without audio', { source: e.source, code: e.code, detail: e.detail });
   }
-  if (input.kind !== 'stop') {
-    await sender.send({ type: 'turn.completed', turnId, usage: record.usage, sessionUsage: record.checkpoint.usage, metrics });
-  }
+  const completed = input.kind === 'stop' ? Promise.resolve() : ctx.sender.send({ type: 'turn.completed', turnId, usage: record.usage, sessionUsage: record.checkpoint.usage, metrics });
+  // A cancel written after the last poll but before the release is ours to apply, now that the turn is stored.
+  const late = await lease.then(() => deps.store.endTurn(sessionId, turnId)).catch((err: unknown) => {
+    log.warn('could not release the turn lease', { error: describe(err) });
+    return undefined;
+  });
+  await completed;
+  deps.metrics?.publish({ traceId: traceIdFor(sessionId), sessionId, turnId, status: record.status, inputKind: input.kind, metrics });
+  if (late && !cancel && late.playedMs !== undefined) await interruptCommitted(ctx, sessionId, record, late.playedMs);
 }
 
 /**
- * Whether a promise settles before the event loop gets to I/O: true for a runner step that needed
- * no I/O (it resolves within the microtask queue), false for one that waits on the network.
+ * `response.cancel`: the turn may still run in another invocation (it sees the cancel on the lease
+ * within one poll and cuts its own answer), or it may have committed already; then its answer is
+ * cut to what was heard by a record of its own.
  */
-function settlesBeforeIo(promise: Promise<unknown>): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setImmediate(() => resolve(false));
-    const settled = () => {
-      clearImmediate(timer);
-      resolve(true);
-    };
-    promise.then(settled, settled);
+async function cancelTurn(ctx: Ctx, sessionId: string, turnId: string, playedMs: number | undefined): Promise<void> {
+  const running = await ctx.deps.store.requestCancel(sessionId, turnId, playedMs);
+  ctx.log.info('cancel requested', { turnId, playedMs, running: running === 'running' });
+  if (running === 'running' || playedMs === undefined) return;
+  const head = await ctx.deps.store.loadHead(sessionId);
+  // Only the newest turn can still be playing; an older one (or one never run) has nothing to cut.
+  if (head?.turnId === turnId) await interruptCommitted(ctx, sessionId, head, playedMs);
+}
+
+/** Cuts a committed turn's answer to what was heard: one more record, the interrupt, on top of it. */
+async function interruptCommitted(ctx: Ctx, sessionId: string, head: TurnRecord, playedMs: number): Promise<void> {
+  const { deps } = ctx;
+  if (!head.speech) return; // text only: what was sent was read
+  const started = deps.clock.monotonicMs();
+  const cut = await cutToHeard({ checkpoint: head.checkpoint, spoken: head.speech.items, playedMs, marksFor: marksFor(deps, head.speech.voice) });
+  const record: TurnRecord = {
+    seq: head.seq + 1,
+    turnId: deps.ids.uuid(),
+    status: 'completed',
+    createdAt: new Date(deps.clock.nowMs()).toISOString(),
+    input: { kind: 'interrupt', turnId: head.turnId, playedMs },
+    outputs: [],
+    events: [{ type: 'interrupted', playedMs, heardWords: cut.heardWords, marks: cut.marks, atMs: 0 }],
+    usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 },
+    metrics: { runMs: round(deps.clock.monotonicMs() - started), totalMs: round(deps.clock.monotonicMs() - ctx.receivedAtMs) },
+    checkpoint: { ...cut.checkpoint, turnState: 'user' },
+  };
+  try {
+    await deps.store.commitTurn(sessionId, record);
+    ctx.log.info('committed turn cut to what was heard', { turnId: head.turnId, playedMs, heardWords: cut.heardWords, marks: cut.marks });
+  } catch (err) {
+    // A newer turn committed first: the conversation moved on, and that turn's input already interrupted this one.
+    if (err instanceof ParleyError && err.code === 'turn.conflict') ctx.log.info('interrupt lost to a newer turn', { turnId: head.turnId });
+    else throw err;
+  }
+}
+
+function newPlayer(
+  deps: TurnDeps,
+  o: { turnId: string; format: AudioFormat | null; voice: Voice | undefined; language: string; at: () => number; emit: (e: ServerEvent) => void; signal: AbortSignal },
+): Player {
+  const { map } = deps;
+  const neutralKey = map.fillers.neutral;
+  const neutralText = neutralKey ? map.prompts[neutralKey] : undefined;
+  return new Player({
+    turnId: o.turnId,
+    format: o.format,
+    voice: o.voice ?? { provider: 'none', id: 'none', language: o.language },
+    synthesizer: deps.speech?.synthesizer,
+    cache: deps.speech?.cache ?? { get: async () => undefined },
+    neutralFiller: neutralKey && neutralText ? { text: localize(neutralText, o.language, map.language), source: neutralKey } : null,
+    maxWaitMs: map.fillers.max_wait_ms,
+    safeResponse: map.llm ? { text: localize(map.llm.safe_response, o.language, map.language), source: 'llm:safe_response' } : null,
+    clock: deps.clock,
+    at: o.at,
+    emit: o.emit,
+    newId: () => deps.ids.uuid(),
+    signal: o.signal,
+    ...(deps.speech?.timing ? { timing: deps.speech.timing } : {}),
   });
 }
+
+/** Word timings for the item a cancel fell in: a second synthesizer request (Polly speech marks), no audio. */
+function marksFor(deps: TurnDeps, voice: Voice | undefined) {
+  const synthesizer = deps.speech?.synthesizer;
+  if (!voice || !synthesizer?.wordMarks) return undefined;
+  return (item: { text: string }) => synthesizer.wordMarks!({ text: item.text, voice });
+}
+
+/**
+ * The audio a session gets: what it asked for when the synthesizer makes it, else PCM at the asked
+ * rate (or 16 kHz); null without speech, or when the client asked for none.
+ */
+function negotiateAudio(deps: TurnDeps, asked: AudioFormat | undefined): AudioFormat | null {
+  const synthesizer = deps.speech?.synthesizer;
+  if (!asked || !deps.speech) return null;
+  if (!synthesizer || synthesizer.supports(asked)) return asked;
+  const pcm: AudioFormat = { format: 'pcm', sampleRate: asked.sampleRate };
+  return synthesizer.supports(pcm) ? pcm : { format: 'pcm', sampleRate: 16000 };
+}
+
+const withoutAudio = (record: ConnectionRecord): ConnectionRecord => {
+  const { audio: _audio, ...rest } = record;
+  return rest;
+};
 
 /** After END_CALL the connection stays bound to the ended session until a new one starts. */
 async function boundSessionEnded(ctx: Ctx): Promise<boolean> {
@@ -325,8 +476,10 @@ function sessionLog(log: Log, sessionId: string | undefined): Log {
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
 
-/** How often a running LLM turn looks for a cancel marker: the worst-case delay of a barge-in. */
+/** How often a running turn reads its lease for a cancel: the barge-in bound is this plus one read (<= 250 ms). */
 const CANCEL_POLL_MS = 150;
+/** How long a turn's lease lasts without a release (a crashed turn); beyond the function timeout. */
+const LEASE_MS = 15 * 60 * 1000;
 
 function describe(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);

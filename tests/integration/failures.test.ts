@@ -48,7 +48,8 @@ describe('failures inside a turn', () => {
     const sessionId = await openSession('commit-fails=');
     const broken: TurnDeps = {
       ...deps,
-      store: { ...deps.store, commitTurn: async () => Promise.reject(new Error('ServiceUnavailable')), loadHead: (id) => deps.store.loadHead(id) },
+      // The real store (its prototype's methods included), with a commit that fails.
+      store: Object.assign(Object.create(deps.store) as TurnDeps['store'], { commitTurn: async () => Promise.reject(new Error('ServiceUnavailable')) }),
     };
     const sender = recordingSender();
     const turnId = crypto.randomUUID();

@@ -6,7 +6,7 @@ import type { IntentClassifier } from '../../lib/flow/classifier';
 import { loadDialogueMap } from '../../lib/flow/map';
 import type { LlmClient, LlmRequest, LlmStreamEvent } from '../../lib/llm/port';
 import type { ServerEvent } from '../../lib/protocol/v1';
-import { runTurn, type TurnOutcome } from '../../lib/runner/run-turn';
+import { isCue, runTurn, type TurnOutcome } from '../../lib/runner/run-turn';
 
 /** pipecat-flows' context strategies, applied when the LLM moves the flow into a state. */
 const map = loadDialogueMap({
@@ -85,7 +85,7 @@ async function turn(checkpoint: Checkpoint, text: string, llm: LlmClient): Promi
   const events: ServerEvent[] = [];
   let step = await gen.next();
   while (!step.done) {
-    events.push(step.value);
+    if (!isCue(step.value)) events.push(step.value);
     step = await gen.next();
   }
   return { events, outcome: step.value };

@@ -231,7 +231,7 @@ describe('ServerEvent schema', () => {
   const traceId = '0123456789abcdef0123456789abcdef';
 
   it('accepts session.started with a 32-hex traceId', () => {
-    const event = { type: 'session.started', sessionId: SESSION, resumeToken: TOKEN, traceId, resumed: false, node: 'welcome' };
+    const event = { type: 'session.started', sessionId: SESSION, resumeToken: TOKEN, traceId, resumed: false, node: 'welcome', audio: null };
     expect(ServerEvent.parse(event)).toEqual(event);
   });
 

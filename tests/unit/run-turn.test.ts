@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { ActionOutcome, ActionRunner, TemplateContext } from '../../lib/actions/port';
-import type { TurnInput } from '../../lib/checkpoint/record';
+import type { TurnInput as RecordedInput } from '../../lib/checkpoint/record';
+
+/** What runTurn runs (an interrupt record is written by a cancel, never run). */
+type TurnInput = Exclude<RecordedInput, { kind: 'interrupt' }>;
 import { emptyCheckpoint, NODE_HISTORY_LIMIT, type Checkpoint } from '../../lib/checkpoint/schema';
 import type { FaqHit, FaqIndex } from '../../lib/faq/port';
 import type { Classification, ClassifyOptions, Entities, IntentClassifier } from '../../lib/flow/classifier';
@@ -9,7 +12,7 @@ import { candidateIntents, MAX_SLOT_QUESTIONS } from '../../lib/flow/engine';
 import { loadDialogueMap, type DialogueMap } from '../../lib/flow/map';
 import type { ServerEvent } from '../../lib/protocol/v1';
 import type { Clock } from '../../lib/runner/ports';
-import { runTurn, type TurnOutcome } from '../../lib/runner/run-turn';
+import { isCue, runTurn, type SpeechCue, type TurnOutcome } from '../../lib/runner/run-turn';
 
 type Raw = Record<string, any>;
 const rawSample = (): Raw => JSON.parse(readFileSync(new URL('../../dialogue_map.json', import.meta.url), 'utf8')) as Raw;
@@ -113,11 +116,13 @@ async function drive(d: Drive) {
     clock: d.clock ?? fakeClock(),
   });
   const yielded: ServerEvent[] = [];
+  const cues: SpeechCue[] = [];
   for (;;) {
     const next = await gen.next();
-    if (next.done) return { yielded, outcome: next.value as TurnOutcome, log };
+    if (next.done) return { yielded, cues, outcome: next.value as TurnOutcome, log };
     log.push(`yield:${next.value.type}`);
-    yielded.push(next.value);
+    if (isCue(next.value)) cues.push(next.value);
+    else yielded.push(next.value);
   }
 }
 
@@ -412,17 +417,23 @@ describe('runTurn: actions', () => {
     const log: string[] = [];
     const actions = fakeActions({ ok: true, result: { id: 'A17', ready_in_minutes: 5 } }, log);
     const before = at('confirm', ORDER, { language: 'en' });
-    const { yielded, outcome } = await drive({ input: text('yes'), checkpoint: before, classifier: scriptedClassifier(cls('yes')), actions, log });
-    expect(log).toEqual([
+    const { yielded, cues, outcome } = await drive({ input: text('yes'), checkpoint: before, classifier: scriptedClassifier(cls('yes')), actions, log });
+    expect(log.slice(0, 5)).toEqual([
       'yield:turn.started',
-      'yield:response.filler',
+      'yield:cue.say',
+      'yield:cue.wait',
       'action:place_order',
       'yield:node.transition',
-      'yield:response.text.delta',
-      'yield:response.text.done',
     ]);
-    expect(yielded[1]).toEqual({ type: 'response.filler', turnId: TURN, key: 'filler:one_moment', text: ONE_MOMENT });
-    expect(yielded[2]).toEqual({ type: 'node.transition', turnId: TURN, from: 'confirm', to: 'place_order' });
+    // The filler is said, then the player is told slow work starts: both before the webhook runs.
+    expect(cues.slice(0, 2)).toEqual([
+      { type: 'cue.say', kind: 'filler', text: ONE_MOMENT, source: 'filler:one_moment' },
+      { type: 'cue.wait', on: 'action' },
+    ]);
+    // The reply is said item by item, and the items make up the text.
+    const speech = cues.slice(2).flatMap((c) => (c.type === 'cue.say' && c.kind === 'speech' ? [c.text] : []));
+    expect(speech.join(' ')).toBe(placed);
+    expect(yielded[1]).toEqual({ type: 'node.transition', turnId: TURN, from: 'confirm', to: 'place_order' });
     expect(reply(yielded)).toBe(placed);
     expect(actions.calls).toEqual([
       { name: 'place_order', context: { session: { variables: ORDER, language: 'en', node: 'place_order', id: SESSION } } },
@@ -445,9 +456,9 @@ describe('runTurn: actions', () => {
     const log: string[] = [];
     const actions = fakeActions({ ok: false, kind, detail: 'kitchen on fire' }, log);
     const { yielded, outcome } = await drive({ input: text('yes'), checkpoint: at('confirm', ORDER), classifier: scriptedClassifier(cls('yes')), actions, log });
-    expect(log.indexOf('yield:response.filler')).toBeLessThan(log.indexOf('action:place_order'));
+    expect(log.indexOf('yield:cue.wait')).toBeLessThan(log.indexOf('action:place_order'));
     expect(yielded).toContainEqual({ type: 'node.transition', turnId: TURN, from: 'confirm', to: 'order_failed' });
-    expect(types(yielded)).toEqual(['turn.started', 'response.filler', 'node.transition', 'response.text.delta', 'response.text.done']);
+    expect(types(yielded)).toEqual(['turn.started', 'node.transition', 'response.text.delta', 'response.text.done']);
     expect(reply(yielded)).toBe(`${message} I'm sorry, the kitchen isn't taking orders right now. Would you like me to try again?`);
     expect(outcome.checkpoint.currentNode).toBe('order_failed');
     expect(outcome.checkpoint.variables).toEqual(ORDER);
@@ -467,7 +478,7 @@ describe('runTurn: actions', () => {
       classifier: scriptedClassifier(cls('yes')),
       actions: fakeActions({ ok: false, kind: 'action_failed', detail: '500' }),
     });
-    expect(types(yielded)).toEqual(['turn.started', 'response.filler', 'response.text.delta', 'response.text.done']);
+    expect(types(yielded)).toEqual(['turn.started', 'response.text.delta', 'response.text.done']);
     expect(reply(yielded)).toBe('Sorry, something went wrong while I was doing that.');
     expect(outcome.checkpoint.currentNode).toBe('confirm');
     expect(outcome.checkpoint.nodeHistory).toEqual(['welcome']);
@@ -477,14 +488,14 @@ describe('runTurn: actions', () => {
   it('going back to the order state does not place the order again', async () => {
     const actions = fakeActions({ ok: true, result: { id: 'X', ready_in_minutes: 1 } });
     const variables = { ...ORDER, order: { id: 'A17', ready_in_minutes: 5 } };
-    const { yielded, outcome } = await drive({
+    const { yielded, cues, outcome } = await drive({
       input: text('go back'),
       checkpoint: at('confirm', variables, { nodeHistory: ['welcome', 'confirm', 'place_order'] }),
       classifier: scriptedClassifier(cls('back')),
       actions,
     });
     expect(actions.calls).toEqual([]);
-    expect(types(yielded)).not.toContain('response.filler');
+    expect(cues.filter((c) => c.type === 'cue.wait' || (c.type === 'cue.say' && c.kind === 'filler'))).toEqual([]);
     expect(reply(yielded)).toBe('Your order number is A17, it will be ready in 5 minutes. Can I get you anything else?');
     expect(outcome.checkpoint.currentNode).toBe('place_order');
     expect(outcome.checkpoint.nodeHistory).toEqual(['welcome', 'confirm']);
