@@ -257,7 +257,10 @@ export async function startLocalGateway(options: GatewayOptions): Promise<LocalG
     connectionIds: () => [...connections.keys()],
     async close() {
       for (const c of connections.values()) c.socket.terminate();
-      await Promise.allSettled([...pending]);
+      // A terminated socket reports its close (and so its $disconnect) a tick later; an invocation
+      // may start another. Wait until nothing is left, or the table closes under a handler.
+      await new Promise((resolve) => setImmediate(resolve));
+      while (pending.size) await Promise.allSettled([...pending]);
       wss.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

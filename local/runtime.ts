@@ -17,6 +17,8 @@ import { demoKitchen } from './demo-kitchen';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NluModel } from '../lib/nlu/train';
 import type { LlmPorts } from '../lib/runner/llm-turn';
+import { logMetricsSink } from '../lib/observability/metrics';
+import type { SpeechDeps } from '../lib/session/dispatch';
 
 export interface LocalRuntimeOptions {
   map: DialogueMap;
@@ -45,6 +47,8 @@ export interface LocalRuntimeOptions {
   fetch?: typeof fetch;
   /** The LLM, when one is configured (OPENAI_API_KEY). */
   llm?: LlmPorts | undefined;
+  /** Speech output: the synthesizer (eSpeak locally), the audio cache, the voices. Without it sessions are text only. */
+  speech?: SpeechDeps | undefined;
   gateway?: Pick<GatewayOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'onInvoke'>;
 }
 
@@ -87,6 +91,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       log,
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.ids ? { ids: options.ids } : {}),
+      ...(options.speech ? { speech: options.speech } : {}),
+      metrics: logMetricsSink(log),
     });
     // The management client needs the gateway's port, known only once it listens.
     let management: ApiGatewayManagementApiClient | undefined;

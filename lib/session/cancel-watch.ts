@@ -19,10 +19,11 @@ export function watchCancellation(
   intervalMs: number,
   now: () => number,
   ready: Promise<unknown> = Promise.resolve(),
-): { signal: AbortSignal; stop(): void } {
+): { signal: AbortSignal; stop(): Promise<void> } {
   const controller = new AbortController();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<void> = Promise.resolve();
   const poll = async () => {
     if (stopped) return;
     try {
@@ -36,14 +37,16 @@ export function watchCancellation(
     } catch {
       // A failed poll only delays the cancel to the next one.
     }
-    if (!stopped) timer = setTimeout(() => void poll(), intervalMs);
+    if (!stopped) timer = setTimeout(() => (inFlight = poll()), intervalMs);
   };
-  timer = setTimeout(() => void poll(), intervalMs);
+  timer = setTimeout(() => (inFlight = poll()), intervalMs);
   return {
     signal: controller.signal,
+    /** Stops polling; resolves once a read already under way is done, so none outlives the turn. */
     stop() {
       stopped = true;
       clearTimeout(timer);
+      return inFlight;
     },
   };
 }

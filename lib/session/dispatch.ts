@@ -298,7 +298,7 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     outcome = step.value;
     report = await player.finish();
   } finally {
-    watch?.stop();
+    await watch?.stop();
   }
 
   const cancel = cancelReasonOf(signal);
