@@ -88,4 +88,48 @@ describe('DynamoSessionStore', () => {
     await store().createSession(meta);
     await expect(store().createSession(meta)).rejects.toMatchObject({ code: 'turn.conflict' });
   });
+
+  describe('the session lease: where a running turn and its cancel meet', () => {
+    it('a cancel while the turn holds the lease says running, and the turn sees it with what was played', async () => {
+      const sessionId = crypto.randomUUID();
+      const turnId = crypto.randomUUID();
+      await store().beginTurn(sessionId, turnId, 60_000);
+      expect(await store().cancelRequested(sessionId, turnId)).toBeUndefined();
+      expect(await store().requestCancel(sessionId, turnId, 1234)).toBe('running');
+      expect(await store().cancelRequested(sessionId, turnId)).toEqual({ playedMs: 1234, requestedAtMs: now });
+      // Another turn's cancel is not this turn's.
+      expect(await store().cancelRequested(sessionId, crypto.randomUUID())).toBeUndefined();
+    });
+
+    it('a cancel after the release says not running; one between the last poll and the release comes back from endTurn', async () => {
+      const sessionId = crypto.randomUUID();
+      const turnId = crypto.randomUUID();
+      await store().beginTurn(sessionId, turnId, 60_000);
+      expect(await store().endTurn(sessionId, turnId)).toBeUndefined();
+      expect(await store().requestCancel(sessionId, turnId, 10)).toBe('not_running');
+
+      const late = crypto.randomUUID();
+      await store().beginTurn(sessionId, late, 60_000);
+      expect(await store().requestCancel(sessionId, late, 500)).toBe('running');
+      expect(await store().endTurn(sessionId, late)).toEqual({ playedMs: 500, requestedAtMs: now });
+    });
+
+    it('a cancel that arrives before its turn began is found by the turn\'s first poll', async () => {
+      const sessionId = crypto.randomUUID();
+      const turnId = crypto.randomUUID();
+      expect(await store().requestCancel(sessionId, turnId, undefined)).toBe('not_running');
+      await store().beginTurn(sessionId, turnId, 60_000);
+      expect(await store().cancelRequested(sessionId, turnId)).toEqual({ requestedAtMs: now });
+    });
+
+    it('a newer turn owns the lease: the older one\'s release changes nothing', async () => {
+      const sessionId = crypto.randomUUID();
+      const older = crypto.randomUUID();
+      const newer = crypto.randomUUID();
+      await store().beginTurn(sessionId, older, 60_000);
+      await store().beginTurn(sessionId, newer, 60_000);
+      expect(await store().endTurn(sessionId, older)).toBeUndefined();
+      expect(await store().requestCancel(sessionId, newer, 1)).toBe('running');
+    });
+  });
 });
