@@ -1,24 +1,47 @@
+import { PollyClient } from '@aws-sdk/client-polly';
 import mapJson from '../../dialogue_map.json';
 // Trained at build time (npm run build:nlu, run by `npm install` and before every synth).
 import nluModel from '../../build/nlu/dialogue_map.nlu.json';
+import { ParleyError } from '../../lib/errors';
 import { loadDialogueMap } from '../../lib/flow/map';
 import { buildTurnDeps } from '../../lib/host/deps';
-import { dynamo, env, log, senderFor } from '../../lib/host/lambda';
+import { dynamo, env, log, metrics, senderFor } from '../../lib/host/lambda';
+import { SDK_CLIENT_DEFAULTS } from '../../lib/host/sdk';
 import type { NluModel } from '../../lib/nlu/train';
 import { llmKeyFrom, llmKeyMiddlewares } from '../../lib/host/llm-key';
 import { llmPortsFactory } from '../../lib/llm/configure';
+import { fileAudioCache, resolveAudioCacheDir } from '../../lib/speech/audio-cache';
+import { PollySynthesizer } from '../../lib/speech/tts/polly';
+import { voiceFor } from '../../lib/speech/tts/voice';
+import type { SpeechDeps } from '../../lib/session/dispatch';
 import { createTurnHandler } from './create';
 
 // The map is bundled into the function and compiled once per container, never per turn.
+const map = loadDialogueMap(mapJson);
+
+if (env.PARLEY_TTS === 'local') throw new ParleyError('config.invalid', 'PARLEY_TTS=local: the local synthesizer exists only in npm start; use polly, auto or off');
+
+/** Polly speaks (the function's role may call SynthesizeSpeech); the audio cache ships in the function's code. */
+const speech: SpeechDeps | undefined =
+  env.PARLEY_TTS === 'off'
+    ? undefined
+    : {
+        synthesizer: new PollySynthesizer(new PollyClient({ ...SDK_CLIENT_DEFAULTS })),
+        cache: fileAudioCache(resolveAudioCacheDir(env.PARLEY_AUDIO_CACHE_DIR ?? 'audio')),
+        voiceFor: (language) => voiceFor(map, language, 'polly'),
+      };
+
 const deps = buildTurnDeps({
   dynamo,
   tableName: env.PARLEY_TABLE,
   apiKeys: env.PARLEY_API_KEYS,
   sessionTtlHours: env.PARLEY_SESSION_TTL_HOURS,
-  map: loadDialogueMap(mapJson),
+  map,
   nluModel: nluModel as NluModel,
   ...(env.PARLEY_ACTIONS_BASE_URL ? { actionsBaseUrl: env.PARLEY_ACTIONS_BASE_URL } : {}),
   log,
+  metrics,
+  ...(speech ? { speech } : {}),
 });
 
 const llmFor = llmPortsFactory(env, { log });

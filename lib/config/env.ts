@@ -30,6 +30,10 @@ export const FunctionEnv = z.object({
   PARLEY_LLM_BUDGET_MS: z.coerce.number().int().min(1000).max(900_000).default(20_000),
   /** First-sentence safety check: OpenAI moderation, the local word list, or none. auto: moderation on api.openai.com, else local. */
   PARLEY_SAFETY: z.enum(['auto', 'openai', 'local', 'off']).default('auto'),
+  PARLEY_TTS: z
+    .enum(['auto', 'polly', 'local', 'off'])
+    .default('auto')
+    .describe('speech synthesis: Polly, the local eSpeak synthesizer (npm start only), or none; auto: Polly with AWS credentials, else local'),
   /** Extra blocked words or phrases for the local checker, comma-separated. */
   PARLEY_SAFETY_BLOCKED: z
     .string()

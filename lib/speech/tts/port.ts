@@ -35,6 +35,8 @@ export interface WordMark {
  */
 export interface Synthesizer {
   readonly provider: string;
+  /** Whether this synthesizer can produce `format` (Polly: pcm at 8/16 kHz, mp3 at any rate; eSpeak: pcm only). */
+  supports(format: AudioFormat): boolean;
   /**
    * Audio chunks of `format`, in order, as they arrive. Throws TtsError: `tts.connection` when the
    * service cannot be reached at all, `tts.failed` for anything else.
