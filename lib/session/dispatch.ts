@@ -265,7 +265,9 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
   const format = ctx.connection.audio ?? null;
   const language = sessionLanguage(deps.map, input, checkpoint);
   const voice = deps.speech?.voiceFor(language);
-  const player = newPlayer(deps, { turnId, format: voice ? format : null, voice, language, at, emit, signal });
+  // The player also stops when the turn fails: no synthesis or filler loop outlives its turn.
+  const failed = new AbortController();
+  const player = newPlayer(deps, { turnId, format: voice ? format : null, voice, language, at, emit, signal: AbortSignal.any([signal, failed.signal]) });
   const t3 = at();
   let t4: number | undefined;
   const turn = runTurn({
@@ -297,6 +299,9 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     }
     outcome = step.value;
     report = await player.finish();
+  } catch (err) {
+    failed.abort(err);
+    throw err;
   } finally {
     await watch?.stop();
   }

@@ -116,6 +116,7 @@ describe('readEnv', () => {
       OPENAI_MODEL: 'gpt-4o-mini',
       PARLEY_LLM_BUDGET_MS: 20_000,
       PARLEY_SAFETY: 'auto',
+      PARLEY_TTS: 'auto',
       PARLEY_SAFETY_BLOCKED: [],
     });
   });
@@ -134,6 +135,7 @@ describe('readEnv', () => {
       OPENAI_MODEL: 'gpt-4o-mini',
       PARLEY_LLM_BUDGET_MS: 20_000,
       PARLEY_SAFETY: 'auto',
+      PARLEY_TTS: 'auto',
       PARLEY_SAFETY_BLOCKED: [],
     });
   });
