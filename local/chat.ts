@@ -71,6 +71,9 @@ function onEvent(event: ServerEvent): void {
       return;
     case 'response.filler':
       return print(`bot> (${event.text})\n`);
+    case 'response.status':
+      // A long wait: say so, as a voice session would hear its neutral filler.
+      return event.status === 'still_working' ? print('bot> (still working…)\n') : undefined;
     case 'response.text.delta':
       if (!streaming) print('bot> ');
       streaming = true;
