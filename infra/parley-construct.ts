@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
@@ -13,6 +14,12 @@ import { Construct } from 'constructs';
 
 /** Repository root (infra/..): the esbuild project root and the home of package-lock.json. */
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Where `npm run build:audio` (and `npm start`) render the audio cache. */
+export const DEFAULT_AUDIO_CACHE_DIR = path.join(REPO_ROOT, 'build', 'audio');
+
+/** The folder, inside the turn function's code, that the audio cache is copied to (`PARLEY_AUDIO_CACHE_DIR`). */
+export const LAMBDA_AUDIO_CACHE_DIR = 'audio';
 
 /** Default lifetime of a session's items (DynamoDB TTL on `expiresAt`). */
 export const DEFAULT_SESSION_TTL_HOURS = 24 * 30;
@@ -56,6 +63,16 @@ export interface ParleyProps {
     readonly baseUrl?: string;
     readonly model?: string;
   };
+  /**
+   * The audio cache to ship with the turn function (lib/speech/audio-cache.ts): a folder holding a
+   * `manifest.json`, copied into the function's code as `audio/` after bundling. The function finds
+   * it through `PARLEY_AUDIO_CACHE_DIR=audio`, relative to `LAMBDA_TASK_ROOT`. Nothing is rendered at
+   * synth: run `PARLEY_TTS=polly npm run build:audio` before `cdk deploy` to ship Polly audio (a
+   * cache rendered by eSpeak is shipped too, but never hits there: the voice is part of every key).
+   * `false` ships none.
+   * @default build/audio of the repository, when it holds a manifest
+   */
+  readonly audioCacheDir?: string | false;
   /**
    * Removal policy of the table and the log groups.
    * @default RemovalPolicy.RETAIN
@@ -116,11 +133,15 @@ export class Parley extends Construct {
     const authEnvironment: Record<string, string> =
       props.apiKeys === undefined ? environment : { ...environment, PARLEY_API_KEYS: props.apiKeys.join(',') };
 
+    const audioCacheDir = props.audioCacheDir === false ? undefined : path.resolve(props.audioCacheDir ?? DEFAULT_AUDIO_CACHE_DIR);
+    const shipAudio = audioCacheDir !== undefined && existsSync(path.join(audioCacheDir, 'manifest.json'));
+
     const fn = (
       name: string,
       memorySize: number,
       timeout: Duration,
       env: Record<string, string> = environment,
+      extra: { afterBundling?: (inputDir: string, outputDir: string) => string[] } = {},
     ): nodejs.NodejsFunction => {
       const logGroup = new logs.LogGroup(this, `${name}Logs`, { retention: logRetention, removalPolicy });
       // An explicit role instead of the default AWSLambdaBasicExecutionRole
@@ -156,6 +177,9 @@ export class Parley extends Construct {
           banner:
             "import { createRequire as __parleyCreateRequire } from 'node:module'; const require = __parleyCreateRequire(import.meta.url);",
           forceDockerBundling: false,
+          ...(extra.afterBundling
+            ? { commandHooks: { beforeBundling: () => [], beforeInstall: () => [], afterBundling: extra.afterBundling } }
+            : {}),
         },
       });
     };
@@ -174,7 +198,10 @@ export class Parley extends Construct {
         ...(props.openAi?.apiKeySecret ? { OPENAI_API_KEY_SECRET: props.openAi.apiKeySecret.secretArn } : {}),
         ...(props.openAi?.baseUrl ? { OPENAI_BASE_URL: props.openAi.baseUrl } : {}),
         ...(props.openAi?.model ? { OPENAI_MODEL: props.openAi.model } : {}),
+        // Relative to LAMBDA_TASK_ROOT (lib/speech/audio-cache.ts resolveAudioCacheDir); a missing folder is an empty cache.
+        PARLEY_AUDIO_CACHE_DIR: LAMBDA_AUDIO_CACHE_DIR,
       },
+      shipAudio ? { afterBundling: (inputDir, outputDir) => [copyAudioCache(audioCacheDir!, inputDir, outputDir)] } : {},
     );
     props.openAi?.apiKeySecret.grantRead(this.turnFunction);
 
@@ -221,4 +248,18 @@ export class Parley extends Construct {
   get callbackUrl(): string {
     return this.stage.callbackUrl;
   }
+}
+
+/**
+ * The shell command that copies the audio cache into the bundle's `audio/`. A folder inside the
+ * repository is addressed through `inputDir` (the project root: the repository itself when bundling
+ * locally, /asset-input in a Docker bundling container), so both ways of bundling find it.
+ */
+function copyAudioCache(dir: string, inputDir: string, outputDir: string): string {
+  const rel = path.relative(REPO_ROOT, dir);
+  const inside = rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+  const from = inside ? path.posix.join(inputDir.split(path.sep).join('/'), ...rel.split(path.sep)) : dir;
+  const to = path.posix.join(outputDir.split(path.sep).join('/'), LAMBDA_AUDIO_CACHE_DIR);
+  const quote = (p: string) => `'${p.replace(/'/g, `'\\''`)}'`;
+  return `mkdir -p ${quote(to)} && cp -R ${quote(from)}/. ${quote(to)}/`;
 }

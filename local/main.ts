@@ -1,9 +1,15 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { LocalEnv, readEnv } from '../lib/config/env';
 import { ParleyError } from '../lib/errors';
 import { loadDialogueMap } from '../lib/flow/map';
-import { loadOrTrain } from '../lib/nlu/model-file';
+import { loadOrTrain, REPO_ROOT } from '../lib/nlu/model-file';
+import type { DialogueMap } from '../lib/flow/map';
+import { fileAudioCache, type AudioCache } from '../lib/speech/audio-cache';
+import { audioCacheSettings, buildAudioCache, voicesFor } from '../lib/speech/build-cache';
+import { createSynthesizer } from '../lib/speech/tts/configure';
+import type { Synthesizer } from '../lib/speech/tts/port';
+import type { SpeechDeps } from '../lib/session/dispatch';
 import { llmPortsFactory } from '../lib/llm/configure';
 import { consoleLog, startLocalRuntime } from './runtime';
 
@@ -16,10 +22,19 @@ async function main(): Promise<void> {
   const map = loadDialogueMap(JSON.parse(readFileSync(mapPath, 'utf8')));
   const nlu = await loadOrTrain(map, mapPath);
   if (nlu.trained) process.stdout.write(`Trained the NLU model for ${mapPath} in ${Math.round(nlu.ms)} ms (saved for next time).\n`);
+  // Speech: the synthesizer PARLEY_TTS picks (the local eSpeak one is loaded only here, never from lib/), and the audio
+  // cache of the map's static prompts, brought up to date before the runtime says it is ready.
+  const synthesizer = await createSynthesizer(env.PARLEY_TTS, {
+    local: () => import('./speech/espeak').then((m) => m.createEspeakSynthesizer()),
+  });
+  const speech: SpeechDeps | undefined = synthesizer
+    ? { synthesizer, cache: await prepareAudioCache(map, synthesizer, env), voiceFor: voicesFor(map, synthesizer) }
+    : undefined;
   const runtime = await startLocalRuntime({
     map,
     nluModel: nlu.model,
     llm: llmPortsFactory(env)(env.OPENAI_API_KEY),
+    speech,
     ...(env.PARLEY_ACTIONS_BASE_URL ? { actionsBaseUrl: env.PARLEY_ACTIONS_BASE_URL } : {}),
     host: env.PARLEY_HOST,
     port: env.PARLEY_PORT,
@@ -54,6 +69,36 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+/**
+ * Renders what the audio cache misses (like the NLU model: only when something changed, saved for
+ * next time) and returns the cache. A failure is a warning: text works without audio, and a missed
+ * prompt is synthesized when it is said.
+ */
+async function prepareAudioCache(
+  map: DialogueMap,
+  synthesizer: Synthesizer,
+  env: { PARLEY_AUDIO_FORMATS?: string | undefined; PARLEY_AUDIO_CACHE_DIR?: string | undefined },
+): Promise<AudioCache> {
+  const { formats, dir } = audioCacheSettings(env, join(REPO_ROOT, 'build', 'audio'));
+  const rel = relative(process.cwd(), dir);
+  const show = rel && !rel.startsWith('..') ? rel : dir;
+  try {
+    const result = await buildAudioCache({ map, synthesizer, voiceFor: voicesFor(map, synthesizer), formats, dir });
+    if (result.rendered) {
+      process.stdout.write(`Rendered ${result.rendered} prompts to ${show} in ${Math.round(result.ms)} ms (${synthesizer.provider}; saved for next time).\n`);
+    }
+    const [first] = result.failed;
+    if (first) {
+      process.stderr.write(
+        `Warning: ${result.failed.length} prompts could not be rendered to ${show} (${first.source}: ${first.error}); they are synthesized when said.\n`,
+      );
+    }
+  } catch (err) {
+    process.stderr.write(`Warning: the audio cache in ${show} could not be built (${err instanceof Error ? err.message : String(err)}); speech is synthesized when said.\n`);
+  }
+  return fileAudioCache(dir);
 }
 
 main().catch((err: unknown) => {

@@ -39,6 +39,8 @@ export const FunctionEnv = z.object({
     .string()
     .optional()
     .transform((s) => (s ?? '').split(',').map((w) => w.trim()).filter(Boolean)),
+  PARLEY_AUDIO_FORMATS: z.string().optional().describe('formats the audio cache renders, comma-separated (pcm16000, mp3-24000); default pcm16000'),
+  PARLEY_AUDIO_CACHE_DIR: z.string().min(1).optional().describe('the audio cache folder; relative: to LAMBDA_TASK_ROOT in Lambda (the stack sets "audio"), else to the current directory; default build/audio locally'),
 });
 export type FunctionEnv = z.infer<typeof FunctionEnv>;
 

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -8,7 +9,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Parley } from '../../infra/parley-construct.js';
+import { DEFAULT_AUDIO_CACHE_DIR, Parley } from '../../infra/parley-construct.js';
 import { ParleyStack } from '../../infra/parley-stack.js';
 
 /** CloudFormation template JSON. */
@@ -179,7 +180,7 @@ describe('Lambda functions', () => {
     expect([props(ids.turn).MemorySize, props(ids.turn).Timeout]).toEqual([256, 60]);
   });
 
-  it('share the table name, TTL, service name and source maps; no API keys unless given', () => {
+  it('share the table name, TTL, service name and source maps; no API keys unless given; the turn function finds its audio cache', () => {
     for (const id of [ids.connect, ids.disconnect, ids.turn]) {
       const vars = template.toJSON().Resources[id].Properties.Environment.Variables;
       expect(vars).toEqual({
@@ -187,6 +188,7 @@ describe('Lambda functions', () => {
         PARLEY_SESSION_TTL_HOURS: '720',
         POWERTOOLS_SERVICE_NAME: 'parley',
         NODE_OPTIONS: '--enable-source-maps',
+        ...(id === ids.turn ? { PARLEY_AUDIO_CACHE_DIR: 'audio' } : {}),
       });
     }
   });
@@ -211,6 +213,80 @@ describe('Lambda functions', () => {
       expect(code).toMatch(/export\s*\{[^}]*\bas handler\b[^}]*\}/);
       expect(code).toContain('//# sourceMappingURL=index.mjs.map');
       expect(existsSync(path.join(assetDir, 'index.mjs.map'))).toBe(true);
+    }
+  });
+});
+
+/** The folder a bundled function's code asset was staged in. */
+function assetDirOf(a: App, t: Template, functionId: string): string {
+  const s3Key: string = t.toJSON().Resources[functionId].Properties.Code.S3Key;
+  return path.join(a.outdir, `asset.${s3Key.replace(/\.zip$/, '')}`);
+}
+
+/** Every file under `dir`, relative to it. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
+    .sort();
+}
+
+describe('What the functions ship', () => {
+  it('the turn function ships build/audio as audio/ exactly when build/audio holds a manifest; the others never', () => {
+    const manifest = path.join(DEFAULT_AUDIO_CACHE_DIR, 'manifest.json');
+    const turnAudio = path.join(assetDirOf(app, template, ids.turn), 'audio', 'manifest.json');
+    if (existsSync(manifest)) expect(readFileSync(turnAudio, 'utf8')).toBe(readFileSync(manifest, 'utf8'));
+    else expect(existsSync(turnAudio)).toBe(false);
+    for (const id of [ids.connect, ids.disconnect]) expect(existsSync(path.join(assetDirOf(app, template, id), 'audio'))).toBe(false);
+  });
+
+  it('nothing GPL: no file of any function asset mentions espeak-ng (the local synthesizer stays out of Lambda bundles)', () => {
+    for (const id of [ids.connect, ids.disconnect, ids.turn]) {
+      const dir = assetDirOf(app, template, id);
+      const files = filesUnder(dir);
+      expect(files).toContain('index.mjs');
+      for (const file of files) {
+        const text = readFileSync(path.join(dir, file), 'latin1');
+        expect(text.toLowerCase().includes('espeak-ng'), `${id}: ${file} mentions espeak-ng`).toBe(false);
+      }
+    }
+  });
+
+  it('copies a given audio cache folder into the turn function\'s code (real bundling)', () => {
+    const audio = mkdtempSync(path.join(tmpdir(), "parley-audio it's here "));
+    try {
+      const key = 'a'.repeat(64);
+      const manifest = `${JSON.stringify({ version: 1, entries: { [key]: { file: `${key}.pcm`, durationMs: 1, marks: [], text: 'Hi', voice: { provider: 'polly', id: 'Joanna', language: 'en' }, format: { format: 'pcm', sampleRate: 16000 } } } })}\n`;
+      writeFileSync(path.join(audio, 'manifest.json'), manifest);
+      writeFileSync(path.join(audio, `${key}.pcm`), new Uint8Array([1, 2, 3, 4]));
+      const a = new App();
+      const s = new Stack(a, 'AudioStack');
+      const parley = new Parley(s, 'Parley', { audioCacheDir: audio });
+      const t = Template.fromStack(s);
+      const turnDir = assetDirOf(a, t, s.getLogicalId(parley.turnFunction.node.defaultChild as CfnFunction));
+      expect(filesUnder(path.join(turnDir, 'audio'))).toEqual([`${key}.pcm`, 'manifest.json']);
+      expect(readFileSync(path.join(turnDir, 'audio', 'manifest.json'), 'utf8')).toBe(manifest);
+      expect([...readFileSync(path.join(turnDir, 'audio', `${key}.pcm`))]).toEqual([1, 2, 3, 4]);
+      const connectDir = assetDirOf(a, t, s.getLogicalId(parley.connectFunction.node.defaultChild as CfnFunction));
+      expect(existsSync(path.join(connectDir, 'audio'))).toBe(false);
+    } finally {
+      rmSync(audio, { recursive: true, force: true });
+    }
+  });
+
+  it('ships no audio from a folder without a manifest', () => {
+    const empty = mkdtempSync(path.join(tmpdir(), 'parley-no-audio-'));
+    try {
+      writeFileSync(path.join(empty, 'stray.pcm'), 'x');
+      const a = new App();
+      const s = new Stack(a, 'NoAudioStack');
+      const parley = new Parley(s, 'Parley', { audioCacheDir: empty });
+      const t = Template.fromStack(s);
+      const turnDir = assetDirOf(a, t, s.getLogicalId(parley.turnFunction.node.defaultChild as CfnFunction));
+      expect(existsSync(path.join(turnDir, 'audio'))).toBe(false);
+      expect(t.toJSON().Resources[s.getLogicalId(parley.turnFunction.node.defaultChild as CfnFunction)].Properties.Environment.Variables.PARLEY_AUDIO_CACHE_DIR).toBe('audio');
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
     }
   });
 });
