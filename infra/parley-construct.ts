@@ -74,6 +74,12 @@ export interface ParleyProps {
    */
   readonly audioCacheDir?: string | false;
   /**
+   * Speech output: `polly` lets the turn function call Polly's SynthesizeSpeech (audio sessions
+   * are spoken); `off` makes every session text only and grants nothing.
+   * @default 'polly'
+   */
+  readonly speech?: 'polly' | 'off';
+  /**
    * Removal policy of the table and the log groups.
    * @default RemovalPolicy.RETAIN
    */
@@ -200,6 +206,7 @@ export class Parley extends Construct {
         ...(props.openAi?.model ? { OPENAI_MODEL: props.openAi.model } : {}),
         // Relative to LAMBDA_TASK_ROOT (lib/speech/audio-cache.ts resolveAudioCacheDir); a missing folder is an empty cache.
         PARLEY_AUDIO_CACHE_DIR: LAMBDA_AUDIO_CACHE_DIR,
+        PARLEY_TTS: props.speech ?? 'polly',
       },
       shipAudio ? { afterBundling: (inputDir, outputDir) => [copyAudioCache(audioCacheDir!, inputDir, outputDir)] } : {},
     );
@@ -237,6 +244,11 @@ export class Parley extends Construct {
     );
     // PostToConnection / GetConnection / DeleteConnection on this stage only.
     this.stage.grantManagementApiAccess(this.turnFunction);
+    if ((props.speech ?? 'polly') === 'polly') {
+      // SynthesizeSpeech has no resource of its own (only optional lexicons): Polly's permissions
+      // reference lists its resource as "*". The one wildcard resource of the stack.
+      this.turnFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['polly:SynthesizeSpeech'], resources: ['*'] }));
+    }
   }
 
   /** wss://{api}.execute-api.{region}.amazonaws.com/{stage} */

@@ -188,7 +188,7 @@ describe('Lambda functions', () => {
         PARLEY_SESSION_TTL_HOURS: '720',
         POWERTOOLS_SERVICE_NAME: 'parley',
         NODE_OPTIONS: '--enable-source-maps',
-        ...(id === ids.turn ? { PARLEY_AUDIO_CACHE_DIR: 'audio' } : {}),
+        ...(id === ids.turn ? { PARLEY_AUDIO_CACHE_DIR: 'audio', PARLEY_TTS: 'polly' } : {}),
       });
     }
   });
@@ -358,7 +358,14 @@ describe('IAM: least privilege', () => {
     }
   });
 
-  it('no statement grants dynamodb:* or *, or applies to Resource "*"; no managed policies', () => {
+  it('turn may call Polly SynthesizeSpeech and nothing else of Polly; connect and disconnect may not', () => {
+    expect(actionsOf(statementsOf(ids.turn), 'polly:')).toEqual(['polly:SynthesizeSpeech']);
+    expect(actionsOf(statementsOf(ids.connect), 'polly:')).toEqual([]);
+    expect(actionsOf(statementsOf(ids.disconnect), 'polly:')).toEqual([]);
+    expect(template.toJSON().Resources[ids.turn].Properties.Environment.Variables).toMatchObject({ PARLEY_TTS: 'polly', PARLEY_AUDIO_CACHE_DIR: 'audio' });
+  });
+
+  it('no statement grants dynamodb:* or *, or applies to Resource "*" (but Polly SynthesizeSpeech, which has no resource); no managed policies', () => {
     const resources = template.toJSON().Resources as Record<string, Json>;
     const all: Statement[] = [];
     for (const r of Object.values(resources)) {
@@ -379,6 +386,7 @@ describe('IAM: least privilege', () => {
         expect(action).not.toContain('*');
       }
       for (const resource of asArray(s.Resource)) {
+        if (asArray(s.Action).every((a) => a === 'polly:SynthesizeSpeech')) continue;
         expect(resource).not.toBe('*');
         // The only wildcard allowed is inside this stage's @connections ARN.
         const text = joined(resource);
@@ -405,6 +413,14 @@ describe('Parley props (synthesized without bundling)', () => {
     expect(envOf(t, s, parley.connectFunction).PARLEY_API_KEYS).toBe('k1,k2');
     expect(envOf(t, s, parley.disconnectFunction).PARLEY_API_KEYS).toBeUndefined();
     expect(envOf(t, s, parley.turnFunction).PARLEY_API_KEYS).toBe('k1,k2');
+  });
+
+  it('speech off: text only, and no Polly permission at all', () => {
+    const { template: t, parley } = synth({ speech: 'off' });
+    const s = Stack.of(parley);
+    expect(envOf(t, s, parley.turnFunction).PARLEY_TTS).toBe('off');
+    const statements = Object.values(t.findResources('AWS::IAM::Policy')).flatMap((p: Json) => p.Properties.PolicyDocument.Statement as Json[]);
+    expect(statements.flatMap((st) => [st.Action].flat()).filter((a: string) => a.startsWith('polly:'))).toEqual([]);
   });
 
   it('gives the turn function read access to exactly the OpenAI key secret, never the key itself', () => {
