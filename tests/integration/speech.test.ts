@@ -5,7 +5,7 @@ import { llmPortsFactory } from '../../lib/llm/configure';
 import type { ServerEvent, ServerEventOf } from '../../lib/protocol/v1';
 import { emptyAudioCache, type AudioCache } from '../../lib/speech/audio-cache';
 import { pcmFromBytes, rms } from '../../lib/speech/pcm';
-import type { SynthesisRequest, Synthesizer } from '../../lib/speech/tts/port';
+import { TtsError, type SynthesisRequest, type Synthesizer } from '../../lib/speech/tts/port';
 import { voiceFor } from '../../lib/speech/tts/voice';
 import type { SpeechDeps } from '../../lib/session/dispatch';
 import { createEspeakSynthesizer, type EspeakSynthesizer } from '../../local/speech/espeak';
@@ -211,6 +211,60 @@ describe('speech through the local gateway', () => {
     // The conversation goes on from the cut checkpoint.
     const next = await client.say('a latte please');
     expect(next.at(-1)).toMatchObject({ type: 'turn.completed' });
+    client.close();
+  });
+});
+
+/** Seeds 000 and 004: a synthesizer that fails never costs the user the text. */
+describe('speech when the synthesizer fails', () => {
+  const map = sampleMap();
+  let openai: FakeOpenAI;
+  let runtime: LocalRuntime;
+  let store: DynamoSessionStore;
+  const safe = map.llm!.safe_response as string;
+  const safeAudio = new Uint8Array(24_000).fill(5);
+
+  beforeAll(async () => {
+    openai = await startFakeOpenAI();
+    const env = readEnv(FunctionEnv, { OPENAI_BASE_URL: openai.baseURL, OPENAI_MODEL: 'gpt-test', PARLEY_SAFETY: 'local' });
+    const unreachable: Synthesizer = {
+      provider: 'fake',
+      supports: () => true,
+      async *synthesize() {
+        throw new TtsError('tts.connection', 'connect ECONNREFUSED polly');
+      },
+    };
+    const speech: SpeechDeps = {
+      synthesizer: unreachable,
+      cache: { get: async (text) => (text === safe ? { audio: safeAudio, durationMs: 750, marks: [] } : undefined) },
+      voiceFor: (language) => voiceFor(map, language, 'polly'),
+    };
+    runtime = await startRuntime({ llm: llmPortsFactory(env)('test-key'), speech });
+    store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+  });
+  afterAll(async () => {
+    await runtime?.close();
+    await openai?.close();
+  });
+
+  it('the text is delivered, the audio skipped and recorded; during an LLM answer the cached safe response plays', async () => {
+    const client = await TestClient.connect(runtime.wsUrl);
+    const { started, greeting } = await client.open({ type: 'session.start', audio: PCM16K });
+    expect(textOf(greeting)).toBe(map.prompts['cache:welcome']);
+    expect(deltas(greeting)).toEqual([]);
+    const first = (await store.loadHead(started.sessionId))!;
+    expect(first.events).toContainEqual(expect.objectContaining({ type: 'tts_error', source: 'cache:welcome', code: 'tts.connection' }));
+
+    openai.script({ text: 'We roast our beans on Tuesdays. They come from Colombia.' });
+    const answer = await client.say('where do your coffee beans come from?');
+    expect(textOf(answer)).toBe('We roast our beans on Tuesdays. They come from Colombia.');
+    const audio = deltas(answer);
+    expect(Buffer.concat(audio.map((d) => Buffer.from(d.audio, 'base64')))).toEqual(Buffer.from(safeAudio));
+    expect(answer.at(-1)).toMatchObject({ type: 'turn.completed' });
+    const head = (await store.loadHead(started.sessionId))!;
+    expect(head.events.filter((e) => e.type === 'tts_error').length).toBeGreaterThanOrEqual(1);
+    // The conversation goes on.
+    expect((await client.say('a small tea')).at(-1)).toMatchObject({ type: 'turn.completed' });
     client.close();
   });
 });
