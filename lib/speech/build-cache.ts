@@ -13,7 +13,7 @@ import {
   type ManifestEntry,
 } from './audio-cache';
 import { DEFAULT_AUDIO_FORMAT, formatId, type AudioFormat } from './format';
-import { mp3DurationMs, pcmDurationMs } from './pcm';
+import { concatBytes, mp3DurationMs, pcmDurationMs } from './pcm';
 import { staticTexts } from './static-texts';
 import { TtsError, type Synthesizer, type Voice, type WordMark } from './tts/port';
 import { voiceFor } from './tts/voice';
@@ -69,16 +69,6 @@ async function writeAtomic(path: string, data: string | Uint8Array): Promise<voi
     await rm(tmp, { force: true });
     throw err;
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -149,7 +139,7 @@ export async function buildAudioCache(options: BuildAudioCacheOptions): Promise<
       if (unreachable) throw unreachable;
       const chunks: Uint8Array[] = [];
       for await (const chunk of synthesizer.synthesize({ text: job.text, voice: job.voice, format: job.format })) chunks.push(chunk);
-      const audio = concat(chunks);
+      const audio = concatBytes(chunks);
       if (audio.byteLength === 0) throw new Error('the synthesizer returned no audio');
       const durationMs = job.format.format === 'pcm' ? pcmDurationMs(audio.byteLength, job.format.sampleRate) : mp3DurationMs(audio);
       const entry: ManifestEntry = {

@@ -220,3 +220,15 @@ export function mp3DurationMs(bytes: Uint8Array): number {
   }
   return ms;
 }
+
+/** The chunks of a stream as one byte array (the one chunk itself when there is only one). */
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}

@@ -3,7 +3,7 @@ import type { ServerEvent } from '../protocol/v1';
 import type { Clock } from '../runner/ports';
 import type { AudioCache } from './audio-cache';
 import { type AudioFormat } from './format';
-import { mp3DurationMs, pcmDurationMs } from './pcm';
+import { concatBytes, mp3DurationMs, pcmDurationMs } from './pcm';
 import { TtsError, type Synthesizer, type Voice, type WordMark } from './tts/port';
 
 /** One thing to say, in playlist order: a sentence of an answer, a prompt, a filler. */
@@ -355,7 +355,7 @@ export class Player {
   /** Sends audio as deltas of at most `chunkBytes`; returns the next seq. */
   private sendAudio(itemId: string, kind: 'speech' | 'filler', chunks: readonly Uint8Array[], seq = 0): number {
     const format = this.o.format!;
-    const bytes = concat(chunks);
+    const bytes = concatBytes(chunks);
     const step = this.timing.chunkBytes - (this.timing.chunkBytes % 2); // whole 16-bit samples
     for (let offset = 0; offset < bytes.length; offset += step) {
       const piece = bytes.subarray(offset, offset + step);
@@ -379,24 +379,13 @@ export class Player {
   private durationOf(chunks: readonly Uint8Array[]): number {
     const format = this.o.format!;
     if (format.format === 'pcm') return pcmDurationMs(chunks.reduce((n, c) => n + c.byteLength, 0), format.sampleRate);
-    return mp3DurationMs(concat(chunks));
+    return mp3DurationMs(concatBytes(chunks));
   }
 }
 
 /** How long text takes to say, roughly (about 14 characters a second), for sessions without audio. */
 export function estimateSpeechMs(text: string): number {
   return Math.max(800, Math.round(text.length * 70));
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
 }
 
 function describe(err: unknown): string {

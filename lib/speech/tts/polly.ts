@@ -8,7 +8,7 @@ import {
   type VoiceId,
 } from '@aws-sdk/client-polly';
 import { formatId, type AudioFormat } from '../format';
-import { pcmDurationMs } from '../pcm';
+import { concatBytes, pcmDurationMs } from '../pcm';
 import { TtsError, type SynthesisRequest, type Synthesizer, type WordMark } from './port';
 import { POLLY_MAX_CHARS, splitWithOffsets } from './split';
 import { pollyLanguageCode } from './voice';
@@ -296,12 +296,6 @@ export class PollySynthesizer implements Synthesizer {
       throw toTtsError(err);
     }
     if (signal?.aborted) throw abortError(signal);
-    const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.byteLength;
-    }
-    return out;
+    return concatBytes(chunks);
   }
 }
