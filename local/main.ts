@@ -58,6 +58,7 @@ async function main(): Promise<void> {
       env.PARLEY_DYNAMODB_ENDPOINT
         ? `  DynamoDB:              ${runtime.dynamo.endpoint}  table "${runtime.tableName}"`
         : `  DynamoDB (dynalite):   ${runtime.dynamo.endpoint}  table "${runtime.tableName}", data in ${resolve(env.PARLEY_DATA_DIR)}`,
+      `  Speech:                ${!synthesizer ? 'off (text only; PARLEY_TTS)' : synthesizer.provider === 'polly' ? 'Amazon Polly' : 'eSpeak NG, local'}${synthesizer ? ' (switch on 🔊 Voice in the page)' : ''}`,
       ``,
       `Press Ctrl+C to stop.`,
       ``,
