@@ -326,13 +326,14 @@ export class Player {
       if (item.marks) spoken.marks = item.marks;
       this.spoken.push(spoken);
     }
+    // An item that failed half-way still ends: the client plays what it got and goes on.
+    if (!this.o.signal.aborted && sent > 0) {
+      this.o.emit({ type: 'response.audio.done', turnId: this.o.turnId, itemId: item.id, kind: item.kind, durationMs: this.durationOf(item.chunks) });
+    }
     if (item.failed) {
       this.recordFailure(item, item.failed);
       if (item.failed.code === 'tts.connection' && item.source === 'llm' && sent === 0) await this.playSafeResponse();
-      return;
     }
-    if (this.o.signal.aborted || sent === 0) return;
-    this.o.emit({ type: 'response.audio.done', turnId: this.o.turnId, itemId: item.id, kind: item.kind, durationMs: this.durationOf(item.chunks) });
   }
 
   /** Seed 004: the synthesizer is unreachable during an LLM answer, so the cached safe response plays instead, once. */

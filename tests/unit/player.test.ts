@@ -207,6 +207,23 @@ describe('Player: failures and cancel', () => {
     expect(report.events).toContainEqual(expect.objectContaining({ type: 'tts_error', source: 'tts:x', code: 'tts.failed' }));
   });
 
+  it('an item that fails half-way ends with what was sent: its done event, its partial duration, and the failure recorded', async () => {
+    const synth: Synthesizer = {
+      provider: 'fake',
+      supports: () => true,
+      async *synthesize() {
+        yield pcmOf(250);
+        throw new TtsError('tts.failed', 'stream reset');
+      },
+    };
+    const { p, events } = player({ synthesizer: synth });
+    p.say({ kind: 'speech', text: 'Cut short.', source: 'tts:x' });
+    const report = await p.finish();
+    expect(events.filter((e) => e.type === 'response.audio.done')).toEqual([{ type: 'response.audio.done', turnId: 'turn-1', itemId: 'item-1', kind: 'speech', durationMs: 250 }]);
+    expect(report.spoken.map((x) => x.durationMs)).toEqual([250]);
+    expect(report.events).toContainEqual(expect.objectContaining({ type: 'tts_error', source: 'tts:x', detail: 'stream reset' }));
+  });
+
   it('the synthesizer unreachable during an LLM answer: the cached safe response plays instead, once, and no more requests are made', async () => {
     const { synth, calls } = fakeSynth({ fail: () => new TtsError('tts.connection', 'ECONNREFUSED') });
     const cache = memoryCache({ "Let's keep things friendly!": 700 });
