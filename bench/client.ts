@@ -13,6 +13,8 @@ export class BenchClient {
     | undefined;
   /** Every event received since the last `clearSeen()`. */
   seen: ServerEvent[] = [];
+  /** performance.now() when the message carrying `seen[i]` arrived (before the client parsed it). */
+  seenAt: number[] = [];
 
   private constructor(private readonly socket: WebSocket) {
     socket.on('message', (data) => this.onMessage(String(data)));
@@ -38,6 +40,7 @@ export class BenchClient {
 
   clearSeen(): void {
     this.seen = [];
+    this.seenAt = [];
   }
 
   /** Register before sending the message that triggers the event. */
@@ -59,18 +62,20 @@ export class BenchClient {
   }
 
   private onMessage(raw: string): void {
+    const arrivedAt = performance.now();
     let events: ServerEvent[];
     try {
       events = this.assembler.receive(raw);
     } catch {
       return this.fail(new Error(`unexpected server message: ${raw.slice(0, 200)}`));
     }
-    events.forEach((event) => this.onEvent(event));
+    events.forEach((event) => this.onEvent(event, arrivedAt));
   }
 
-  private onEvent(event: ServerEvent): void {
+  private onEvent(event: ServerEvent, arrivedAt: number): void {
     if (event.type === 'session.started') this.sessionId = event.sessionId;
     this.seen.push(event);
+    this.seenAt.push(arrivedAt);
     const w = this.waiter;
     if (!w) return;
     if (event.type === 'error') return this.fail(new Error(`server error ${event.code}: ${event.message}`));

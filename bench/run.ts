@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: per-turn server time through the local gateway and dynalite, Lambda bundle sizes,
- * the cold import time of the turn bundle, and the NLU (model load, classification). Prints one JSON
- * document on stdout; progress on stderr.
+ * the cold import time of the turn bundle, the NLU (model load, classification), the LLM path and
+ * speech latency. Prints one JSON document on stdout; progress on stderr.
+ * `npm run bench -- --only speech` runs the speech section alone.
  */
 import './env';
 import { dirname, join, resolve } from 'node:path';
@@ -10,6 +11,7 @@ import { bundleFunctions, coldImport, FUNCTIONS } from './bundle';
 import { machine, machineAtEnd } from './machine';
 import { benchLlm } from './llm';
 import { benchNlu } from './nlu';
+import { benchSpeech } from './speech';
 import { progress } from './stats';
 import { benchTurns } from './turns';
 
@@ -24,11 +26,64 @@ const TARGETS = {
   classifyP50Ms: 1,
   llmRunnerAddedP50Ms: 5,
   modelLoadMs: 20,
+  /** Cached prompt: input.text sent -> first response.audio.delta at the client. */
+  speechCachedFirstAudioP50Ms: 20,
+  /** LLM + TTS: time to first audio minus the injected first token, first sentence and TTS first byte. */
+  speechLlmTtsOverheadP50Ms: 10,
+  /** A filler's first audio after its trigger (neutral: typing + neutralAfterMs; state filler: typing). */
+  speechFillerStartP50Ms: 20,
+  /** The answer's first TTS chunk -> its first audio delta (after the clear) at the client. */
+  speechAnswerStartP50Ms: 20,
 };
+
+type SpeechResult = Awaited<ReturnType<typeof benchSpeech>>;
+
+async function runSpeech(): Promise<SpeechResult | { error: string }> {
+  progress('speech');
+  return benchSpeech(REPO_ROOT).catch((err: unknown) => ({
+    error: `the speech benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+  }));
+}
+
+function speechPass(speech: SpeechResult | { error: string }) {
+  const ok = 'error' in speech ? undefined : speech;
+  return {
+    speechCachedFirstAudioP50Ms: ok !== undefined && ok.cachedPromptFirstAudio.p50 <= TARGETS.speechCachedFirstAudioP50Ms,
+    speechCachedNoSynthesis: ok !== undefined && ok.cachedPromptFirstAudio.synthesizerCalls === 0,
+    speechLlmTtsOverheadP50Ms: ok !== undefined && ok.llmTtsOverhead.p50 <= TARGETS.speechLlmTtsOverheadP50Ms,
+    speechFillerStartP50Ms: ok !== undefined && ok.fillerStart.p50 <= TARGETS.speechFillerStartP50Ms,
+    speechStateFillerStartP50Ms: ok !== undefined && ok.stateFillerStart.p50 <= TARGETS.speechFillerStartP50Ms,
+    speechAnswerStartP50Ms: ok !== undefined && ok.answerStart.p50 <= TARGETS.speechAnswerStartP50Ms,
+  };
+}
+
+/** `--only speech`: that section alone, with the machine it ran on. */
+function onlySection(argv: readonly string[]): string | undefined {
+  const at = argv.indexOf('--only');
+  if (at < 0) return undefined;
+  const name = argv[at + 1];
+  if (name !== 'speech') throw new Error(`--only takes 'speech' (the one section that runs alone), got '${name ?? ''}'`);
+  return name;
+}
 
 async function main(): Promise<void> {
   const startedAt = performance.now();
+  const only = onlySection(process.argv.slice(2));
   const info = machine();
+
+  if (only === 'speech') {
+    const speech = await runSpeech();
+    const result = {
+      machine: info,
+      speech,
+      targets: TARGETS,
+      pass: speechPass(speech),
+      machineAtEnd: machineAtEnd(),
+      benchWallSeconds: Math.round(performance.now() - startedAt) / 1000,
+    };
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
 
   progress('turn benchmark');
   const turn = await benchTurns({
@@ -64,6 +119,8 @@ async function main(): Promise<void> {
   }));
   const nluOk = 'error' in nlu ? undefined : nlu;
 
+  const speech = await runSpeech();
+
   // The 1.5 MB target is met by the deployed bundles, which include the SDK, not only by the external ones.
   const largestBundle = Math.max(...FUNCTIONS.map((name) => Math.max(bundles[name].bytes, deployed[name].bytes)));
   const result = {
@@ -84,6 +141,7 @@ async function main(): Promise<void> {
     },
     nlu,
     llm,
+    speech,
     targets: TARGETS,
     pass: {
       turnP50Ms: turn.p50 <= TARGETS.turnP50Ms,
@@ -94,6 +152,7 @@ async function main(): Promise<void> {
       modelLoadMs: nluOk !== undefined && nluOk.load.inProcess.p50 <= TARGETS.modelLoadMs,
       llmRunnerAddedP50Ms: llmOk !== undefined && llmOk.runnerAddedMs.p50 <= TARGETS.llmRunnerAddedP50Ms,
       modelLoadFreshProcessMs: nluOk !== undefined && nluOk.load.freshProcess.loadMedianMs <= TARGETS.modelLoadMs,
+      ...speechPass(speech),
     },
     machineAtEnd: machineAtEnd(),
     benchWallSeconds: Math.round(performance.now() - startedAt) / 1000,
