@@ -122,8 +122,8 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<RunnerEvent, Tu
       const language = checkpoint.language ?? map.language;
       // The state's fillers bridge the wait for the first sentence; speech starts at that sentence.
       const fillers = renderSay(map, (map.states[state.node ?? '']?.fillers ?? []).map((key) => ({ type: 'filler' as const, key })), templateContext(ctx, state, language), state.node ?? '');
-      for (const f of fillers.utterances) yield { type: 'cue.say', kind: 'filler', text: f.text, source: f.source };
       yield { type: 'cue.wait', on: 'llm' };
+      for (const f of fillers.utterances) yield { type: 'cue.say', kind: 'filler', text: f.text, source: f.source };
       const sentences = new SentenceSegmenter(language);
       const agent = answerWithLlm({
         map,
@@ -172,8 +172,9 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<RunnerEvent, Tu
   if (result.runAction) {
     const context = templateContext(ctx, result.state, language);
     const fillers = renderSay(map, result.fillers.map((key) => ({ type: 'filler' as const, key })), context, result.state.node!);
-    for (const f of fillers.utterances) yield { type: 'cue.say', kind: 'filler', text: f.text, source: f.source };
+    // The client hears (or sees) that slow work starts, then the state's fillers.
     yield { type: 'cue.wait', on: 'action' };
+    for (const f of fillers.utterances) yield { type: 'cue.say', kind: 'filler', text: f.text, source: f.source };
     const outcome = await ctx.actions.run(result.runAction, context);
     events.push(actionEvent(result.runAction, outcome, at()));
     result = completeAction(map, before, result, outcome);

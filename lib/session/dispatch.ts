@@ -344,8 +344,11 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     checkpoint: { ...after, usage: { ...after.usage, ttsCharacters: after.usage.ttsCharacters + report.ttsCharacters } },
     ...(voice && report.spoken.length ? { speech: { voice, items: report.spoken } } : {}),
   };
+  // The last burst is posted first, then the commit is written while it travels: a turn that did
+  // no I/O (a cached reply) would otherwise hold its first audio until the put was on its way.
+  const drained = outbox.drain();
   const commitStarted = deps.clock.monotonicMs();
-  const [commit] = await Promise.allSettled([deps.store.commitTurn(sessionId, record).then(() => deps.clock.monotonicMs()), outbox.drain()]);
+  const [commit] = await Promise.allSettled([deps.store.commitTurn(sessionId, record).then(() => deps.clock.monotonicMs()), drained]);
   if (commit.status === 'rejected') {
     void lease.then(() => deps.store.endTurn(sessionId, turnId)).catch(() => undefined);
     throw commit.reason;

@@ -420,15 +420,15 @@ describe('runTurn: actions', () => {
     const { yielded, cues, outcome } = await drive({ input: text('yes'), checkpoint: before, classifier: scriptedClassifier(cls('yes')), actions, log });
     expect(log.slice(0, 5)).toEqual([
       'yield:turn.started',
-      'yield:cue.say',
       'yield:cue.wait',
+      'yield:cue.say',
       'action:place_order',
       'yield:node.transition',
     ]);
-    // The filler is said, then the player is told slow work starts: both before the webhook runs.
+    // The player is told slow work starts, then the filler is said: both before the webhook runs.
     expect(cues.slice(0, 2)).toEqual([
-      { type: 'cue.say', kind: 'filler', text: ONE_MOMENT, source: 'filler:one_moment' },
       { type: 'cue.wait', on: 'action' },
+      { type: 'cue.say', kind: 'filler', text: ONE_MOMENT, source: 'filler:one_moment' },
     ]);
     // The reply is said item by item, and the items make up the text.
     const speech = cues.slice(2).flatMap((c) => (c.type === 'cue.say' && c.kind === 'speech' ? [c.text] : []));
