@@ -38,13 +38,22 @@ export const Hello = z.object({
   auth: z.object({ apiKey: z.string().min(1).max(256).optional() }).optional(),
 });
 
+/**
+ * zod's record drops a `__proto__` key without validating its value (a plain object cannot hold it
+ * as data), so a message carrying one would be accepted with that entry silently gone: refused instead.
+ */
+const noProtoKey = z.custom<unknown>(
+  (v) => !(typeof v === 'object' && v !== null && Object.hasOwn(v, '__proto__')),
+  '__proto__ is not allowed as a key',
+);
+
 export const SessionStart = z
   .object({
     type: z.literal('session.start'),
     sessionId: uuid.optional(),
     resumeToken: z.string().min(16).max(128).optional(),
-    metadata: z
-      .record(z.string().max(64), z.union([z.string().max(512), z.number(), z.boolean()]))
+    metadata: noProtoKey
+      .pipe(z.record(z.string().max(64), z.union([z.string().max(512), z.number(), z.boolean()])))
       .refine((m) => Object.keys(m).length <= 32, 'at most 32 metadata entries')
       .optional(),
     /**
