@@ -6,8 +6,10 @@ import { createTurnHandler } from '../functions/turn/create';
 import type { DialogueMap } from '../lib/flow/map';
 import { buildTurnDeps } from '../lib/host/deps';
 import { SDK_CLIENT_DEFAULTS } from '../lib/host/sdk';
-import { powertoolsLog, silentLog, type Log } from '../lib/observability/log';
+import { powertoolsLog, silentLog, type Log, type RedactOptions } from '../lib/observability/log';
+import { FunctionEnv, readEnv } from '../lib/config/env';
 import type { Clock } from '../lib/runner/ports';
+import type { AuthOptions } from '../lib/session/auth';
 import type { Ids } from '../lib/session/ids';
 import { ApiGatewaySender } from '../lib/transport/sender';
 import { connectDynamo, ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION, startDynalite, type LocalDynamo } from './dynamodb';
@@ -19,6 +21,8 @@ import type { NluModel } from '../lib/nlu/train';
 import type { LlmPorts } from '../lib/runner/llm-turn';
 import { logMetricsSink } from '../lib/observability/metrics';
 import type { SpeechDeps } from '../lib/session/dispatch';
+import { NO_LIMITS, type LimitSettings } from '../lib/session/limits';
+import type { LeaseTiming } from '../lib/session/turn-lease';
 
 export interface LocalRuntimeOptions {
   map: DialogueMap;
@@ -35,7 +39,11 @@ export interface LocalRuntimeOptions {
   dynamoEndpoint?: string;
   tableName?: string;
   apiKeys?: readonly string[];
+  /** API key hashes, JWTs and the resume secret (lib/session/auth.ts). */
+  auth?: AuthOptions;
   sessionTtlHours?: number;
+  /** Message rate, turns per session, session age (npm start passes the environment's). Default: none. */
+  limits?: LimitSettings;
   log?: Log;
   clock?: Clock;
   ids?: Ids;
@@ -49,7 +57,9 @@ export interface LocalRuntimeOptions {
   llm?: LlmPorts | undefined;
   /** Speech output: the synthesizer (eSpeak locally), the audio cache, the voices. Without it sessions are text only. */
   speech?: SpeechDeps | undefined;
-  gateway?: Pick<GatewayOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'onInvoke'>;
+  /** The session lease's timings (tests shorten them). */
+  leaseTiming?: Partial<LeaseTiming>;
+  gateway?: Pick<GatewayOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'onInvoke' | 'integrationTimeoutMs' | 'asyncRoutes'>;
 }
 
 export interface LocalRuntime {
@@ -86,12 +96,15 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       dynamo: dynamo.client,
       tableName,
       apiKeys: options.apiKeys ?? [],
+      ...(options.auth ? { auth: options.auth } : {}),
       sessionTtlHours: options.sessionTtlHours ?? 24 * 30,
+      limits: options.limits ?? NO_LIMITS,
       map: options.map,
       log,
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.ids ? { ids: options.ids } : {}),
       ...(options.speech ? { speech: options.speech } : {}),
+      ...(options.leaseTiming ? { leaseTiming: options.leaseTiming } : {}),
       metrics: logMetricsSink(log),
     });
     // The management client needs the gateway's port, known only once it listens.
@@ -137,6 +150,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   }
 }
 
-export function consoleLog(level: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'SILENT'): Log {
-  return level === 'SILENT' ? silentLog : powertoolsLog(new Logger({ serviceName: 'parley-local', logLevel: level }));
+/** Powertools JSON lines on the console, redacted like Lambda's (PARLEY_LOG_REDACT_TEXT read from the environment unless given). */
+export function consoleLog(level: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'SILENT', options: RedactOptions = { redactText: readEnv(FunctionEnv.pick({ PARLEY_LOG_REDACT_TEXT: true })).PARLEY_LOG_REDACT_TEXT }): Log {
+  return level === 'SILENT' ? silentLog : powertoolsLog(new Logger({ serviceName: 'parley-local', logLevel: level }), options);
 }

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { ParleyError } from '../errors';
 import { decodeBody, encodeBody, TurnStatus, type TurnRecord } from './record';
-import type { CancelRequest, SessionMeta, SessionStore } from './store';
+import { cancelOf, type CancelReasonKind, type CancelRequest, type Lease, type LeaseAttempt, type SessionMeta, type SessionStore } from './store';
 
 /*
  * Table layout (one table, pk/sk strings, TTL on `expiresAt`):
@@ -17,8 +17,9 @@ import type { CancelRequest, SessionMeta, SessionStore } from './store';
  *   pk = SESS#<sessionId>  sk = META              session identity (resume token hash, principal)
  *   pk = SESS#<sessionId>  sk = TURN#0000000000   turn record 0: the greeting, checkpoint after it
  *   pk = SESS#<sessionId>  sk = TURN#0000000001   turn record 1 ...; the newest one is the head
- *   pk = SESS#<sessionId>  sk = LEASE             the running turn (turnId, expiresAt) and the last
- *                                                 response.cancel (cancelTurnId, playedMs, requestedAt)
+ *   pk = SESS#<sessionId>  sk = LEASE             the running turn (turnId, leaseUntil, arrivedAt), the
+ *                                                 newest input waiting (newest, newestTurnId), and the
+ *                                                 last cancel (cancelTurnId, cancelReason, playedMs, requestedAt)
  *   pk = CONN#<connId>     sk = CONN              connection binding (lib/session/connections.ts)
  *
  * Commit of turn n:
@@ -154,58 +155,120 @@ export class DynamoSessionStore implements SessionStore {
     return records;
   }
 
-  async beginTurn(sessionId: string, turnId: string, leaseMs: number): Promise<void> {
-    // Only the turn's own attributes: a cancel that came first stays, and the first poll finds it.
-    await this.client.send(
-      new UpdateItemCommand({
-        TableName: this.table,
-        Key: this.leaseKey(sessionId),
-        UpdateExpression: 'SET turnId = :t, leaseUntil = :u, expiresAt = :e',
-        ExpressionAttributeValues: {
-          ':t': { S: turnId },
-          ':u': { N: String(this.now() + leaseMs) },
-          ':e': { N: String(this.expiry()) },
-        },
-      }),
+  async loadTurn(sessionId: string, seq: number): Promise<TurnRecord | undefined> {
+    const { Item } = await this.client.send(
+      new GetItemCommand({ TableName: this.table, Key: { pk: { S: sessionPk(sessionId) }, sk: { S: turnSk(seq) } }, ConsistentRead: true }),
     );
+    return Item && !this.expired(Item) ? fromItem(Item) : undefined;
   }
 
-  async requestCancel(sessionId: string, turnId: string, playedMs: number | undefined): Promise<'running' | 'not_running'> {
+  async acquireTurn(sessionId: string, turnId: string, arrivedAt: number, leaseMs: number): Promise<LeaseAttempt> {
+    const now = this.now();
+    try {
+      // Only the holder's attributes: a cancel that came first stays, and the first poll finds it.
+      const { Attributes } = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: this.leaseKey(sessionId),
+          UpdateExpression: 'SET turnId = :t, leaseUntil = :u, arrivedAt = :a, expiresAt = :e',
+          ConditionExpression: 'attribute_not_exists(turnId) OR leaseUntil < :now',
+          ExpressionAttributeValues: {
+            ':t': { S: turnId },
+            ':u': { N: String(now + leaseMs) },
+            ':a': { N: String(arrivedAt) },
+            ':now': { N: String(now) },
+            ':e': { N: String(this.expiry()) },
+          },
+          // What was there before: a holder whose lease expired (it died), the last seq released, the newest waiting.
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return { acquired: true, lease: leaseOf(Attributes ?? {}) };
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      return { acquired: false, lease: await this.readLease(sessionId) };
+    }
+  }
+
+  async announceTurn(sessionId: string, turnId: string, arrivedAt: number): Promise<void> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: this.leaseKey(sessionId),
+          UpdateExpression: 'SET newest = :a, newestTurnId = :t, expiresAt = :e',
+          // Only a newer input moves the mark (ties broken by turn id, so every caller agrees).
+          ConditionExpression: 'attribute_not_exists(newest) OR newest < :a OR (newest = :a AND newestTurnId < :t)',
+          ExpressionAttributeValues: { ':a': { N: String(arrivedAt) }, ':t': { S: turnId }, ':e': { N: String(this.expiry()) } },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+  }
+
+  async renewTurn(sessionId: string, turnId: string, leaseMs: number): Promise<Lease | undefined> {
+    try {
+      const { Attributes } = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: this.leaseKey(sessionId),
+          UpdateExpression: 'SET leaseUntil = :u',
+          ConditionExpression: 'turnId = :t',
+          ExpressionAttributeValues: { ':t': { S: turnId }, ':u': { N: String(this.now() + leaseMs) } },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return leaseOf(Attributes ?? {});
+    } catch (err) {
+      // The lease expired and another turn took it: this turn no longer holds the session.
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
+  }
+
+  async readLease(sessionId: string): Promise<Lease> {
+    const { Item } = await this.client.send(new GetItemCommand({ TableName: this.table, Key: this.leaseKey(sessionId), ConsistentRead: true }));
+    return Item && !this.expired(Item) ? leaseOf(Item) : {};
+  }
+
+  async requestCancel(sessionId: string, turnId: string, playedMs: number | undefined, reason: CancelReasonKind = 'client'): Promise<'running' | 'not_running'> {
     const { Attributes } = await this.client.send(
       new UpdateItemCommand({
         TableName: this.table,
         Key: this.leaseKey(sessionId),
-        UpdateExpression: `SET cancelTurnId = :c, requestedAt = :r, expiresAt = :e${playedMs === undefined ? ' REMOVE playedMs' : ', playedMs = :p'}`,
+        UpdateExpression: `SET cancelTurnId = :c, requestedAt = :r, cancelReason = :why, expiresAt = :e${playedMs === undefined ? ' REMOVE playedMs' : ', playedMs = :p'}`,
         ExpressionAttributeValues: {
           ':c': { S: turnId },
           ':r': { N: String(this.now()) },
+          ':why': { S: reason },
           ':e': { N: String(this.expiry()) },
           ...(playedMs === undefined ? {} : { ':p': { N: String(playedMs) } }),
         },
         ReturnValues: 'ALL_NEW',
       }),
     );
-    return Attributes?.turnId?.S === turnId ? 'running' : 'not_running';
+    const lease = leaseOf(Attributes ?? {});
+    return lease.turnId === turnId && (lease.leaseUntil ?? 0) >= this.now() ? 'running' : 'not_running';
   }
 
   async cancelRequested(sessionId: string, turnId: string): Promise<CancelRequest | undefined> {
-    const { Item } = await this.client.send(new GetItemCommand({ TableName: this.table, Key: this.leaseKey(sessionId), ConsistentRead: true }));
-    return Item && !this.expired(Item) ? cancelFor(Item, turnId) : undefined;
+    return cancelOf(await this.readLease(sessionId), turnId);
   }
 
-  async endTurn(sessionId: string, turnId: string): Promise<CancelRequest | undefined> {
+  async endTurn(sessionId: string, turnId: string, committedSeq?: number): Promise<CancelRequest | undefined> {
     try {
       const { Attributes } = await this.client.send(
         new UpdateItemCommand({
           TableName: this.table,
           Key: this.leaseKey(sessionId),
-          UpdateExpression: 'REMOVE turnId, leaseUntil',
+          UpdateExpression: `REMOVE turnId, leaseUntil${committedSeq === undefined ? '' : ' SET lastSeq = :s'}`,
           ConditionExpression: 'turnId = :t',
-          ExpressionAttributeValues: { ':t': { S: turnId } },
+          ExpressionAttributeValues: { ':t': { S: turnId }, ...(committedSeq === undefined ? {} : { ':s': { N: String(committedSeq) } }) },
           ReturnValues: 'ALL_OLD',
         }),
       );
-      return Attributes ? cancelFor(Attributes, turnId) : undefined;
+      return Attributes ? cancelOf(leaseOf(Attributes), turnId) : undefined;
     } catch (err) {
       // Another turn holds the lease now: it took over, nothing of ours to release.
       if (err instanceof ConditionalCheckFailedException) return undefined;
@@ -235,12 +298,24 @@ export class DynamoSessionStore implements SessionStore {
   }
 }
 
-function cancelFor(item: Record<string, AttributeValue>, turnId: string): CancelRequest | undefined {
-  if (item.cancelTurnId?.S !== turnId) return undefined;
-  return {
-    requestedAtMs: Number(item.requestedAt?.N ?? 0),
-    ...(item.playedMs?.N === undefined ? {} : { playedMs: Number(item.playedMs.N) }),
+function leaseOf(item: Record<string, AttributeValue>): Lease {
+  const num = (name: string) => (item[name]?.N === undefined ? undefined : Number(item[name].N));
+  const text = (name: string) => item[name]?.S;
+  const lease: Lease = {};
+  const set = <K extends keyof Lease>(key: K, value: Lease[K] | undefined) => {
+    if (value !== undefined) lease[key] = value;
   };
+  set('turnId', text('turnId'));
+  set('leaseUntil', num('leaseUntil'));
+  set('arrivedAt', num('arrivedAt'));
+  set('newest', num('newest'));
+  set('newestTurnId', text('newestTurnId'));
+  set('cancelTurnId', text('cancelTurnId'));
+  set('cancelReason', text('cancelReason') as CancelReasonKind | undefined);
+  set('playedMs', num('playedMs'));
+  set('requestedAt', num('requestedAt'));
+  set('lastSeq', num('lastSeq'));
+  return lease;
 }
 
 function str(item: Record<string, AttributeValue>, name: string): string {

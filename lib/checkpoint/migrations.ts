@@ -23,6 +23,8 @@ const migrations: Record<number, (raw: Raw) => Raw> = {
   1: (raw) => ({ ...raw, version: 2, language: null, pending: null }),
   // Version 3 adds the running summary of folded-away messages and the session's usage totals.
   2: (raw) => ({ ...raw, version: 3, summary: null, usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 } }),
+  // Version 4 remembers recent turn ids for idempotency; an older checkpoint remembers none.
+  3: (raw) => ({ ...raw, version: 4, recentTurns: [] }),
 };
 
 /**

@@ -69,7 +69,14 @@ export const RecordedEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('safety_trip'), category: z.string(), atMs: z.number() }),
   z.object({ type: z.literal('llm_rounds_exhausted'), rounds: z.number(), atMs: z.number() }),
   /** `detectMs`: from the cancel being written to the running turn seeing it (the barge-in bound). */
-  z.object({ type: z.literal('cancelled'), playedMs: z.number().optional(), detectMs: z.number().optional(), atMs: z.number() }),
+  /** `reason`: the client's cancel, a newer input of the session, the turn timeout, or a lost lease. */
+  z.object({
+    type: z.literal('cancelled'),
+    reason: z.enum(['client', 'superseded', 'timeout', 'lease_lost']).optional(),
+    playedMs: z.number().optional(),
+    detectMs: z.number().optional(),
+    atMs: z.number(),
+  }),
   /** The stored answer was cut to the words heard; `marks` says how the cut was found. */
   z.object({
     type: z.literal('interrupted'),

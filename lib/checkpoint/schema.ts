@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { Usage } from '../protocol/v1';
 
-export const CHECKPOINT_VERSION = 3;
+export const CHECKPOINT_VERSION = 4;
 
 /** One entry of the LLM conversation, in the chat-completions shape the LLM issue builds on. */
 export const LlmMessage = z
@@ -47,12 +47,26 @@ export const Checkpoint = z.object({
   pending: PendingIntent.nullable().default(null),
   /** What `messages` no longer holds word for word: a running summary, so the checkpoint stays small. */
   summary: z.string().nullable().default(null),
+  /**
+   * The newest turns (client turn id -> record seq), bounded: a turn id sent again (a reconnect, a
+   * client retry, an async-invoke retry) finds its stored outcome here instead of running twice.
+   */
+  recentTurns: z.array(z.object({ turnId: z.string(), seq: z.number().int().nonnegative() })).default([]),
   /** Usage of the whole session so far (turn records hold each turn's own). */
   usage: Usage.default({ llm: {}, ttsCharacters: 0, sttSeconds: 0 }),
 });
 export type Checkpoint = z.infer<typeof Checkpoint>;
 
 export const NODE_HISTORY_LIMIT = 50;
+
+/** How many turn ids the checkpoint remembers for idempotency: far more than any retry reaches back. */
+export const RECENT_TURNS_LIMIT = 64;
+
+/** The checkpoint with one more turn remembered (the oldest forgotten past the limit). */
+export function rememberTurn(checkpoint: Checkpoint, turnId: string, seq: number): Checkpoint {
+  const recent = [...checkpoint.recentTurns.filter((t) => t.turnId !== turnId), { turnId, seq }];
+  return { ...checkpoint, recentTurns: recent.slice(-RECENT_TURNS_LIMIT) };
+}
 
 export function emptyCheckpoint(): Checkpoint {
   return Checkpoint.parse({ version: CHECKPOINT_VERSION });

@@ -11,15 +11,19 @@ import type { Log } from '../observability/log';
 import { noMetricsSink, type TurnMetricsSink } from '../observability/metrics';
 import type { LlmPorts } from '../runner/llm-turn';
 import { systemClock, type Clock } from '../runner/ports';
-import { apiKeyAuth } from '../session/auth';
+import { createAuth, type AuthOptions } from '../session/auth';
 import { DynamoConnectionStore } from '../session/connections';
 import type { SpeechDeps, TurnDeps } from '../session/dispatch';
+import type { LeaseTiming } from '../session/turn-lease';
 import { cryptoIds, type Ids } from '../session/ids';
+import { createLimits, NO_LIMITS, type LimitSettings } from '../session/limits';
 
 export interface HostOptions {
   dynamo: DynamoDBClient;
   tableName: string;
   apiKeys: readonly string[];
+  /** API key hashes, JWTs and the resume secret (lib/session/auth.ts); `apiKeys` above are added to it. */
+  auth?: AuthOptions;
   sessionTtlHours: number;
   map: DialogueMap;
   /** The NLU model trained from `map` at build time (npm run build:nlu). */
@@ -31,11 +35,15 @@ export interface HostOptions {
   metrics?: TurnMetricsSink;
   /** Speech output (a synthesizer, the audio cache, voices); without it sessions are text only. */
   speech?: SpeechDeps;
+  /** The session lease's timings (tests shorten them). */
+  leaseTiming?: Partial<LeaseTiming>;
   /** The LLM, when one is configured. */
   llm?: LlmPorts | undefined;
   clock?: Clock;
   ids?: Ids;
   fetch?: typeof fetch;
+  /** Rate, turns and session age (PARLEY_RATE_*, PARLEY_MAX_*: limitsFromEnv). Default: none; the hosts pass the environment's. */
+  limits?: LimitSettings;
 }
 
 /**
@@ -59,9 +67,6 @@ function lazyClassifier(map: DialogueMap, model: NluModel): IntentClassifier {
 /** The adapters every host wires the same way; hosts differ only in the clients they pass. */
 export function buildTurnDeps(options: HostOptions): TurnDeps {
   const clock = options.clock ?? systemClock;
-  const baseFetch = options.fetch ?? fetch;
-  const base = options.actionsBaseUrl;
-  const baseUrl = typeof base === 'function' ? base : () => base;
   return {
     store: new DynamoSessionStore({
       client: options.dynamo,
@@ -76,17 +81,17 @@ export function buildTurnDeps(options: HostOptions): TurnDeps {
     actions: webhookRunner(options.map, {
       log: options.log,
       // A map can name its webhooks relative to the deployment (`/orders`), so one map serves every stage.
-      fetch: (url: Parameters<typeof fetch>[0], init?: RequestInit) => {
-        const root = baseUrl();
-        return baseFetch(root && typeof url === 'string' && url.startsWith('/') ? new URL(url, root) : url, init);
-      },
+      baseUrl: options.actionsBaseUrl,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
     }),
     llm: options.llm,
-    auth: apiKeyAuth(options.apiKeys),
+    auth: createAuth({ ...options.auth, apiKeys: [...new Set([...options.apiKeys, ...(options.auth?.apiKeys ?? [])])] }),
     clock,
     ids: options.ids ?? cryptoIds,
     log: options.log,
     metrics: options.metrics ?? noMetricsSink,
+    limits: createLimits(options.limits ?? NO_LIMITS, { client: options.dynamo, tableName: options.tableName, now: () => clock.nowMs() }),
     speech: options.speech,
+    leaseTiming: options.leaseTiming,
   };
 }

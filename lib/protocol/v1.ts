@@ -35,7 +35,8 @@ const turnId = uuid.describe('client-made UUID identifying one user turn');
 export const Hello = z.object({
   type: z.literal('hello'),
   version: z.string().min(1).max(16),
-  auth: z.object({ apiKey: z.string().min(1).max(256).optional() }).optional(),
+  /** Credentials, when the connection had none at $connect: an API key, or a JWT (`token`). */
+  auth: z.object({ apiKey: z.string().min(1).max(256).optional(), token: z.string().min(1).max(8192).optional() }).optional(),
 });
 
 /**
@@ -52,6 +53,11 @@ export const SessionStart = z
     type: z.literal('session.start'),
     sessionId: uuid.optional(),
     resumeToken: z.string().min(16).max(128).optional(),
+    /**
+     * Resuming: the last turn whose turn.completed the client got. The server re-sends the outcome
+     * of the session's last turn when it is not this one (after waiting for a turn still running).
+     */
+    lastTurnId: uuid.optional(),
     metadata: noProtoKey
       .pipe(z.record(z.string().max(64), z.union([z.string().max(512), z.number(), z.boolean()])))
       .refine((m) => Object.keys(m).length <= 32, 'at most 32 metadata entries')
@@ -120,6 +126,8 @@ export const ErrorCode = z.enum([
   'auth.invalid',
   'session.not_found',
   'session.ended',
+  'session.limit',
+  'rate.limited',
   'turn.conflict',
   'server.internal',
 ]);
@@ -236,6 +244,8 @@ export const ErrorEvent = event('error', {
   code: ErrorCode,
   message: z.string(),
   turnId: z.string().optional(),
+  /** `rate.limited`: the next message may pass after this many milliseconds. */
+  retryAfterMs: z.number().int().nonnegative().optional(),
 });
 /**
  * One piece of a server event too large for a single frame. The client joins the `data` of all

@@ -1,48 +1,58 @@
-import type { CancelRequest, SessionStore } from '../checkpoint/store';
+import { cancelOf, type CancelRequest, type SessionStore } from '../checkpoint/store';
+import type { LeaseTiming } from './turn-lease';
 
-/** Why a turn's signal aborted: the client's cancel, and how long the turn took to see it. */
-export interface CancelReason extends CancelRequest {
-  /** Wall-clock ms from the cancel being written to this turn seeing it. */
-  detectMs: number;
-}
+/** Why a turn's signal aborted: a cancel (the client's or a newer input's), a lost lease, or the turn timeout. */
+export type StopReason = (CancelRequest & { kind: 'cancel'; detectMs: number }) | { kind: 'lease_lost' } | { kind: 'timeout' };
+
+/** What a client cancel looks like once the turn saw it. */
+export type CancelReason = Extract<StopReason, { kind: 'cancel' }>;
 
 /**
- * A running turn and the `response.cancel` for it arrive in different invocations; they meet on
- * the session's lease item. The turn reads it every `intervalMs` while it runs (one consistent
- * GetItem each), so it stops at most one interval plus a read after the cancel was written.
- * `ready` is the turn's own lease write: polling starts only once that is in place.
+ * A running turn and the `response.cancel` (or newer input) that stops it arrive in different
+ * invocations; they meet on the session's lease item. The turn reads it every `pollMs` while it runs
+ * (one consistent GetItem each), so it stops at most one interval plus a read after the cancel was
+ * written, and renews its lease every `renewMs` (the renewal reads the item too). A turn that lost
+ * its lease (it stalled past the lease and another turn took over) or ran past its timeout stops.
  */
-export function watchCancellation(
+export function watchTurn(
   store: SessionStore,
   sessionId: string,
   turnId: string,
-  intervalMs: number,
+  timing: Pick<LeaseTiming, 'leaseMs' | 'renewMs' | 'turnMs'> & { pollMs: number },
   now: () => number,
-  ready: Promise<unknown> = Promise.resolve(),
 ): { signal: AbortSignal; stop(): Promise<void> } {
   const controller = new AbortController();
+  const started = now();
+  let lastRenewal = started;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<void> = Promise.resolve();
+  const abort = (reason: StopReason) => {
+    if (!controller.signal.aborted) controller.abort(reason);
+  };
   const poll = async () => {
     if (stopped) return;
     try {
-      await ready;
-      const cancel = await store.cancelRequested(sessionId, turnId);
-      if (cancel && !stopped) {
-        const reason: CancelReason = { ...cancel, detectMs: Math.max(0, now() - cancel.requestedAtMs) };
-        controller.abort(reason);
-        return;
+      if (now() - started > timing.turnMs) return abort({ kind: 'timeout' });
+      let cancel: CancelRequest | undefined;
+      if (now() - lastRenewal >= timing.renewMs) {
+        const lease = await store.renewTurn(sessionId, turnId, timing.leaseMs);
+        if (!lease) return abort({ kind: 'lease_lost' });
+        lastRenewal = now();
+        cancel = cancelOf(lease, turnId);
+      } else {
+        cancel = await store.cancelRequested(sessionId, turnId);
       }
+      if (cancel && !stopped) return abort({ ...cancel, kind: 'cancel', detectMs: Math.max(0, now() - cancel.requestedAtMs) });
     } catch {
-      // A failed poll only delays the cancel to the next one.
+      // A failed read only delays the cancel to the next one.
     }
-    if (!stopped) timer = setTimeout(() => (inFlight = poll()), intervalMs);
+    if (!stopped) timer = setTimeout(() => (inFlight = poll()), timing.pollMs);
   };
-  timer = setTimeout(() => (inFlight = poll()), intervalMs);
+  timer = setTimeout(() => (inFlight = poll()), timing.pollMs);
   return {
     signal: controller.signal,
-    /** Stops polling; resolves once a read already under way is done, so none outlives the turn. */
+    /** Stops watching; resolves once a read already under way is done, so none outlives the turn. */
     stop() {
       stopped = true;
       clearTimeout(timer);
@@ -51,8 +61,8 @@ export function watchCancellation(
   };
 }
 
-/** The cancel behind an aborted signal, if that is why it aborted. */
-export function cancelReasonOf(signal: AbortSignal): CancelReason | undefined {
+/** Why the turn's signal aborted, if it was the watch. */
+export function stopReasonOf(signal: AbortSignal): StopReason | undefined {
   const reason: unknown = signal.aborted ? signal.reason : undefined;
-  return reason && typeof reason === 'object' && 'requestedAtMs' in reason ? (reason as CancelReason) : undefined;
+  return reason && typeof reason === 'object' && 'kind' in reason ? (reason as StopReason) : undefined;
 }

@@ -1,4 +1,4 @@
-import { emptyCheckpoint } from '../checkpoint/schema';
+import { emptyCheckpoint, rememberTurn } from '../checkpoint/schema';
 import type { TurnInput, TurnRecord } from '../checkpoint/record';
 import type { SessionStore } from '../checkpoint/store';
 import { traceIdFor } from '../checkpoint/trace';
@@ -22,17 +22,19 @@ import type { AudioFormat } from '../speech/format';
 import { cutToHeard } from '../speech/heard';
 import { Player, type PlayerReport, type PlayerTiming } from '../speech/player';
 import type { Synthesizer, Voice } from '../speech/tts/port';
-import { hashResumeToken, resumeTokenMatches, type ApiKeyAuth } from './auth';
+import { RESUME_TOKEN_HMAC, resumeTokenMatches, type Auth } from './auth';
 import type { ConnectionRecord, ConnectionStore } from './connections';
-import { cancelReasonOf, watchCancellation } from './cancel-watch';
+import { stopReasonOf, watchTurn } from './cancel-watch';
+import { DEFAULT_LEASE_TIMING, takeLease, type LeaseTiming } from './turn-lease';
 import type { Ids } from './ids';
+import { enforceRate, enforceSessionLimits, type Limits } from './limits';
 
 /** Everything the turn handler needs, passed in: Lambda, the local runtime and tests differ only here. */
 export interface TurnDeps extends Omit<TurnPorts, 'clock'> {
   store: SessionStore;
   connections: ConnectionStore;
   map: DialogueMap;
-  auth: ApiKeyAuth;
+  auth: Auth;
   clock: Clock;
   ids: Ids;
   log: Log;
@@ -40,6 +42,10 @@ export interface TurnDeps extends Omit<TurnPorts, 'clock'> {
   speech?: SpeechDeps | undefined;
   /** Where each turn's t1..t6 go (CloudWatch EMF in Lambda). */
   metrics?: TurnMetricsSink | undefined;
+  /** Message rate, turns and session age (lib/session/limits.ts); without it nothing is limited. */
+  limits?: Limits | undefined;
+  /** The session lease's timings (tests shorten them). */
+  leaseTiming?: Partial<LeaseTiming> | undefined;
 }
 
 /** What the player needs from the host: a synthesizer (Polly or the local one), the audio cache, the voice per language. */
@@ -113,6 +119,7 @@ export async function handleClientMessage(deps: TurnDeps, inbound: Inbound): Pro
 }
 
 async function dispatch(ctx: Ctx, message: ClientMessage): Promise<void> {
+  await enforceRate(ctx.deps, ctx.connectionId); // rate.limited: nothing below runs
   if (message.type === 'hello') return hello(ctx, message);
   if (ctx.connection.phase === 'open') throw new ParleyError('protocol.order', `send hello before ${message.type}`);
   if (message.type === 'session.start') return startSession(ctx, message);
@@ -143,10 +150,9 @@ async function hello(ctx: Ctx, message: Extract<ClientMessage, { type: 'hello' }
   }
   let principal = connection.principal;
   if (principal === null) {
-    const auth = deps.auth.check(message.auth?.apiKey);
+    const auth = await deps.auth.authenticate(message.auth);
     if (!auth.ok) {
-      const text = auth.code === 'auth.required' ? 'an API key is required (hello.auth.apiKey or ?apiKey=)' : 'the API key is not valid';
-      await sender.send({ type: 'error', code: auth.code, message: text });
+      await sender.send({ type: 'error', code: auth.code, message: auth.message });
       return sender.close();
     }
     principal = auth.principal;
@@ -163,12 +169,14 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
   const principal = connection.principal ?? 'public';
 
   if (message.sessionId && message.resumeToken) {
-    const meta = await deps.store.getSession(message.sessionId);
-    if (!meta) throw new ParleyError('session.not_found', `no session ${message.sessionId}`);
-    // One answer for a wrong token and for someone else's session: neither reveals the other.
-    if (!resumeTokenMatches(message.resumeToken, meta.resumeTokenHash) || meta.principal !== principal) {
-      throw new ParleyError('auth.invalid', 'the resume token does not match this session');
-    }
+    // The token is HMAC(secret, session id): whether it is the one issued for this id needs no read.
+    const [issued, meta] = await Promise.all([deps.auth.resumeTokenIssued(message.sessionId, message.resumeToken), deps.store.getSession(message.sessionId)]);
+    // One answer for a wrong token, an unknown id and someone else's session: none reveals whether the
+    // session exists. Only the holder of the issued token learns that its session is gone.
+    const refused = new ParleyError('auth.invalid', 'the resume token does not match this session');
+    if (!meta) throw issued ? new ParleyError('session.not_found', `no session ${message.sessionId}`) : refused;
+    // Sessions from before HMAC tokens keep the SHA-256 of a random token in META: either token resumes them.
+    if (!(issued || resumeTokenMatches(message.resumeToken, meta.resumeTokenHash)) || meta.principal !== principal) throw refused;
     const head = await deps.store.loadHead(meta.sessionId);
     if (head?.checkpoint.ended) throw new ParleyError('session.ended', 'this session has ended; start a new one');
     const audio = negotiateAudio(deps, message.audio);
@@ -177,20 +185,22 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
     await sender.send({
       type: 'session.started',
       sessionId: meta.sessionId,
-      resumeToken: message.resumeToken,
+      resumeToken: await deps.auth.resumeToken(meta.sessionId),
       traceId: traceIdFor(meta.sessionId),
       resumed: true,
       node: head?.checkpoint.currentNode ?? deps.map.initial_state,
       audio,
     });
+    await resendMissed(ctx, meta.sessionId, message.lastTurnId);
     return;
   }
 
   const sessionId = deps.ids.uuid();
-  const resumeToken = deps.ids.secret();
+  const resumeToken = await deps.auth.resumeToken(sessionId);
   await deps.store.createSession({
     sessionId,
-    resumeTokenHash: hashResumeToken(resumeToken),
+    // Nothing to store: the token is derived from the id, and only the server holds the secret.
+    resumeTokenHash: RESUME_TOKEN_HMAC,
     principal,
     createdAt: new Date(deps.clock.nowMs()).toISOString(),
     metadata: message.metadata ?? {},
@@ -209,30 +219,113 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
     audio,
   });
   // The greeting is turn 0: it is committed like any turn, so the session's first checkpoint exists.
-  await executeTurn({ ...ctx, log }, sessionId, undefined, deps.ids.uuid(), { kind: 'start', ...(message.metadata ? { metadata: message.metadata } : {}) });
+  const greeting = deps.ids.uuid();
+  await takeLease(deps.store, sessionId, { at: deps.clock.nowMs(), turnId: greeting }, deps.clock, leaseTiming(deps));
+  await executeTurn({ ...ctx, log }, sessionId, undefined, greeting, { kind: 'start', ...(message.metadata ? { metadata: message.metadata } : {}) });
 }
 
 async function textTurn(ctx: Ctx, sessionId: string, message: Extract<ClientMessage, { type: 'input.text' }>): Promise<void> {
+  const { deps } = ctx;
+  const arrivedAt = deps.clock.nowMs();
   // The client's hint counts only when it names the session this connection is bound to.
-  const head = ctx.preloaded?.sessionId === sessionId ? await ctx.preloaded.head : await ctx.deps.store.loadHead(sessionId);
-  if (head?.turnId === message.turnId) {
-    // A client retry of the turn that already committed (even the one that ended the session): its
-    // stored outcome, not a second run.
-    ctx.log.info('turn already committed; re-sending its outcome', { turnId: message.turnId, seq: head.seq });
-    for (const event of head.outputs) await ctx.sender.send(event);
-    await ctx.sender.send({ type: 'turn.completed', turnId: head.turnId, usage: head.usage, metrics: head.metrics });
-    return;
-  }
+  let head = ctx.preloaded?.sessionId === sessionId ? await ctx.preloaded.head : await deps.store.loadHead(sessionId);
+  // A turn id seen before (a reconnect, a client retry, an async-invoke retry): its stored outcome, not a second run.
+  if (await resendOutcome(ctx, sessionId, head, message.turnId)) return;
   if (head?.checkpoint.ended) throw new ParleyError('session.ended', 'this session has ended; start a new one', { turnId: message.turnId });
+  await enforceSessionLimits(ctx.deps, sessionId, head, message.turnId); // session.limit: too many turns, or too old
+
+  // One turn at a time per session: a running older turn is asked to stop, and this one waits for it.
+  const taken = await takeLease(deps.store, sessionId, { at: arrivedAt, turnId: message.turnId }, deps.clock, leaseTiming(deps), head?.seq);
+  try {
+    if (taken.headStale) {
+      // Whatever ran meanwhile has committed: run on its checkpoint (or find that it was this very turn).
+      head = await deps.store.loadHead(sessionId);
+      if (await resendOutcome(ctx, sessionId, head, message.turnId)) return void (await deps.store.endTurn(sessionId, message.turnId));
+      if (head?.checkpoint.ended) throw new ParleyError('session.ended', 'this session has ended; start a new one', { turnId: message.turnId });
+    }
+    if (taken.superseded) return await recordSuperseded(ctx, sessionId, head, message.turnId, message.text);
+  } catch (err) {
+    await deps.store.endTurn(sessionId, message.turnId).catch(() => undefined);
+    throw err;
+  }
   await executeTurn(ctx, sessionId, head, message.turnId, { kind: 'text', text: message.text });
 }
 
-async function stopSession(ctx: Ctx, sessionId: string, reason: string): Promise<void> {
-  const head = await ctx.deps.store.loadHead(sessionId);
-  if (!head?.checkpoint.ended) {
-    // The stop record ends the chain: a later resume finds an ended session.
-    await executeTurn(ctx, sessionId, head, ctx.deps.ids.uuid(), { kind: 'stop', reason });
+/**
+ * A client back on a new connection gets what it missed of the last turn: a turn still running
+ * (its events went to the old connection) is waited for, then the last turn's outcome is re-sent
+ * unless the client says it has it.
+ */
+async function resendMissed(ctx: Ctx, sessionId: string, lastTurnId: string | undefined): Promise<void> {
+  const { deps } = ctx;
+  const timing = leaseTiming(deps);
+  const giveUpAt = deps.clock.nowMs() + timing.waitMs;
+  for (;;) {
+    const lease = await deps.store.readLease(sessionId);
+    if (!lease.turnId || (lease.leaseUntil ?? 0) < deps.clock.nowMs() || deps.clock.nowMs() > giveUpAt) break;
+    await new Promise((resolve) => setTimeout(resolve, timing.pollMs));
   }
+  const head = await deps.store.loadHead(sessionId);
+  if (!head || head.turnId === lastTurnId || head.input.kind === 'stop') return;
+  // An interrupt record stands for the turn it cut: that turn is the one the client may have missed.
+  if (head.input.kind === 'interrupt' && head.input.turnId === lastTurnId) return;
+  const turnId = head.input.kind === 'interrupt' ? head.input.turnId : head.turnId;
+  await resendOutcome(ctx, sessionId, head, turnId);
+}
+
+/** Sends the stored outcome of a turn that already committed; false when `turnId` is new. */
+async function resendOutcome(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string): Promise<boolean> {
+  if (!head) return false;
+  const seq = head.turnId === turnId ? head.seq : head.checkpoint.recentTurns.find((t) => t.turnId === turnId)?.seq;
+  if (seq === undefined) return false;
+  const record = seq === head.seq ? head : await ctx.deps.store.loadTurn(sessionId, seq);
+  if (!record) return false;
+  ctx.log.info('turn already committed; re-sending its outcome', { turnId, seq });
+  await ctx.sender.sendBatch([...record.outputs, { type: 'turn.completed', turnId, usage: record.usage, metrics: record.metrics }]);
+  return true;
+}
+
+/**
+ * An input a newer one overtook before it ran: its message is stored (so no message is ever lost
+ * or stored twice) and the newer input answers it. Nothing runs for it.
+ */
+async function recordSuperseded(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, text: string): Promise<void> {
+  const { deps } = ctx;
+  const seq = head ? head.seq + 1 : 0;
+  const before = head?.checkpoint ?? emptyCheckpoint();
+  const record: TurnRecord = {
+    seq,
+    turnId,
+    status: 'cancelled',
+    createdAt: new Date(deps.clock.nowMs()).toISOString(),
+    input: { kind: 'text', text },
+    outputs: [],
+    events: [{ type: 'cancelled', reason: 'superseded', atMs: 0 }],
+    usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 },
+    metrics: { runMs: 0, totalMs: round(deps.clock.monotonicMs() - ctx.receivedAtMs) },
+    checkpoint: rememberTurn({ ...before, messages: [...before.messages, { role: 'user', content: text }], turnState: 'user' }, turnId, seq),
+  };
+  let committed = false;
+  try {
+    await deps.store.commitTurn(sessionId, record);
+    committed = true;
+  } finally {
+    await deps.store.endTurn(sessionId, turnId, committed ? seq : undefined).catch(() => undefined);
+  }
+  ctx.log.info('input superseded by a newer one; stored without running', { turnId, seq });
+  await ctx.sender.send({ type: 'turn.completed', turnId, usage: record.usage, metrics: record.metrics });
+}
+
+const leaseTiming = (deps: TurnDeps): LeaseTiming => ({ ...DEFAULT_LEASE_TIMING, ...deps.leaseTiming });
+
+async function stopSession(ctx: Ctx, sessionId: string, reason: string): Promise<void> {
+  const { deps } = ctx;
+  const turnId = deps.ids.uuid();
+  // A stop supersedes a running turn like any newer input; then the stop record ends the chain.
+  await takeLease(deps.store, sessionId, { at: deps.clock.nowMs(), turnId }, deps.clock, leaseTiming(deps));
+  const head = await deps.store.loadHead(sessionId);
+  if (!head?.checkpoint.ended) await executeTurn(ctx, sessionId, head, turnId, { kind: 'stop', reason });
+  else await deps.store.endTurn(sessionId, turnId);
   await updateConnection(ctx, { ...withoutAudio(ctx.connection), phase: 'ready', sessionId: undefined });
   ctx.log.info('session stopped', { reason });
   await ctx.sender.send({ type: 'session.stopped', reason });
@@ -258,9 +351,8 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     outbox.push(event);
   };
   const checkpoint = head?.checkpoint ?? emptyCheckpoint();
-  const lease = deps.store.beginTurn(sessionId, turnId, LEASE_MS);
-  lease.catch(() => undefined); // awaited before the release; a failed write only loses the cancel path
-  const watch = input.kind === 'stop' ? undefined : watchCancellation(deps.store, sessionId, turnId, CANCEL_POLL_MS, () => deps.clock.nowMs(), lease);
+  // The caller holds the session's lease; the watch renews it and stops the turn on a cancel.
+  const watch = input.kind === 'stop' ? undefined : watchTurn(deps.store, sessionId, turnId, { ...leaseTiming(deps), pollMs: CANCEL_POLL_MS }, () => deps.clock.nowMs());
   const signal = watch?.signal ?? new AbortController().signal;
   const format = ctx.connection.audio ?? null;
   const language = sessionLanguage(deps.map, input, checkpoint);
@@ -301,27 +393,35 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     report = await player.finish();
   } catch (err) {
     failed.abort(err);
+    await deps.store.endTurn(sessionId, turnId).catch(() => undefined);
     throw err;
   } finally {
     await watch?.stop();
   }
 
-  const cancel = cancelReasonOf(signal);
+  const stopped = stopReasonOf(signal);
+  const cancel = stopped?.kind === 'cancel' ? stopped : undefined;
   let { checkpoint: after, events, status } = outcome;
   events = [...events, ...report.events];
-  if (cancel) {
+  if (stopped) {
     status = 'cancelled';
     const recorded = events.find((e) => e.type === 'cancelled');
-    const cancelled = { type: 'cancelled' as const, ...(cancel.playedMs === undefined ? {} : { playedMs: cancel.playedMs }), detectMs: cancel.detectMs, atMs: recorded?.atMs ?? at() };
+    const cancelled = {
+      type: 'cancelled' as const,
+      reason: stopped.kind === 'cancel' ? stopped.reason : stopped.kind,
+      ...(cancel?.playedMs === undefined ? {} : { playedMs: cancel.playedMs }),
+      ...(cancel ? { detectMs: cancel.detectMs } : {}),
+      atMs: recorded?.atMs ?? at(),
+    };
     events = recorded ? events.map((e) => (e === recorded ? cancelled : e)) : [...events, cancelled];
-    if (cancel.playedMs !== undefined && format) {
+    if (cancel?.playedMs !== undefined && format) {
       const cut = await cutToHeard({ checkpoint: after, spoken: report.spoken, playedMs: cancel.playedMs, marksFor: marksFor(deps, voice) });
       after = cut.checkpoint;
       events.push({ type: 'interrupted', playedMs: cancel.playedMs, heardWords: cut.heardWords, marks: cut.marks, atMs: at() });
     }
   }
   // Seed 004: while its speech plays the turn is the bot's; a cancel hands it to the user.
-  after = { ...after, turnState: report.spoken.length && !cancel ? 'bot' : 'user' };
+  after = { ...after, turnState: report.spoken.length && !stopped ? 'bot' : 'user' };
   const usage = { ...outcome.usage, ttsCharacters: outcome.usage.ttsCharacters + report.ttsCharacters };
   const stageMetrics = {
     t1: 0,
@@ -331,8 +431,9 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     ...(report.firstChunkAtMs === undefined ? {} : { t5: report.firstChunkAtMs }),
     ...(report.firstSentAtMs === undefined ? {} : { t6: report.firstSentAtMs }),
   };
+  const seq = head ? head.seq + 1 : 0;
   const record: TurnRecord = {
-    seq: head ? head.seq + 1 : 0,
+    seq,
     turnId,
     status,
     createdAt: new Date(deps.clock.nowMs()).toISOString(),
@@ -341,7 +442,7 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     events,
     usage,
     metrics: { runMs: outcome.runMs, totalMs: at(), ...stageMetrics },
-    checkpoint: { ...after, usage: { ...after.usage, ttsCharacters: after.usage.ttsCharacters + report.ttsCharacters } },
+    checkpoint: rememberTurn({ ...after, usage: { ...after.usage, ttsCharacters: after.usage.ttsCharacters + report.ttsCharacters } }, turnId, seq),
     ...(voice && report.spoken.length ? { speech: { voice, items: report.spoken } } : {}),
   };
   // The last burst is posted first, then the commit is written while it travels: a turn that did
@@ -350,7 +451,7 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
   const commitStarted = deps.clock.monotonicMs();
   const [commit] = await Promise.allSettled([deps.store.commitTurn(sessionId, record).then(() => deps.clock.monotonicMs()), drained]);
   if (commit.status === 'rejected') {
-    void lease.then(() => deps.store.endTurn(sessionId, turnId)).catch(() => undefined);
+    await deps.store.endTurn(sessionId, turnId).catch(() => undefined);
     throw commit.reason;
   }
   const committed = commit.value;
@@ -364,13 +465,13 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
   }
   const completed = input.kind === 'stop' ? Promise.resolve() : ctx.sender.send({ type: 'turn.completed', turnId, usage: record.usage, sessionUsage: record.checkpoint.usage, metrics });
   // A cancel written after the last poll but before the release is ours to apply, now that the turn is stored.
-  const late = await lease.then(() => deps.store.endTurn(sessionId, turnId)).catch((err: unknown) => {
+  const late = await deps.store.endTurn(sessionId, turnId, seq).catch((err: unknown) => {
     log.warn('could not release the turn lease', { error: describe(err) });
     return undefined;
   });
   await completed;
   deps.metrics?.publish({ traceId: traceIdFor(sessionId), sessionId, turnId, status: record.status, inputKind: input.kind, metrics });
-  if (late && !cancel && late.playedMs !== undefined) await interruptCommitted(ctx, sessionId, record, late.playedMs);
+  if (late && !stopped && late.playedMs !== undefined) await interruptCommitted(ctx, sessionId, record, late.playedMs);
 }
 
 /**
@@ -387,31 +488,40 @@ async function cancelTurn(ctx: Ctx, sessionId: string, turnId: string, playedMs:
   if (head?.turnId === turnId) await interruptCommitted(ctx, sessionId, head, playedMs);
 }
 
-/** Cuts a committed turn's answer to what was heard: one more record, the interrupt, on top of it. */
-async function interruptCommitted(ctx: Ctx, sessionId: string, head: TurnRecord, playedMs: number): Promise<void> {
+/**
+ * Cuts a committed turn's answer to what was heard: one more record, the interrupt, on top of it.
+ * It takes the session's lease like a turn, without waiting: if another turn holds it, a newer
+ * input is running and the interrupt is moot (that input already interrupted the answer).
+ */
+async function interruptCommitted(ctx: Ctx, sessionId: string, cutTurn: TurnRecord, playedMs: number): Promise<void> {
   const { deps } = ctx;
-  if (!head.speech) return; // text only: what was sent was read
+  if (!cutTurn.speech) return; // text only: what was sent was read
   const started = deps.clock.monotonicMs();
-  const cut = await cutToHeard({ checkpoint: head.checkpoint, spoken: head.speech.items, playedMs, marksFor: marksFor(deps, head.speech.voice) });
-  const record: TurnRecord = {
-    seq: head.seq + 1,
-    turnId: deps.ids.uuid(),
-    status: 'completed',
-    createdAt: new Date(deps.clock.nowMs()).toISOString(),
-    input: { kind: 'interrupt', turnId: head.turnId, playedMs },
-    outputs: [],
-    events: [{ type: 'interrupted', playedMs, heardWords: cut.heardWords, marks: cut.marks, atMs: 0 }],
-    usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 },
-    metrics: { runMs: round(deps.clock.monotonicMs() - started), totalMs: round(deps.clock.monotonicMs() - ctx.receivedAtMs) },
-    checkpoint: { ...cut.checkpoint, turnState: 'user' },
-  };
+  const turnId = deps.ids.uuid();
+  const lease = await deps.store.acquireTurn(sessionId, turnId, deps.clock.nowMs(), leaseTiming(deps).leaseMs);
+  if (!lease.acquired) return ctx.log.info('interrupt skipped: a newer turn is running', { turnId: cutTurn.turnId });
+  let committedSeq: number | undefined;
   try {
+    const head = await deps.store.loadHead(sessionId);
+    if (head?.turnId !== cutTurn.turnId) return ctx.log.info('interrupt skipped: the conversation moved on', { turnId: cutTurn.turnId });
+    const cut = await cutToHeard({ checkpoint: head.checkpoint, spoken: cutTurn.speech.items, playedMs, marksFor: marksFor(deps, cutTurn.speech.voice) });
+    const record: TurnRecord = {
+      seq: head.seq + 1,
+      turnId,
+      status: 'completed',
+      createdAt: new Date(deps.clock.nowMs()).toISOString(),
+      input: { kind: 'interrupt', turnId: head.turnId, playedMs },
+      outputs: [],
+      events: [{ type: 'interrupted', playedMs, heardWords: cut.heardWords, marks: cut.marks, atMs: 0 }],
+      usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 },
+      metrics: { runMs: round(deps.clock.monotonicMs() - started), totalMs: round(deps.clock.monotonicMs() - ctx.receivedAtMs) },
+      checkpoint: { ...cut.checkpoint, turnState: 'user' },
+    };
     await deps.store.commitTurn(sessionId, record);
+    committedSeq = record.seq;
     ctx.log.info('committed turn cut to what was heard', { turnId: head.turnId, playedMs, heardWords: cut.heardWords, marks: cut.marks });
-  } catch (err) {
-    // A newer turn committed first: the conversation moved on, and that turn's input already interrupted this one.
-    if (err instanceof ParleyError && err.code === 'turn.conflict') ctx.log.info('interrupt lost to a newer turn', { turnId: head.turnId });
-    else throw err;
+  } finally {
+    await deps.store.endTurn(sessionId, turnId, committedSeq).catch(() => undefined);
   }
 }
 
@@ -486,8 +596,7 @@ const round = (ms: number) => Math.round(ms * 1000) / 1000;
 
 /** How often a running turn reads its lease for a cancel: the barge-in bound is this plus one read (<= 250 ms). */
 const CANCEL_POLL_MS = 150;
-/** How long a turn's lease lasts without a release (a crashed turn); beyond the function timeout. */
-const LEASE_MS = 15 * 60 * 1000;
+
 
 function describe(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);

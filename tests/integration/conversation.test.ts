@@ -65,7 +65,7 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
     expect(records[1]!.checkpoint.pending).toEqual({ intent: 'order_drink', values: { drink: 'latte' }, asked: 1 });
     const last = records.at(-1)!.checkpoint;
     expect(last).toMatchObject({
-      version: 3,
+      version: 4,
       ended: true,
       language: 'en',
       pending: null,
@@ -73,6 +73,8 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
       nodeHistory: ['welcome'],
     });
     expect(last.messages.map((m) => m.role)).toEqual(['assistant', 'user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
+    // Every turn is remembered for idempotency, under the seq of its record.
+    expect(last.recentTurns).toEqual(records.map((r) => ({ turnId: r.turnId, seq: r.seq })));
     expect(records[1]!.outputs.map((e) => e.type)).toEqual(['turn.started', 'response.text.done']);
     expect(records[1]!.events.map((e) => e.type)).toEqual(['intent', 'flow', 'playlist']);
     expect(records[1]!.events.find((e) => e.type === 'flow')).toMatchObject({ status: 'MISSING_ENTITY', missing: ['size'] });

@@ -15,15 +15,17 @@ describe('resuming a session on a new connection', () => {
     const first = await TestClient.connect(runtime.wsUrl);
     const { started } = await first.open();
     // Slot filling starts on the first connection (the size is missing) ...
-    await first.say('I want a hot chocolate');
+    const asked = (await first.say('I want a hot chocolate')).at(-1) as { turnId: string };
     first.close();
     await first.closed;
 
     const second = await TestClient.connect(runtime.wsUrl);
+    // The client has that turn's outcome, so it says so and nothing is re-sent.
     const { started: resumed, greeting } = await second.open({
       type: 'session.start',
       sessionId: started.sessionId,
       resumeToken: started.resumeToken,
+      lastTurnId: asked.turnId,
     });
     expect(resumed).toMatchObject({ sessionId: started.sessionId, resumed: true, node: 'welcome', traceId: started.traceId });
     expect(greeting).toEqual([]);

@@ -89,14 +89,16 @@ describe('DynamoSessionStore', () => {
     await expect(store().createSession(meta)).rejects.toMatchObject({ code: 'turn.conflict' });
   });
 
-  describe('the session lease: where a running turn and its cancel meet', () => {
+  describe('the session lease: one turn at a time, and where a running turn and its cancel meet', () => {
+    const take = (sessionId: string, turnId: string, arrivedAt = now) => store().acquireTurn(sessionId, turnId, arrivedAt, 60_000);
+
     it('a cancel while the turn holds the lease says running, and the turn sees it with what was played', async () => {
       const sessionId = crypto.randomUUID();
       const turnId = crypto.randomUUID();
-      await store().beginTurn(sessionId, turnId, 60_000);
+      expect((await take(sessionId, turnId)).acquired).toBe(true);
       expect(await store().cancelRequested(sessionId, turnId)).toBeUndefined();
       expect(await store().requestCancel(sessionId, turnId, 1234)).toBe('running');
-      expect(await store().cancelRequested(sessionId, turnId)).toEqual({ playedMs: 1234, requestedAtMs: now });
+      expect(await store().cancelRequested(sessionId, turnId)).toEqual({ playedMs: 1234, requestedAtMs: now, reason: 'client' });
       // Another turn's cancel is not this turn's.
       expect(await store().cancelRequested(sessionId, crypto.randomUUID())).toBeUndefined();
     });
@@ -104,32 +106,63 @@ describe('DynamoSessionStore', () => {
     it('a cancel after the release says not running; one between the last poll and the release comes back from endTurn', async () => {
       const sessionId = crypto.randomUUID();
       const turnId = crypto.randomUUID();
-      await store().beginTurn(sessionId, turnId, 60_000);
+      await take(sessionId, turnId);
       expect(await store().endTurn(sessionId, turnId)).toBeUndefined();
       expect(await store().requestCancel(sessionId, turnId, 10)).toBe('not_running');
 
       const late = crypto.randomUUID();
-      await store().beginTurn(sessionId, late, 60_000);
+      await take(sessionId, late);
       expect(await store().requestCancel(sessionId, late, 500)).toBe('running');
-      expect(await store().endTurn(sessionId, late)).toEqual({ playedMs: 500, requestedAtMs: now });
+      expect(await store().endTurn(sessionId, late)).toEqual({ playedMs: 500, requestedAtMs: now, reason: 'client' });
     });
 
-    it('a cancel that arrives before its turn began is found by the turn\'s first poll', async () => {
+    it("a cancel that arrives before its turn began is found by the turn's first poll", async () => {
       const sessionId = crypto.randomUUID();
       const turnId = crypto.randomUUID();
       expect(await store().requestCancel(sessionId, turnId, undefined)).toBe('not_running');
-      await store().beginTurn(sessionId, turnId, 60_000);
-      expect(await store().cancelRequested(sessionId, turnId)).toEqual({ requestedAtMs: now });
+      await take(sessionId, turnId);
+      expect(await store().cancelRequested(sessionId, turnId)).toEqual({ requestedAtMs: now, reason: 'client' });
     });
 
-    it('a newer turn owns the lease: the older one\'s release changes nothing', async () => {
+    it('a held lease refuses a second turn and says who holds it; released or expired, it is free again', async () => {
       const sessionId = crypto.randomUUID();
-      const older = crypto.randomUUID();
-      const newer = crypto.randomUUID();
-      await store().beginTurn(sessionId, older, 60_000);
-      await store().beginTurn(sessionId, newer, 60_000);
-      expect(await store().endTurn(sessionId, older)).toBeUndefined();
-      expect(await store().requestCancel(sessionId, newer, 1)).toBe('running');
+      const first = crypto.randomUUID();
+      const second = crypto.randomUUID();
+      // Acquired: the lease as it was before (nobody held it).
+      expect(await take(sessionId, first, now - 5)).toEqual({ acquired: true, lease: {} });
+      expect(await take(sessionId, second)).toMatchObject({ acquired: false, lease: { turnId: first, arrivedAt: now - 5 } });
+      // The holder's release frees it; a stranger's release changes nothing.
+      await store().endTurn(sessionId, second);
+      expect((await take(sessionId, second)).acquired).toBe(false);
+      await store().endTurn(sessionId, first, 4);
+      // The release noted the seq it committed.
+      expect(await take(sessionId, second)).toMatchObject({ acquired: true, lease: { lastSeq: 4 } });
+      // A holder that stops renewing (a crash) loses the lease once it expires; the next one sees it took over.
+      const third = crypto.randomUUID();
+      now += 61_000;
+      expect(await take(sessionId, third)).toMatchObject({ acquired: true, lease: { turnId: second } });
+      expect(await store().renewTurn(sessionId, second, 60_000)).toBeUndefined();
+      expect(await store().renewTurn(sessionId, third, 60_000)).toMatchObject({ turnId: third, leaseUntil: now + 60_000 });
+    });
+
+    it('only a newer input moves the newest-waiting mark (ties broken by turn id)', async () => {
+      const sessionId = crypto.randomUUID();
+      await store().announceTurn(sessionId, 'b', 100);
+      await store().announceTurn(sessionId, 'a', 90);
+      expect(await store().readLease(sessionId)).toMatchObject({ newest: 100, newestTurnId: 'b' });
+      await store().announceTurn(sessionId, 'a', 100);
+      expect(await store().readLease(sessionId)).toMatchObject({ newest: 100, newestTurnId: 'b' });
+      await store().announceTurn(sessionId, 'c', 100);
+      expect(await store().readLease(sessionId)).toMatchObject({ newest: 100, newestTurnId: 'c' });
+    });
+
+    it('loads any committed record by its seq', async () => {
+      const sessionId = crypto.randomUUID();
+      const zero = record(0);
+      await store().commitTurn(sessionId, zero);
+      await store().commitTurn(sessionId, record(1));
+      expect((await store().loadTurn(sessionId, 0))?.turnId).toBe(zero.turnId);
+      expect(await store().loadTurn(sessionId, 7)).toBeUndefined();
     });
   });
 });

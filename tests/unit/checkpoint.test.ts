@@ -26,7 +26,7 @@ function expectParleyError(fn: () => unknown, code: string): ParleyError {
 
 describe('migrateCheckpoint', () => {
   const expectedFromFixture = {
-    version: 3,
+    version: 4,
     currentNode: 'size',
     nodeHistory: [],
     variables: { drink: 'coffee', customer_name: 'Ada', loyalty_points: 120 },
@@ -43,6 +43,7 @@ describe('migrateCheckpoint', () => {
     language: null,
     pending: null,
     summary: null,
+    recentTurns: [],
     usage: NO_USAGE,
   };
 
@@ -50,7 +51,7 @@ describe('migrateCheckpoint', () => {
     const raw = fixtureV0();
     expect(raw).not.toHaveProperty('version');
     const migrated = migrateCheckpoint(raw);
-    expect(CHECKPOINT_VERSION).toBe(3);
+    expect(CHECKPOINT_VERSION).toBe(4);
     expect(migrated).toEqual(expectedFromFixture);
     // No snake_case leftovers.
     expect(Object.keys(migrated).sort()).toEqual(Object.keys(expectedFromFixture).sort());
@@ -69,7 +70,7 @@ describe('migrateCheckpoint', () => {
 
   it('fills defaults for a bare or null-valued version-0 checkpoint (the seed default)', () => {
     const defaults = {
-      version: 3,
+      version: 4,
       currentNode: null,
       nodeHistory: [],
       variables: {},
@@ -81,6 +82,7 @@ describe('migrateCheckpoint', () => {
       language: null,
       pending: null,
       summary: null,
+      recentTurns: [],
       usage: NO_USAGE,
     };
     expect(migrateCheckpoint({})).toEqual(defaults);
@@ -96,9 +98,9 @@ describe('migrateCheckpoint', () => {
     ).toEqual(defaults);
   });
 
-  it('migrates a v1 checkpoint missing optional fields to v3 with the defaults', () => {
+  it('migrates a v1 checkpoint missing optional fields to v4 with the defaults', () => {
     expect(migrateCheckpoint({ version: 1, currentNode: 'confirm', variables: { size: 'large' } })).toEqual({
-      version: 3,
+      version: 4,
       currentNode: 'confirm',
       nodeHistory: [],
       variables: { size: 'large' },
@@ -110,12 +112,13 @@ describe('migrateCheckpoint', () => {
       language: null,
       pending: null,
       summary: null,
+      recentTurns: [],
       usage: NO_USAGE,
     });
     expect(migrateCheckpoint({ version: 1 })).toEqual(emptyCheckpoint());
   });
 
-  it('migrates a complete v1 checkpoint to v3, keeping every field and adding language, pending, summary (null) and usage (zero)', () => {
+  it('migrates a complete v1 checkpoint to v4, keeping every field and adding language, pending, summary (null), recent turns (none) and usage (zero)', () => {
     const v1 = {
       version: 1,
       currentNode: 'placed',
@@ -128,7 +131,7 @@ describe('migrateCheckpoint', () => {
       ended: true,
     };
     const migrated = migrateCheckpoint(structuredClone(v1));
-    expect(migrated).toEqual({ ...v1, version: 3, language: null, pending: null, summary: null, usage: NO_USAGE });
+    expect(migrated).toEqual({ ...v1, version: 4, language: null, pending: null, summary: null, recentTurns: [], usage: NO_USAGE });
   });
 
   it('does not mutate a v1 input', () => {
@@ -148,7 +151,7 @@ describe('migrateCheckpoint', () => {
     });
   });
 
-  it('migrates a complete v2 checkpoint to v3, keeping every field and adding summary (null) and usage (zero)', () => {
+  it('migrates a complete v2 checkpoint to v4, keeping every field and adding summary (null), recent turns (none) and usage (zero)', () => {
     const v2 = {
       version: 2,
       currentNode: 'welcome',
@@ -163,8 +166,8 @@ describe('migrateCheckpoint', () => {
       pending: { intent: 'order_drink', values: { drink: 'black tea', quantity: 2 }, asked: 2 },
     };
     const migrated = migrateCheckpoint(structuredClone(v2));
-    expect(migrated).toEqual({ ...v2, version: 3, summary: null, usage: NO_USAGE });
-    expect(Object.keys(migrated).sort()).toEqual([...Object.keys(v2), 'summary', 'usage'].sort());
+    expect(migrated).toEqual({ ...v2, version: 4, summary: null, recentTurns: [], usage: NO_USAGE });
+    expect(Object.keys(migrated).sort()).toEqual([...Object.keys(v2), 'summary', 'recentTurns', 'usage'].sort());
   });
 
   it('does not mutate a v2 input', () => {
@@ -174,9 +177,14 @@ describe('migrateCheckpoint', () => {
     expect(v2).toEqual(copy);
   });
 
-  it('keeps every field of a complete v3 checkpoint (summary and session usage included)', () => {
+  it('migrates a complete v3 checkpoint to v4, keeping every field and remembering no turns yet', () => {
+    const v3 = { version: 3, currentNode: 'welcome', summary: 'Earlier: a latte.', usage: NO_USAGE, turnState: 'bot' };
+    expect(migrateCheckpoint(structuredClone(v3))).toEqual({ ...emptyCheckpoint(), ...v3, version: 4, recentTurns: [] });
+  });
+
+  it('keeps every field of a complete v4 checkpoint (summary, recent turns and session usage included)', () => {
     const full: Checkpoint = {
-      version: 3,
+      version: 4,
       currentNode: 'welcome',
       nodeHistory: ['welcome', 'menu'],
       variables: { drink: 'tea', order: { id: 'A17' } },
@@ -192,6 +200,7 @@ describe('migrateCheckpoint', () => {
       language: 'ru',
       pending: { intent: 'order_drink', values: { drink: 'black tea', quantity: 2 }, asked: 2 },
       summary: 'The user, Ada, ordered a black tea and asked about oat milk.',
+      recentTurns: [{ turnId: '9b2f0c56-1f0e-4a43-9b55-3f5c8f3b1d11', seq: 7 }],
       usage: {
         llm: {
           'gpt-4o-mini': { inputTokens: 1200, outputTokens: 340, cachedTokens: 512 },
@@ -206,7 +215,8 @@ describe('migrateCheckpoint', () => {
 
   it('normalizes a v3 checkpoint missing optional fields (summary, usage, parts of usage) to the defaults', () => {
     expect(migrateCheckpoint({ version: 3 })).toEqual(emptyCheckpoint());
-    expect(emptyCheckpoint()).toMatchObject({ version: 3, summary: null, usage: NO_USAGE });
+    expect(migrateCheckpoint({ version: 4 })).toEqual(emptyCheckpoint());
+    expect(emptyCheckpoint()).toMatchObject({ version: 4, summary: null, recentTurns: [], usage: NO_USAGE });
     expect(migrateCheckpoint({ version: 3, summary: 'Earlier: a latte.', usage: { ttsCharacters: 5 } })).toEqual({
       ...emptyCheckpoint(),
       summary: 'Earlier: a latte.',
@@ -233,9 +243,9 @@ describe('migrateCheckpoint', () => {
   });
 
   it('throws checkpoint.version_unsupported for a future version', () => {
-    const err = expectParleyError(() => migrateCheckpoint({ version: 4, currentNode: 'welcome' }), 'checkpoint.version_unsupported');
+    const err = expectParleyError(() => migrateCheckpoint({ version: 5, currentNode: 'welcome' }), 'checkpoint.version_unsupported');
     expect(err.message).toContain('4');
-    expect(CHECKPOINT_VERSION + 1).toBe(4);
+    expect(CHECKPOINT_VERSION + 1).toBe(5);
     expectParleyError(() => migrateCheckpoint({ version: CHECKPOINT_VERSION + 1 }), 'checkpoint.version_unsupported');
     expectParleyError(() => migrateCheckpoint({ version: 99 }), 'checkpoint.version_unsupported');
   });
@@ -393,7 +403,7 @@ describe('encodeBody / decodeBody', () => {
     const r = record(emptyCheckpoint());
     const stored = JSON.stringify({ ...body(r), checkpoint: fixtureV0() });
     const decoded = decodeBody({ json: stored });
-    expect(decoded.checkpoint.version).toBe(3);
+    expect(decoded.checkpoint.version).toBe(4);
     expect(decoded.checkpoint.currentNode).toBe('size');
     expect(decoded.checkpoint.variables).toEqual({ drink: 'coffee', customer_name: 'Ada', loyalty_points: 120 });
     expect(decoded.checkpoint.toolState).toEqual({ lookup_menu: { calls: 1, last_result: 'ok' } });
@@ -477,7 +487,7 @@ describe('encodeBody / decodeBody', () => {
   });
 
   it('rejects a body holding a future checkpoint version', () => {
-    const stored = JSON.stringify({ ...body(record(emptyCheckpoint())), checkpoint: { version: 4 } });
+    const stored = JSON.stringify({ ...body(record(emptyCheckpoint())), checkpoint: { version: 5 } });
     expectParleyError(() => decodeBody({ json: stored }), 'checkpoint.version_unsupported');
   });
 });
