@@ -67,9 +67,11 @@ export interface PlayerTiming {
   chunkBytes: number;
   /** Live syntheses running at once; later items wait their turn. */
   parallel: number;
+  /** A synthesis that sends nothing for this long has failed (`tts.timeout`): a hung service must not hang the turn. */
+  stallMs: number;
 }
 
-export const DEFAULT_TIMING: PlayerTiming = { neutralAfterMs: 1500, leadMs: 100, chunkBytes: 18 * 1024, parallel: 2 };
+export const DEFAULT_TIMING: PlayerTiming = { neutralAfterMs: 1500, leadMs: 100, chunkBytes: 18 * 1024, parallel: 2, stallMs: 5000 };
 
 interface Item extends SayRequest {
   id: string;
@@ -201,13 +203,24 @@ export class Player {
       }
       if (!this.o.synthesizer || this.synthDown) throw new TtsError('tts.connection', this.synthDown ? 'the synthesizer failed earlier in this turn' : 'no synthesizer configured');
       this.ttsCharacters += item.text.length;
-      for await (const c of this.o.synthesizer.synthesize({ text: item.text, voice: this.o.voice, format, signal: this.o.signal })) {
-        if (this.o.signal.aborted) break;
-        chunk(c);
+      const stop = new AbortController();
+      const stream = this.o.synthesizer.synthesize({ text: item.text, voice: this.o.voice, format, signal: AbortSignal.any([this.o.signal, stop.signal]) })[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          // Each chunk must come within stallMs, whether or not the synthesizer honours its signal.
+          const next = await withStallLimit(stream.next(), this.timing.stallMs);
+          if (next.done || this.o.signal.aborted) break;
+          chunk(next.value);
+        }
+      } catch (err) {
+        stop.abort();
+        void stream.return?.(undefined)?.catch(() => undefined);
+        throw err;
       }
     } catch (err) {
       item.failed = err instanceof TtsError ? err : new TtsError('tts.failed', describe(err), { cause: err });
-      if (item.failed.code === 'tts.connection') this.synthDown = true;
+      // An unreachable or unresponsive service is not asked again in this turn.
+      if (item.failed.code !== 'tts.failed') this.synthDown = true;
     } finally {
       item.done = true;
     }
@@ -332,7 +345,7 @@ export class Player {
     }
     if (item.failed) {
       this.recordFailure(item, item.failed);
-      if (item.failed.code === 'tts.connection' && item.source === 'llm' && sent === 0) await this.playSafeResponse();
+      if (item.failed.code !== 'tts.failed' && item.source === 'llm' && sent === 0) await this.playSafeResponse();
     }
   }
 
@@ -382,6 +395,14 @@ export class Player {
     if (format.format === 'pcm') return pcmDurationMs(chunks.reduce((n, c) => n + c.byteLength, 0), format.sampleRate);
     return mp3DurationMs(concatBytes(chunks));
   }
+}
+
+function withStallLimit<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TtsError('tts.timeout', `no audio for ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, stalled]).finally(() => clearTimeout(timer));
 }
 
 /** How long text takes to say, roughly (about 14 characters a second), for sessions without audio. */

@@ -238,6 +238,25 @@ describe('Player: failures and cancel', () => {
     expect(report.events.filter((e) => e.type === 'tts_error').map((e) => (e as { source: string }).source)).toEqual(['llm', 'llm']);
   });
 
+  it('a synthesizer that hangs (and ignores its signal) times out: tts.timeout, no more requests this turn, the turn goes on', async () => {
+    const texts: string[] = [];
+    const hung: Synthesizer = {
+      provider: 'fake',
+      supports: () => true,
+      synthesize(request: SynthesisRequest) {
+        texts.push(request.text);
+        return { [Symbol.asyncIterator]: () => ({ next: () => new Promise<IteratorResult<Uint8Array>>(() => undefined) }) };
+      },
+    };
+    const { p, events } = player({ synthesizer: hung, timing: { stallMs: 60, parallel: 1 } });
+    p.say({ kind: 'speech', text: 'First.', source: 'tts:a' });
+    p.say({ kind: 'speech', text: 'Second.', source: 'tts:b' });
+    const report = await p.finish();
+    expect(texts).toEqual(['First.']);
+    expect(events.some((e) => e.type === 'response.audio.delta')).toBe(false);
+    expect(report.events.filter((e) => e.type === 'tts_error').map((e) => (e as { code: string }).code)).toEqual(['tts.timeout', 'tts.connection']);
+  });
+
   it('a cancel stops the audio at once; what was sent is reported for the cut', async () => {
     const { synth } = fakeSynth({ delayMs: 50 });
     const cache = memoryCache({ 'Cached first.': 300 });

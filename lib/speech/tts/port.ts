@@ -48,7 +48,7 @@ export interface Synthesizer {
   close?(): Promise<void>;
 }
 
-export type TtsErrorCode = 'tts.connection' | 'tts.failed';
+export type TtsErrorCode = 'tts.connection' | 'tts.failed' | 'tts.timeout';
 
 /** A synthesis failure, typed so the player can tell "the service is unreachable" from "this request failed". */
 export class TtsError extends Error {
