@@ -19,6 +19,10 @@ export const FunctionEnv = z.object({
   PARLEY_API_KEYS: apiKeys,
   PARLEY_SESSION_TTL_HOURS: z.coerce.number().int().positive().max(24 * 365).default(24 * 30),
   PARLEY_LOG_LEVEL: logLevel.default('INFO'),
+  PARLEY_LOG_REDACT_TEXT: z
+    .stringbool()
+    .default(false)
+    .describe('true: what users and the bot said (text, transcripts, LLM messages) is logged as its length only'),
   PARLEY_ACTIONS_BASE_URL: z.url().optional().describe('base of relative webhook URLs in the dialogue map'),
   /** The LLM: any OpenAI-compatible server. Without a key (or a secret holding one) there is no LLM. */
   OPENAI_API_KEY: z.string().min(1).optional(),

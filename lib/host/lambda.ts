@@ -21,6 +21,7 @@ export const env = readEnv(FunctionEnv);
 
 export const log: Log = powertoolsLog(
   new Logger({ serviceName: 'parley', logLevel: env.PARLEY_LOG_LEVEL }),
+  { redactText: env.PARLEY_LOG_REDACT_TEXT },
 );
 
 /** Per-turn t1–t6 and timings as CloudWatch EMF: namespace Parley, dimension service (and inputKind). */

@@ -14,14 +14,157 @@ export interface Log {
   with(keys: LogData): Log;
 }
 
-/** Adapter on Powertools for AWS Lambda's Logger: JSON lines CloudWatch can query. */
-export function powertoolsLog(logger: Logger): Log {
+/**
+ * Adapter on Powertools for AWS Lambda's Logger: JSON lines CloudWatch can query. Every line goes
+ * through `redactingLog` first: no secret, API key or audio reaches the logs.
+ */
+export function powertoolsLog(logger: Logger, options: RedactOptions = {}): Log {
+  return redactingLog(rawPowertoolsLog(logger), options);
+}
+
+function rawPowertoolsLog(logger: Logger): Log {
   return {
     debug: (message, data) => (data ? logger.debug(message, data) : logger.debug(message)),
     info: (message, data) => (data ? logger.info(message, data) : logger.info(message)),
     warn: (message, data) => (data ? logger.warn(message, data) : logger.warn(message)),
     error: (message, data) => (data ? logger.error(message, data) : logger.error(message)),
-    with: (keys) => powertoolsLog(logger.createChild({ persistentKeys: keys })),
+    with: (keys) => rawPowertoolsLog(logger.createChild({ persistentKeys: keys })),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Redaction
+
+export interface RedactOptions {
+  /**
+   * Also replace what users and the bot said (`text`, `content`, `transcript`, `said`, `messages`
+   * ...) by its length: PARLEY_LOG_REDACT_TEXT.
+   */
+  redactText?: boolean;
+}
+
+export const REDACTED = '[redacted]';
+
+/**
+ * Words that make a key secret wherever it sits (`apiKey`, `x-api-key`, `resumeToken`,
+ * `resumeTokenHash`, `Authorization`, `jwtSecret`, `audio` ...). The plural `tokens` is a count (LLM
+ * usage), not a credential, and stays.
+ */
+const SECRET_WORDS = new Set(['token', 'secret', 'secrets', 'password', 'passwd', 'passphrase', 'authorization', 'auth', 'credential', 'credentials', 'cookie', 'signature', 'jwt', 'bearer', 'apikey']);
+const SECRET_JOINED = /apikey|accesskey|privatekey|secretkey|clientsecret|sessiontoken/;
+
+/** Keys whose string content is what a user or the bot said. */
+const TEXT_KEYS = new Set(['text', 'content', 'transcript', 'said', 'messages', 'utterance', 'prompt', 'reply', 'answer', 'heard', 'question', 'input']);
+
+const wordsOf = (key: string): string[] =>
+  key
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
+
+export function isSecretKey(key: string): boolean {
+  const words = wordsOf(key);
+  return words.some((w) => SECRET_WORDS.has(w)) || SECRET_JOINED.test(words.join(''));
+}
+
+/** `audio`, `audioBase64`, `pcm`, `mp3`: the sound itself. A number under such a key (`audioMs`, `timeToFirstAudioMs`) is a measure and stays. */
+const isAudioKey = (key: string): boolean => wordsOf(key).some((w) => w === 'audio' || w === 'pcm' || w === 'mp3');
+const isMeasure = (v: unknown) => typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined;
+
+const isTextKey = (key: string): boolean => TEXT_KEYS.has(key.toLowerCase());
+
+/** A run of base64 (or base64url) longer than 256 characters: audio or some other binary, never a log's business. */
+const BASE64_RUN = /[A-Za-z0-9+/_-]{257,}={0,2}/g;
+/** Secret-shaped values, whatever key they sit under: OpenAI keys, bearer tokens, JWTs, credentials in a query string. */
+const SECRET_VALUES: Array<[RegExp, string]> = [
+  [/\bsk-[A-Za-z0-9_-]{16,}/g, REDACTED],
+  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
+  [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, REDACTED],
+  [/([?&](?:api[_-]?key|token|access_token|resumeToken|key|secret|signature)=)[^&#\s"']+/gi, `$1${REDACTED}`],
+];
+
+const binary = (bytes: number) => `[binary ${bytes} bytes]`;
+const base64Bytes = (run: string) => Math.floor((run.replace(/=+$/, '').length * 3) / 4);
+
+/** A string with secret-shaped values and long base64 runs replaced; any other text stays. */
+export function redactString(s: string): string {
+  let out = s.replace(BASE64_RUN, (run) => binary(base64Bytes(run)));
+  for (const [pattern, replacement] of SECRET_VALUES) out = out.replace(pattern, replacement);
+  return out;
+}
+
+const textLength = (value: unknown, seen = new WeakSet<object>()): number => {
+  if (typeof value === 'string') return value.length;
+  if (typeof value !== 'object' || value === null || seen.has(value)) return 0;
+  seen.add(value);
+  return Object.values(value).reduce<number>((n, v) => n + textLength(v, seen), 0);
+};
+
+const MAX_DEPTH = 32;
+
+/**
+ * A copy of log data fit for the logs: secret keys become `[redacted]` at any depth, binary
+ * (buffers, long base64) becomes `[binary N bytes]`, secret-shaped strings are masked and, with
+ * `redactText`, what was said becomes `[text N chars]`. Never throws, whatever it is given.
+ */
+export function redact(value: unknown, options: RedactOptions = {}): unknown {
+  const seen = new WeakSet<object>();
+  const walk = (v: unknown, depth: number): unknown => {
+    if (typeof v === 'string') return redactString(v);
+    if (typeof v !== 'object' || v === null) return typeof v === 'bigint' ? v.toString() : v;
+    if (v instanceof Uint8Array) return binary(v.byteLength);
+    if (v instanceof ArrayBuffer) return binary(v.byteLength);
+    if (ArrayBuffer.isView(v)) return binary(v.byteLength);
+    if (seen.has(v)) return '[circular]';
+    if (depth >= MAX_DEPTH) return '[too deep]';
+    seen.add(v);
+    try {
+      if (v instanceof Error) {
+        return { name: v.name, message: redactString(v.message), ...(v.stack ? { stack: redactString(v.stack) } : {}) };
+      }
+      if (v instanceof Date) return v;
+      if (Array.isArray(v)) return v.map((item) => walk(item, depth + 1));
+      const out: Record<string, unknown> = {};
+      for (const [key, item] of Object.entries(v)) {
+        const safeKey = redactString(key);
+        const redacted = isSecretKey(key) || (isAudioKey(key) && !isMeasure(item))
+          ? REDACTED
+          : options.redactText && isTextKey(key) && (typeof item === 'string' || (typeof item === 'object' && item !== null))
+            ? `[text ${textLength(item)} chars]`
+            : walk(item, depth + 1);
+        Object.defineProperty(out, safeKey, { value: redacted, enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    } finally {
+      seen.delete(v);
+    }
+  };
+  return walk(value, 0);
+}
+
+/** The redacting decorator every adapter sits behind: the message and the data are both cleaned. */
+export function redactingLog(inner: Log, options: RedactOptions = {}): Log {
+  const clean = (data: LogData | undefined): LogData | undefined => {
+    if (data === undefined) return undefined;
+    try {
+      return redact(data, options) as LogData;
+    } catch {
+      // A getter that throws, say: the line still goes out, without its data.
+      return { logData: 'unloggable' };
+    }
+  };
+  const write = (level: 'debug' | 'info' | 'warn' | 'error') => (message: string, data?: LogData) => {
+    const cleaned = clean(data);
+    if (cleaned === undefined) inner[level](redactString(message));
+    else inner[level](redactString(message), cleaned);
+  };
+  return {
+    debug: write('debug'),
+    info: write('info'),
+    warn: write('warn'),
+    error: write('error'),
+    with: (keys) => redactingLog(inner.with(clean(keys) ?? {}), options),
   };
 }
 
