@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
-import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { WebSocketAwsIntegration, WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -11,6 +11,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { TURN_EVENT_TEMPLATE } from '../lib/host/events';
 
 /** Repository root (infra/..): the esbuild project root and the home of package-lock.json. */
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -23,6 +24,30 @@ export const LAMBDA_AUDIO_CACHE_DIR = 'audio';
 
 /** Default lifetime of a session's items (DynamoDB TTL on `expiresAt`). */
 export const DEFAULT_SESSION_TTL_HOURS = 24 * 30;
+
+/**
+ * How long one turn may run. The `$default` route invokes the turn function asynchronously, so API
+ * Gateway's 29 s integration timeout does not apply: this does. A turn's own bounds sit well inside
+ * it: the LLM gets `PARLEY_LLM_BUDGET_MS` (20 s by default, retries and tool rounds included), each
+ * webhook its `timeout_ms` per attempt, and the session lease outlives it (15 minutes).
+ */
+export const TURN_TIMEOUT = Duration.minutes(5);
+
+/**
+ * Lambda's retries of a failed asynchronous turn invocation (a crash, a timeout, running out of memory,
+ * an error at init): AWS's default of two, kept because a retried turn is safe. It carries the
+ * client's turnId, so a turn that did commit re-sends its stored outcome instead of running again.
+ */
+export const TURN_RETRY_ATTEMPTS = 2;
+
+/**
+ * How old a turn event may get, throttled or waiting for a retry, before Lambda drops it instead of
+ * running it. Ten minutes is API Gateway's idle timeout: a turn the client has waited that long for
+ * is no answer any more. Retries come one and then two minutes after a failure, so both fit unless
+ * the attempts before them ran to the turn timeout.
+ */
+export const TURN_MAX_EVENT_AGE = Duration.minutes(10);
+
 
 export interface ParleyProps {
   /**
@@ -103,6 +128,8 @@ export class Parley extends Construct {
   readonly connectFunction: nodejs.NodejsFunction;
   readonly disconnectFunction: nodejs.NodejsFunction;
   readonly turnFunction: nodejs.NodejsFunction;
+  /** The role API Gateway assumes to invoke the turn function, and nothing else. */
+  readonly turnInvokeRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: ParleyProps = {}) {
     super(scope, id);
@@ -192,12 +219,12 @@ export class Parley extends Construct {
 
     this.connectFunction = fn('Connect', 128, Duration.seconds(10), authEnvironment);
     this.disconnectFunction = fn('Disconnect', 128, Duration.seconds(10));
-    // Turns may run past API Gateway's 29 s integration timeout: the turn
-    // streams through @connections and does not depend on the integration response.
+    // Turns may run past API Gateway's 29 s integration timeout: the turn is invoked asynchronously
+    // (below) and streams through @connections.
     this.turnFunction = fn(
       'Turn',
       256,
-      Duration.seconds(60),
+      TURN_TIMEOUT,
       {
         ...authEnvironment,
         ...(props.actionsBaseUrl === undefined ? {} : { PARLEY_ACTIONS_BASE_URL: props.actionsBaseUrl }),
@@ -211,6 +238,21 @@ export class Parley extends Construct {
       shipAudio ? { afterBundling: (inputDir, outputDir) => [copyAudioCache(audioCacheDir!, inputDir, outputDir)] } : {},
     );
     props.openAi?.apiKeySecret.grantRead(this.turnFunction);
+    // No on-failure destination: the failed event holds the user's message, and a queue of them would
+    // keep conversation text outside the session's TTL. A dropped turn shows in the function's log and
+    // in Lambda's AsyncEventsDropped metric.
+    this.turnFunction.configureAsyncInvoke({ retryAttempts: TURN_RETRY_ATTEMPTS, maxEventAge: TURN_MAX_EVENT_AGE });
+
+    // $default is an AWS integration calling Lambda's Invoke API with InvocationType Event, as this
+    // role, which may invoke the turn function only: API Gateway acknowledges the message as soon as
+    // Lambda has queued it, and the turn runs free of the 29 s integration timeout. The request
+    // template builds the event the turn handler reads (lib/host/events.ts).
+    this.turnInvokeRole = new iam.Role(this, 'TurnInvokeRole', {
+      assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
+      description: 'Parley: API Gateway invokes the turn function asynchronously ($default)',
+    });
+    // The unqualified ARN only ($LATEST): no `:*`, so no version or alias.
+    this.turnInvokeRole.addToPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.turnFunction.functionArn] }));
 
     this.webSocketApi = new apigwv2.WebSocketApi(this, 'WebSocketApi', {
       routeSelectionExpression: '$request.body.type',
@@ -221,7 +263,16 @@ export class Parley extends Construct {
         integration: new WebSocketLambdaIntegration('DisconnectIntegration', this.disconnectFunction),
       },
       defaultRouteOptions: {
-        integration: new WebSocketLambdaIntegration('TurnIntegration', this.turnFunction),
+        integration: new WebSocketAwsIntegration('TurnIntegration', {
+          integrationUri: `arn:${Aws.PARTITION}:apigateway:${Aws.REGION}:lambda:path/2015-03-31/functions/${this.turnFunction.functionArn}/invocations`,
+          integrationMethod: apigwv2.HttpMethod.POST,
+          credentialsRole: this.turnInvokeRole,
+          requestParameters: { 'integration.request.header.X-Amz-Invocation-Type': "'Event'" },
+          // One template, always selected: "\$default" is the literal key $default.
+          templateSelectionExpression: '\\$default',
+          requestTemplates: { $default: TURN_EVENT_TEMPLATE },
+          passthroughBehavior: apigwv2.PassthroughBehavior.NEVER,
+        }),
       },
     });
 

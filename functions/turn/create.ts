@@ -6,8 +6,11 @@ import { handleClientMessage, type TurnDeps } from '../../lib/session/dispatch';
 import type { ConnectionSender } from '../../lib/transport/sender';
 
 /**
- * `$default`: every client message. All output goes through @connections; the integration
- * response is empty, so a turn never depends on API Gateway waiting for it.
+ * `$default`: every client message. All output goes through @connections, so a turn never depends on
+ * API Gateway waiting for it: in AWS the route invokes this function asynchronously (InvocationType
+ * Event), with the event lib/host/events.ts TURN_EVENT_TEMPLATE builds (the fields of a proxy event
+ * read here: connectionId, domainName, stage, routeKey, body), and discards the result. Lambda may
+ * deliver an event again (its retries, or a duplicate); the turnId makes that harmless.
  */
 export function createTurnHandler(
   deps: TurnDeps,

@@ -10,6 +10,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_AUDIO_CACHE_DIR, Parley } from '../../infra/parley-construct.js';
+import { TURN_EVENT_TEMPLATE } from '../../lib/host/events.js';
 import { ParleyStack } from '../../infra/parley-stack.js';
 
 /** CloudFormation template JSON. */
@@ -41,6 +42,7 @@ let ids: {
   connect: string;
   disconnect: string;
   turn: string;
+  turnInvokeRole: string;
 };
 
 function logicalId(construct: IConstruct): string {
@@ -98,6 +100,7 @@ beforeAll(() => {
     connect: logicalId(parley.connectFunction),
     disconnect: logicalId(parley.disconnectFunction),
     turn: logicalId(parley.turnFunction),
+    turnInvokeRole: logicalId(parley.turnInvokeRole),
   };
 });
 
@@ -110,32 +113,80 @@ describe('WebSocket API', () => {
     });
   });
 
-  it('has exactly $connect, $disconnect and $default, each proxied to its Lambda', () => {
-    const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route'));
-    expect(routes.map((r: Json) => r.Properties.RouteKey).sort()).toEqual(['$connect', '$default', '$disconnect']);
-
-    const integrations = template.toJSON().Resources;
-    const targetFunction: Record<string, string> = {};
-    for (const route of routes as Json[]) {
+  /** The integration behind each route key. */
+  const integrationsByRoute = (): Record<string, Json> => {
+    const resources = template.toJSON().Resources;
+    const byRoute: Record<string, Json> = {};
+    for (const route of Object.values(template.findResources('AWS::ApiGatewayV2::Route')) as Json[]) {
       expect(route.Properties.ApiId).toEqual({ Ref: ids.api });
       // Target: "integrations/<integration id>"
       const [prefix, ref] = route.Properties.Target['Fn::Join'][1];
       expect(prefix).toBe('integrations/');
-      const integration = integrations[ref.Ref];
+      const integration = resources[ref.Ref];
       expect(integration.Type).toBe('AWS::ApiGatewayV2::Integration');
-      expect(integration.Properties.IntegrationType).toBe('AWS_PROXY');
       expect(integration.Properties.ApiId).toEqual({ Ref: ids.api });
-      const uri = JSON.stringify(integration.Properties.IntegrationUri);
-      const fnId = [ids.connect, ids.disconnect, ids.turn].find((id) => uri.includes(`"${id}"`));
-      expect(fnId, `route ${route.Properties.RouteKey} integrates a Parley function`).toBeDefined();
-      targetFunction[route.Properties.RouteKey] = fnId!;
+      byRoute[route.Properties.RouteKey] = integration.Properties;
     }
-    expect(targetFunction).toEqual({ $connect: ids.connect, $disconnect: ids.disconnect, $default: ids.turn });
+    return byRoute;
+  };
+
+  /** The Lambda Invoke URI API Gateway calls for the function. */
+  const invokeUri = (functionId: string) =>
+    `arn:\${AWS::Partition}:apigateway:\${AWS::Region}:lambda:path/2015-03-31/functions/${JSON.stringify({ 'Fn::GetAtt': [functionId, 'Arn'] })}/invocations`;
+
+  it('has exactly $connect, $disconnect and $default: connect and disconnect proxied to their Lambdas, $default to the turn function', () => {
+    const integrations = integrationsByRoute();
+    expect(Object.keys(integrations).sort()).toEqual(['$connect', '$default', '$disconnect']);
+    expect(integrations.$connect).toMatchObject({ IntegrationType: 'AWS_PROXY' });
+    expect(joined(integrations.$connect.IntegrationUri)).toBe(invokeUri(ids.connect));
+    expect(integrations.$disconnect).toMatchObject({ IntegrationType: 'AWS_PROXY' });
+    expect(joined(integrations.$disconnect.IntegrationUri)).toBe(invokeUri(ids.disconnect));
+    expect(joined(integrations.$default.IntegrationUri)).toBe(invokeUri(ids.turn));
   });
 
-  it('lets API Gateway invoke each function from this API only', () => {
+  it('invokes the turn function asynchronously: an AWS integration calling Lambda Invoke with X-Amz-Invocation-Type Event, through the request template', () => {
+    const turn = integrationsByRoute().$default;
+    expect(turn).toEqual({
+      ApiId: { Ref: ids.api },
+      IntegrationType: 'AWS',
+      IntegrationMethod: 'POST',
+      IntegrationUri: turn.IntegrationUri, // checked above
+      CredentialsArn: { 'Fn::GetAtt': [ids.turnInvokeRole, 'Arn'] },
+      RequestParameters: { 'integration.request.header.X-Amz-Invocation-Type': "'Event'" },
+      // One template, always selected (\$default is the literal key $default), never a raw passthrough.
+      TemplateSelectionExpression: '\\$default',
+      RequestTemplates: { $default: TURN_EVENT_TEMPLATE },
+      PassthroughBehavior: 'NEVER',
+    });
+    // No route response: API Gateway sends the client nothing for the invocation; the turn streams.
+    template.resourceCountIs('AWS::ApiGatewayV2::RouteResponse', 0);
+    template.resourceCountIs('AWS::ApiGatewayV2::IntegrationResponse', 0);
+  });
+
+  it('lets API Gateway invoke the turn function as a role that may invoke it and nothing else', () => {
+    const role = template.toJSON().Resources[ids.turnInvokeRole];
+    expect(role.Type).toBe('AWS::IAM::Role');
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'apigateway.amazonaws.com' } },
+    ]);
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(role.Properties.Policies).toBeUndefined();
+    const policies = Object.values(template.findResources('AWS::IAM::Policy', { Properties: { Roles: Match.arrayWith([{ Ref: ids.turnInvokeRole }]) } })) as Json[];
+    expect(policies.flatMap((p) => p.Properties.PolicyDocument.Statement)).toEqual([
+      // The unqualified ARN: $LATEST, no version or alias (no ":*").
+      { Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [ids.turn, 'Arn'] } },
+    ]);
+    // No other role may invoke a Parley function.
+    const invokers = (Object.values(template.findResources('AWS::IAM::Policy')) as Json[]).filter((p) =>
+      JSON.stringify(p.Properties.PolicyDocument).includes('lambda:'),
+    );
+    expect(invokers).toHaveLength(1);
+  });
+
+  it('lets API Gateway invoke connect and disconnect from this API only (resource policies), and the turn function through its role only', () => {
     const permissions = Object.values(template.findResources('AWS::Lambda::Permission')) as Json[];
-    expect(permissions).toHaveLength(3);
+    expect(permissions).toHaveLength(2);
+    expect(permissions.map((p) => p.Properties.FunctionName['Fn::GetAtt'][0]).sort()).toEqual([ids.connect, ids.disconnect].sort());
     for (const p of permissions) {
       expect(p.Properties.Principal).toBe('apigateway.amazonaws.com');
       expect(JSON.stringify(p.Properties.SourceArn)).toContain(`"Ref":"${ids.api}"`);
@@ -177,7 +228,23 @@ describe('Lambda functions', () => {
     const props = (id: string): Json => template.toJSON().Resources[id].Properties;
     expect([props(ids.connect).MemorySize, props(ids.connect).Timeout]).toEqual([128, 10]);
     expect([props(ids.disconnect).MemorySize, props(ids.disconnect).Timeout]).toEqual([128, 10]);
-    expect([props(ids.turn).MemorySize, props(ids.turn).Timeout]).toEqual([256, 60]);
+    // The turn runs asynchronously, past API Gateway's 29 s: five minutes, the LLM budget (20 s) far inside.
+    expect([props(ids.turn).MemorySize, props(ids.turn).Timeout]).toEqual([256, 300]);
+  });
+
+  it('retry a failed asynchronous turn twice (safe: turns are idempotent by turnId) and drop turn events older than 10 minutes; no failure destination', () => {
+    const configs = Object.values(template.findResources('AWS::Lambda::EventInvokeConfig')) as Json[];
+    expect(configs).toEqual([
+      {
+        Type: 'AWS::Lambda::EventInvokeConfig',
+        Properties: {
+          FunctionName: { Ref: ids.turn },
+          Qualifier: '$LATEST',
+          MaximumRetryAttempts: 2,
+          MaximumEventAgeInSeconds: 600,
+        },
+      },
+    ]);
   });
 
   it('share the table name, TTL, service name and source maps; no API keys unless given; the turn function finds its audio cache', () => {
