@@ -27,9 +27,10 @@ export const DEFAULT_SESSION_TTL_HOURS = 24 * 30;
 
 /**
  * How long one turn may run. The `$default` route invokes the turn function asynchronously, so API
- * Gateway's 29 s integration timeout does not apply: this does. A turn's own bounds sit well inside
- * it: the LLM gets `PARLEY_LLM_BUDGET_MS` (20 s by default, retries and tool rounds included), each
- * webhook its `timeout_ms` per attempt, and the session lease outlives it (15 minutes).
+ * Gateway's 29 s integration timeout does not apply: this does. A turn's own bounds sit inside it:
+ * the LLM gets `PARLEY_LLM_BUDGET_MS` (20 s by default, retries and tool rounds included), each
+ * webhook its `timeout_ms` per attempt, and a turn still running after 4 minutes stops itself and
+ * commits (lib/session/turn-lease.ts `turnMs`): the fifth minute is for that stop and the commit.
  */
 export const TURN_TIMEOUT = Duration.minutes(5);
 
