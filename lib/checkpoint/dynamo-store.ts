@@ -8,7 +8,7 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import { ParleyError } from '../errors';
-import { decodeBody, encodeBody, TurnStatus, type TurnRecord } from './record';
+import { decodeBody, encodeBounded, TurnStatus, type TurnRecord } from './record';
 import { cancelOf, type CancelReasonKind, type CancelRequest, type Lease, type LeaseAttempt, type SessionMeta, type SessionStore } from './store';
 
 /*
@@ -116,7 +116,7 @@ export class DynamoSessionStore implements SessionStore {
   }
 
   async commitTurn(sessionId: string, record: TurnRecord): Promise<void> {
-    const body = encodeBody(record);
+    const { body } = encodeBounded(record);
     const item: Record<string, AttributeValue> = {
       pk: { S: sessionPk(sessionId) },
       sk: { S: turnSk(record.seq) },

@@ -170,6 +170,33 @@ export function decodeBody(body: EncodedBody): Pick<TurnRecord, 'input' | 'outpu
   return { ...parsed, checkpoint: migrateCheckpoint(parsed.checkpoint), ...(speech ? { speech } : {}) };
 }
 
+/** DynamoDB items are at most 400 KB; a record body stays well below, whatever a turn held. */
+export const MAX_BODY_BYTES = 300 * 1024;
+
+const bodyBytes = (body: EncodedBody) => ('json' in body ? Buffer.byteLength(body.json) : body.compressed.byteLength);
+
+const clip = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max)}… [${text.length - max} characters cut]`);
+
+/**
+ * The body to store for a record, never over MAX_BODY_BYTES. The window, the summary and the
+ * bounded inputs keep every ordinary turn far below it; an extraordinary one (a huge tool result,
+ * an endless answer) is stored with its transcript details clipped rather than failing the commit:
+ * outputs dropped (a retried turn id then gets only its turn.completed), recorded texts clipped,
+ * and the checkpoint's messages cut to the last few, each clipped.
+ */
+export function encodeBounded(record: TurnRecord): { body: EncodedBody; clipped: boolean } {
+  const body = encodeBody(record);
+  if (bodyBytes(body) <= MAX_BODY_BYTES) return { body, clipped: false };
+  const events = record.events.map((e): RecordedEvent => {
+    if (e.type === 'llm_exchange') return { ...e, response: { ...e.response, text: clip(e.response.text, 2000), toolCalls: e.response.toolCalls.map((c) => ({ ...c, arguments: clip(c.arguments, 2000) })) } };
+    if (e.type === 'tool_call') return { ...e, arguments: clip(e.arguments, 2000), result: clip(e.result, 2000) };
+    return e;
+  });
+  const messages = record.checkpoint.messages.slice(-6).map((m) => ({ ...m, content: clip(m.content, 8000) }));
+  const smaller: TurnRecord = { ...record, outputs: [], events, checkpoint: { ...record.checkpoint, messages, summary: record.checkpoint.summary && clip(record.checkpoint.summary, 8000) } };
+  return { body: encodeBody(smaller), clipped: true };
+}
+
 /** The recorded event of a finished action (a state's `run`, or an LLM webhook tool). */
 export function actionEvent(name: string, outcome: ActionOutcome, atMs: number): RecordedEvent {
   return {

@@ -5,7 +5,7 @@ import { ParleyError } from '../../lib/errors';
 import { migrateCheckpoint } from '../../lib/checkpoint/migrations';
 import { CHECKPOINT_VERSION, Checkpoint, emptyCheckpoint } from '../../lib/checkpoint/schema';
 import { traceIdFor } from '../../lib/checkpoint/trace';
-import { COMPRESS_ABOVE_BYTES, decodeBody, encodeBody, type TurnRecord } from '../../lib/checkpoint/record';
+import { COMPRESS_ABOVE_BYTES, decodeBody, encodeBody, encodeBounded, MAX_BODY_BYTES, type TurnRecord } from '../../lib/checkpoint/record';
 
 /** The session usage a checkpoint starts with (and a pre-v3 checkpoint gets). */
 const NO_USAGE = { llm: {}, ttsCharacters: 0, sttSeconds: 0 };
@@ -489,5 +489,57 @@ describe('encodeBody / decodeBody', () => {
   it('rejects a body holding a future checkpoint version', () => {
     const stored = JSON.stringify({ ...body(record(emptyCheckpoint())), checkpoint: { version: 5 } });
     expectParleyError(() => decodeBody({ json: stored }), 'checkpoint.version_unsupported');
+  });
+});
+
+describe('encodeBounded: no turn can make a record too large to commit', () => {
+  /** Text that does not compress: random bytes as hex. */
+  const noise = (chars: number) => createHash('sha512').update(String(Math.random())).digest('hex').repeat(Math.ceil(chars / 128)).slice(0, chars).split('').map(() => Math.random().toString(36)[2] ?? 'x').join('');
+
+  function huge(): TurnRecord {
+    const messages = Array.from({ length: 20 }, (_, i) => ({ role: i % 2 ? ('assistant' as const) : ('user' as const), content: noise(30_000) }));
+    return {
+      seq: 9,
+      turnId: 't',
+      status: 'completed',
+      createdAt: '2026-11-21T10:00:00.000Z',
+      input: { kind: 'text', text: 'tell me everything' },
+      outputs: [{ type: 'response.text.done', turnId: 't', text: noise(200_000) }],
+      events: [
+        {
+          type: 'llm_exchange',
+          model: 'm',
+          requestDigest: 'd',
+          request: { messages: 20, tools: [] },
+          response: { text: noise(200_000), toolCalls: [], finishReason: 'stop' },
+          usage: null,
+          ms: 1,
+          atMs: 1,
+        },
+      ],
+      usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 },
+      metrics: { runMs: 1, totalMs: 2 },
+      checkpoint: { ...emptyCheckpoint(), messages, currentNode: 'welcome', summary: noise(20_000) },
+    };
+  }
+
+  it('an ordinary record is stored as it is', () => {
+    const small = { ...huge(), outputs: [], events: [], checkpoint: emptyCheckpoint() };
+    const { body, clipped } = encodeBounded(small);
+    expect(clipped).toBe(false);
+    expect(body).toEqual(encodeBody(small));
+  });
+
+  it('an extraordinary one is clipped under the limit, keeping the newest messages and the state', () => {
+    const record = huge();
+    expect(Buffer.byteLength(JSON.stringify(record))).toBeGreaterThan(MAX_BODY_BYTES * 2);
+    const { body, clipped } = encodeBounded(record);
+    expect(clipped).toBe(true);
+    expect('json' in body ? Buffer.byteLength(body.json) : body.compressed.byteLength).toBeLessThanOrEqual(MAX_BODY_BYTES);
+    const decoded = decodeBody(body);
+    expect(decoded.checkpoint.currentNode).toBe('welcome');
+    expect(decoded.checkpoint.messages).toHaveLength(6);
+    expect(decoded.checkpoint.messages.at(-1)!.content.startsWith(record.checkpoint.messages.at(-1)!.content.slice(0, 8000))).toBe(true);
+    expect(decoded.outputs).toEqual([]);
   });
 });
