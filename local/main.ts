@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { LocalEnv, readEnv } from '../lib/config/env';
+import { limitsFromEnv } from '../lib/session/limits';
 import { ParleyError } from '../lib/errors';
 import { loadDialogueMap } from '../lib/flow/map';
 import { loadOrTrain, REPO_ROOT } from '../lib/nlu/model-file';
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
     tableName: env.PARLEY_TABLE,
     apiKeys: env.PARLEY_API_KEYS,
     sessionTtlHours: env.PARLEY_SESSION_TTL_HOURS,
+    limits: limitsFromEnv(env),
     log: consoleLog(env.PARLEY_LOG_LEVEL),
     servePage: true,
   });

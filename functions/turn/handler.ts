@@ -14,6 +14,7 @@ import { fileAudioCache, resolveAudioCacheDir } from '../../lib/speech/audio-cac
 import { PollySynthesizer } from '../../lib/speech/tts/polly';
 import { voiceFor } from '../../lib/speech/tts/voice';
 import type { SpeechDeps } from '../../lib/session/dispatch';
+import { limitsFromEnv } from '../../lib/session/limits';
 import { createTurnHandler } from './create';
 
 // The map is bundled into the function and compiled once per container, never per turn.
@@ -36,6 +37,7 @@ const deps = buildTurnDeps({
   tableName: env.PARLEY_TABLE,
   apiKeys: env.PARLEY_API_KEYS,
   sessionTtlHours: env.PARLEY_SESSION_TTL_HOURS,
+  limits: limitsFromEnv(env),
   map,
   nluModel: nluModel as NluModel,
   ...(env.PARLEY_ACTIONS_BASE_URL ? { actionsBaseUrl: env.PARLEY_ACTIONS_BASE_URL } : {}),

@@ -1,6 +1,8 @@
 import type { DialogueMap, Webhook } from '../flow/map';
 import { renderTemplate } from '../flow/template';
 import type { Log } from '../observability/log';
+import { Allowlist } from './address';
+import { pinnedRequest, systemResolve, vetHost, type Resolve } from './egress';
 import type { ActionOutcome, ActionRunner, TemplateContext } from './port';
 
 /*
@@ -10,10 +12,23 @@ import type { ActionOutcome, ActionRunner, TemplateContext } from './port';
  * 4xx, an unusable answer, a broken template).
  *
  * Headers may carry secrets: they are never logged, nor put in an outcome's detail.
+ *
+ * Every attempt resolves the host and refuses private, loopback, link-local and other non-public
+ * addresses unless the map's `network.allow` names them (lib/actions/egress.ts); the request then
+ * connects to the addresses that were checked. A refused address fails the action at once
+ * (`action_failed`, detail `blocked address: …`), without a retry.
  */
 
 export interface WebhookRunnerOptions {
+  /**
+   * Replaces the transport (tests, benchmarks). The address check still runs first, but the
+   * connection is the injected fetch's own: only the built-in transport pins the checked address.
+   */
   fetch?: typeof fetch;
+  /** Relative URLs in the map (`/orders`) resolve against this (PARLEY_ACTIONS_BASE_URL); a function when known late. */
+  baseUrl?: string | (() => string | undefined) | undefined;
+  /** DNS (tests inject answers). */
+  resolve?: Resolve;
   log?: Log;
   /** Waits between attempts (tests pass a fake one). */
   sleep?: (ms: number) => Promise<void>;
@@ -28,10 +43,10 @@ const DETAIL_BODY_CHARS = 120;
 
 type Attempt =
   | { ok: true; result: unknown }
-  | { ok: false; kind: 'action_failed' | 'action_timeout'; detail: string; retry: boolean; status?: number };
+  | { ok: false; kind: 'action_failed' | 'action_timeout'; detail: string; retry: boolean; status?: number; blocked?: true };
 
 interface Request {
-  url: string;
+  url: URL;
   init: RequestInit;
   host: string;
   /** Header values, blanked out of any response text a detail quotes (a server may echo them). */
@@ -50,6 +65,10 @@ const quote = (text: string, secrets: readonly string[]): string => {
 export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = {}): ActionRunner {
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const log = options.log;
+  const allow = new Allowlist(map.network.allow);
+  const resolve = options.resolve ?? systemResolve;
+  const base = options.baseUrl;
+  const baseUrl = typeof base === 'function' ? base : () => base;
 
   /** The request for an action, or why there is none (a map or data problem: never retried). */
   function prepare(action: Webhook, context: TemplateContext): Request | string {
@@ -66,12 +85,14 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
     const missing = [...new Set([...url.missing, ...headers.flatMap(([, h]) => h.missing), ...(body?.missing ?? [])])];
     if (missing.length) return `missing variables: ${missing.join(', ')}`;
 
-    // A relative URL (`/orders`) goes to fetch as it is: the host's fetch resolves it against the
-    // deployment's base (PARLEY_ACTIONS_BASE_URL), so one map serves every stage.
+    // A relative URL (`/orders`) resolves against the deployment's base (PARLEY_ACTIONS_BASE_URL),
+    // so one map serves every stage; the address check applies to where it resolves.
     const relative = url.text.startsWith('/') && !url.text.startsWith('//');
+    const root = relative ? baseUrl() : undefined;
+    if (relative && !root) return 'a relative url needs a base url (PARLEY_ACTIONS_BASE_URL)';
     let parsed: URL;
     try {
-      parsed = relative ? new URL(url.text, 'http://relative.invalid') : new URL(url.text);
+      parsed = relative ? new URL(url.text, root) : new URL(url.text);
     } catch {
       return 'the rendered url is not a valid URL';
     }
@@ -97,22 +118,29 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
       }
     }
     return {
-      url: relative ? `${parsed.pathname}${parsed.search}` : parsed.href,
-      host: relative ? '(relative)' : parsed.host,
+      url: parsed,
+      host: parsed.host,
       secrets: secretsOf(headers.map(([, v]) => v.text)),
       init: { method: action.method, headers: h, ...(body !== undefined ? { body: body.text } : {}) },
     };
   }
 
   async function attempt(action: Webhook, request: Request): Promise<Attempt> {
-    const doFetch = options.fetch ?? globalThis.fetch;
     const signal = AbortSignal.timeout(action.timeout_ms);
     // Real fetch aborts on the signal; the race also holds a fetch that would not.
     const timedOut = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
     timedOut.catch(() => {}); // also when fetch throws at once and nothing else listens
     const within = <T>(p: Promise<T>): Promise<T> => Promise.race([p, timedOut]);
     try {
-      const res = await within(doFetch(request.url, { ...request.init, signal }));
+      // Resolved on every attempt (a retry may find the service moved), checked, then pinned.
+      const vetted = await within(vetHost(request.url, allow, resolve));
+      if (!vetted.ok) return { ok: false, kind: 'action_failed', detail: vetted.detail, retry: false, blocked: true };
+      const { method = 'GET', headers, body } = request.init;
+      const res = await within(
+        options.fetch
+          ? options.fetch(request.url.href, { ...request.init, signal })
+          : pinnedRequest(request.url, { method, headers: headers as Headers, body: body as string | undefined, signal }, vetted.addresses),
+      );
       // The body is read under the same timeout.
       const text = await within(res.text());
       if (res.ok && Buffer.byteLength(text) > MAX_RESULT_BYTES) {
@@ -168,6 +196,11 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
         const t = performance.now();
         const outcome = await attempt(action, request);
         if (outcome.ok) return { ok: true, result: outcome.result, ms: elapsed(), attempts: n };
+        if (outcome.blocked) {
+          // No request was made: the address was refused before any connection.
+          log?.warn('webhook blocked', { action: name, method: action.method, host: request.host, detail: outcome.detail });
+          return { ok: false, kind: outcome.kind, detail: outcome.detail, ms: elapsed(), attempts: n - 1 };
+        }
         const last = !outcome.retry || n >= allowed;
         log?.warn('webhook attempt failed', {
           action: name,
@@ -194,8 +227,13 @@ function secretsOf(values: readonly string[]): string[] {
   return [...new Set(all)].sort((a, b) => b.length - a.length);
 }
 
-/** The useful part of a fetch failure: undici throws TypeError('fetch failed') with the socket error as cause. */
+/**
+ * The useful part of a network failure: node:http throws the socket error itself (`code`), undici
+ * a TypeError('fetch failed') with the socket error as cause.
+ */
 function networkReason(err: unknown): string {
+  const own = (err as { code?: unknown })?.code;
+  if (typeof own === 'string' && own !== 'ABORT_ERR') return own;
   const cause = (err as { cause?: unknown })?.cause;
   const code = (cause as { code?: unknown })?.code;
   if (typeof code === 'string') return code;

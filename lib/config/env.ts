@@ -18,6 +18,20 @@ export const FunctionEnv = z.object({
   PARLEY_TABLE: z.string().min(3).max(255).default('parley'),
   PARLEY_API_KEYS: apiKeys,
   PARLEY_SESSION_TTL_HOURS: z.coerce.number().int().positive().max(24 * 365).default(24 * 30),
+  PARLEY_RATE_PER_SECOND: z.coerce
+    .number()
+    .min(0)
+    .max(1000)
+    .default(5)
+    .describe('messages per second one connection may send in the long run (a token bucket in DynamoDB); 0: no rate limit'),
+  PARLEY_RATE_BURST: z.coerce.number().int().min(1).max(1000).default(20).describe('messages one connection may send at once (the bucket size)'),
+  PARLEY_MAX_TURNS: z.coerce.number().int().min(0).max(1_000_000).default(500).describe('turns after the greeting one session may take; 0: no limit'),
+  PARLEY_MAX_SESSION_AGE_HOURS: z.coerce
+    .number()
+    .min(0)
+    .max(24 * 365)
+    .default(24)
+    .describe('hours after its start a session takes input; 0: no limit'),
   PARLEY_LOG_LEVEL: logLevel.default('INFO'),
   PARLEY_LOG_REDACT_TEXT: z
     .stringbool()

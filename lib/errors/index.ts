@@ -20,7 +20,7 @@ export class ParleyError extends Error {
   constructor(
     readonly code: ParleyErrorCode,
     message: string,
-    readonly details: { turnId?: string; cause?: unknown } = {},
+    readonly details: { turnId?: string; cause?: unknown; retryAfterMs?: number } = {},
   ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
   }
@@ -34,12 +34,13 @@ export class ParleyError extends Error {
 const INTERNAL_PREFIXES = ['checkpoint.', 'config.', 'map.', 'store.'];
 
 /** What the client is told about any thrown value: its own code when it has one, else server.internal. */
-export function toWireError(err: unknown): { code: ErrorCode; message: string; turnId?: string } {
+export function toWireError(err: unknown): { code: ErrorCode; message: string; turnId?: string; retryAfterMs?: number } {
   if (err instanceof ParleyError && err.isClientFacing) {
     return {
       code: err.code as ErrorCode,
       message: err.message,
       ...(err.details.turnId ? { turnId: err.details.turnId } : {}),
+      ...(err.details.retryAfterMs !== undefined ? { retryAfterMs: err.details.retryAfterMs } : {}),
     };
   }
   const turnId = err instanceof ParleyError ? err.details.turnId : undefined;

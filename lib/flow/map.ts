@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ParleyError } from '../errors';
+import { parseAllowEntry } from '../actions/address';
 
 /*
  * Objects are strict: a misspelt key ("on_eror") is an error at load, not silently ignored.
@@ -144,6 +145,18 @@ export const Webhook = z.strictObject({
 });
 export type Webhook = z.infer<typeof Webhook>;
 
+/**
+ * Where webhooks (map actions and LLM tools) may connect beyond the public internet. Private,
+ * loopback, link-local, CGNAT and other non-public addresses are refused unless named here.
+ */
+export const Network = z.strictObject({
+  allow: z
+    .array(z.string().refine((entry) => parseAllowEntry(entry) !== undefined, 'a host name, an IP address or a range such as 10.0.0.0/8'))
+    .default([])
+    .describe('hosts (localhost), addresses (127.0.0.1, ::1) or ranges (10.0.0.0/8) webhooks may reach although they are not public'),
+});
+export type Network = z.infer<typeof Network>;
+
 export const FaqEntry = z.strictObject({
   id: Name,
   questions: z.array(z.string().min(1)).min(1),
@@ -190,6 +203,8 @@ export const DialogueMap = z.strictObject({
   entities: z.record(Name, Entity).default({}),
   global_intents: z.record(Name, GlobalIntent).default({}),
   actions: z.record(Name, Webhook).default({}),
+  /** Which non-public hosts and addresses the webhooks may reach (SSRF guard). */
+  network: Network.default({ allow: [] }),
   faq: z.array(FaqEntry).default([]),
   tools: z.record(Name, LlmTool).default({}),
   llm: z

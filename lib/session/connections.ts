@@ -57,6 +57,9 @@ export class DynamoConnectionStore implements ConnectionStore {
       new GetItemCommand({ TableName: this.tableName, Key: key(connectionId), ConsistentRead: true }),
     );
     if (!Item?.data?.S) return undefined;
+    // TTL deletes lazily (dynalite never): an expired record is a connection that is gone.
+    const expiresAt = Item.expiresAt?.N;
+    if (expiresAt !== undefined && Number(expiresAt) * 1000 < this.now()) return undefined;
     return ConnectionRecord.parse(JSON.parse(Item.data.S));
   }
 

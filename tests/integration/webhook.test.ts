@@ -73,8 +73,10 @@ beforeEach(() => {
   seen = [];
 });
 
-function mapWith(actions: Record<string, unknown>): DialogueMap {
+/** A map with these actions; its allowlist names loopback (the test server), unless given another. */
+function mapWith(actions: Record<string, unknown>, network: { allow: string[] } = { allow: ['127.0.0.1'] }): DialogueMap {
   return loadDialogueMap({
+    network,
     name: 'webhooks',
     language: 'en',
     initial_state: 'start',
@@ -142,19 +144,30 @@ describe('webhookRunner against a real HTTP server', () => {
     expect(JSON.parse(req.body)).toEqual({ size: 'large', note, qty: 2, extras: '["oat","vanilla"]' });
   });
 
-  it('passes a relative URL to fetch as it is, for the host to resolve against its base', async () => {
+  it('resolves a relative URL against the base URL (PARLEY_ACTIONS_BASE_URL), read when the action runs', async () => {
+    let root: string | undefined;
+    const runner = webhookRunner(mapWith({ rel: action('/orders/{{ session.variables.id }}?x=1') }), { baseUrl: () => root });
+    // Without a base a relative URL cannot go anywhere.
+    expect(await runner.run('rel', ctx({ id: 'a b' }))).toMatchObject({ ok: false, kind: 'action_failed', attempts: 0, detail: 'a relative url needs a base url (PARLEY_ACTIONS_BASE_URL)' });
+    root = `${base}/ignored-path`;
+    const outcome = await runner.run('rel', ctx({ id: 'a b' }));
+    expect(outcome).toMatchObject({ ok: true, result: { price: 4.2 }, attempts: 1 });
+    expect(seen.map((s) => s.url)).toEqual(['/orders/a%20b?x=1']);
+  });
+
+  it('an injected fetch gets the absolute URL, after the address check', async () => {
     const asked: unknown[] = [];
-    const runner = webhookRunner(mapWith({ rel: action('/orders/{{ session.variables.id }}?x=1') }), {
-      // What lib/host/deps.ts does with PARLEY_ACTIONS_BASE_URL.
+    const runner = webhookRunner(mapWith({ rel: action('/orders/1') }), {
+      baseUrl: base,
       fetch: (url, init) => {
         asked.push(url);
-        return fetch(typeof url === 'string' && url.startsWith('/') ? new URL(url, base) : url, init);
+        return fetch(url, init);
       },
     });
-    const outcome = await runner.run('rel', ctx({ id: 'a b' }));
-    expect(asked).toEqual(['/orders/a%20b?x=1']);
-    expect(outcome).toMatchObject({ ok: true, result: { price: 4.2 }, attempts: 1 });
-    expect(seen[0]!.url).toBe('/orders/a%20b?x=1');
+    expect(await runner.run('rel', ctx())).toMatchObject({ ok: true, attempts: 1 });
+    expect(asked).toEqual([`${base}/orders/1`]);
+    const blocked = webhookRunner(mapWith({ rel: action('/orders/1') }, { allow: [] }), { baseUrl: base, fetch: () => Promise.reject(new Error('must not be called')) });
+    expect(await blocked.run('rel', ctx())).toMatchObject({ ok: false, detail: expect.stringMatching(/^blocked address/) });
   });
 
   it('lets a header override the JSON content type', async () => {
@@ -311,5 +324,72 @@ describe('webhookRunner: failures before any request', () => {
     const { outcome } = await run(action(`${base}/ok?x={{#session.variables.x}}`));
     expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 0 });
     expect(outcome.ok === false && outcome.detail).toMatch(/^invalid template: Unclosed section/);
+  });
+});
+
+describe('webhookRunner: the address guard (SSRF)', () => {
+  const port = () => new URL(base).port;
+
+  it('refuses loopback without an allowlist: action_failed, blocked address, no request, no retry', async () => {
+    const log = memoryLog();
+    const runner = webhookRunner(mapWith({ act: action(`${base}/ok`, { retries: 3 }) }, { allow: [] }), { log, sleep: async () => {} });
+    const outcome = await runner.run('act', ctx());
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 0, detail: 'blocked address: 127.0.0.1 (loopback)' });
+    expect(seen).toEqual([]);
+    expect(log.lines.map((l) => [l.level, l.message, l.host])).toEqual([['warn', 'webhook blocked', `127.0.0.1:${port()}`]]);
+  });
+
+  it('refuses every spelling of loopback and the metadata address', async () => {
+    const urls = [
+      `http://2130706433:${port()}/ok`,
+      `http://0x7f.1:${port()}/ok`,
+      `http://0177.0.0.1:${port()}/ok`,
+      `http://127.1:${port()}/ok`,
+      `http://[::ffff:127.0.0.1]:${port()}/ok`,
+      `http://[::1]:${port()}/ok`,
+      `http://localhost:${port()}/ok`,
+      'http://169.254.169.254/latest/meta-data/',
+      'http://[fd00:ec2::254]/latest/meta-data/',
+      'http://100.100.100.200/latest/meta-data/',
+      'http://0.0.0.0/',
+      'http://10.0.0.1/',
+    ];
+    const runner = webhookRunner(mapWith(Object.fromEntries(urls.map((url, i) => [`a${i}`, action(url)])), { allow: [] }));
+    for (let i = 0; i < urls.length; i++) {
+      const outcome = await runner.run(`a${i}`, ctx());
+      expect(outcome, urls[i]).toMatchObject({ ok: false, kind: 'action_failed', attempts: 0, detail: expect.stringMatching(/^blocked address: /) });
+    }
+    expect(seen).toEqual([]);
+  });
+
+  it('the allowlist opens exactly what it names', async () => {
+    const byName = webhookRunner(mapWith({ act: action(`http://localhost:${port()}/ok`) }, { allow: ['localhost'] }));
+    expect(await byName.run('act', ctx())).toMatchObject({ ok: true, result: { price: 4.2 } });
+    const byAddress = webhookRunner(mapWith({ act: action(`http://2130706433:${port()}/ok`) }, { allow: ['127.0.0.0/8'] }));
+    expect(await byAddress.run('act', ctx())).toMatchObject({ ok: true });
+    const other = webhookRunner(mapWith({ act: action(`${base}/ok`) }, { allow: ['10.0.0.0/8', 'localhost'] }));
+    expect(await other.run('act', ctx())).toMatchObject({ ok: false, detail: 'blocked address: 127.0.0.1 (loopback)' });
+  });
+
+  it('connects to the address that was checked, never to a second DNS answer (rebinding)', async () => {
+    // The first answer is checked; a rebinding server would answer differently the next time.
+    const answers = [[{ address: '127.0.0.1', family: 4 as const }], [{ address: '169.254.169.254', family: 4 as const }]];
+    let lookups = 0;
+    const runner = webhookRunner(mapWith({ act: action(`http://kitchen.parley.invalid:${port()}/ok`) }, { allow: ['127.0.0.1'] }), {
+      resolve: async () => answers[Math.min(lookups++, 1)]!,
+    });
+    // The name exists only in the injected resolver: the connection used the vetted address.
+    expect(await runner.run('act', ctx())).toMatchObject({ ok: true, result: { price: 4.2 }, attempts: 1 });
+    expect(lookups).toBe(1);
+    expect(seen[0]!.headers.host).toBe(`kitchen.parley.invalid:${port()}`);
+    // The next run resolves again and is refused before any connection.
+    expect(await runner.run('act', ctx())).toMatchObject({ ok: false, detail: 'blocked address: kitchen.parley.invalid resolves to 169.254.169.254 (link-local)' });
+    expect(seen).toHaveLength(1);
+  });
+
+  it('a name that does not resolve is a network error, retried', async () => {
+    const { outcome, sleeps } = await run(action('http://nowhere.parley.invalid/x', { retries: 1 }));
+    expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 2, detail: expect.stringMatching(/^network error: (ENOTFOUND|EAI_AGAIN)/) });
+    expect(sleeps).toEqual([100]);
   });
 });
