@@ -12,6 +12,9 @@ import { createSynthesizer } from '../lib/speech/tts/configure';
 import type { Synthesizer } from '../lib/speech/tts/port';
 import type { SpeechDeps } from '../lib/session/dispatch';
 import { llmPortsFactory } from '../lib/llm/configure';
+import { secretsManagerSecret } from '../lib/host/secrets';
+import { authOptionsFromEnv, describeAuth, type AuthOptions } from '../lib/session/auth';
+import { localResumeSecret } from './resume-secret';
 import { consoleLog, startLocalRuntime } from './runtime';
 
 /** `npm start`: the chat runner on this machine, on embedded defaults. */
@@ -31,6 +34,10 @@ async function main(): Promise<void> {
   const speech: SpeechDeps | undefined = synthesizer
     ? { synthesizer, cache: await prepareAudioCache(map, synthesizer, env), voiceFor: voicesFor(map, synthesizer) }
     : undefined;
+  // Resume tokens are HMACs of the session id: without PARLEY_RESUME_SECRET the secret is made once and kept in the
+  // data folder, so tokens survive a restart as the sessions do.
+  const fromEnv = authOptionsFromEnv(env, (secretId) => secretsManagerSecret(secretId));
+  const auth: AuthOptions = { ...fromEnv, resumeSecret: fromEnv.resumeSecret ?? localResumeSecret(resolve(env.PARLEY_DATA_DIR)) };
   const runtime = await startLocalRuntime({
     map,
     nluModel: nlu.model,
@@ -44,12 +51,13 @@ async function main(): Promise<void> {
     ...(env.PARLEY_DYNAMODB_ENDPOINT ? { dynamoEndpoint: env.PARLEY_DYNAMODB_ENDPOINT } : {}),
     tableName: env.PARLEY_TABLE,
     apiKeys: env.PARLEY_API_KEYS,
+    auth,
     sessionTtlHours: env.PARLEY_SESSION_TTL_HOURS,
     limits: limitsFromEnv(env),
     log: consoleLog(env.PARLEY_LOG_LEVEL),
     servePage: true,
   });
-  const keyHint = env.PARLEY_API_KEYS.length ? '?apiKey=<one of PARLEY_API_KEYS>' : '';
+  const keyHint = env.PARLEY_API_KEYS.length ? '?apiKey=<one of PARLEY_API_KEYS>' : auth.apiKeyHashes?.length ? '?apiKey=<a key>' : auth.jwt ? '?token=<a JWT>' : '';
   process.stdout.write(
     [
       `Parley is running with "${map.name}" (${mapPath}), ${env.OPENAI_API_KEY ? `LLM ${env.OPENAI_MODEL}${env.OPENAI_BASE_URL ? ` at ${env.OPENAI_BASE_URL}` : ''}` : 'no LLM (set OPENAI_API_KEY)'}`,
@@ -60,6 +68,7 @@ async function main(): Promise<void> {
       env.PARLEY_DYNAMODB_ENDPOINT
         ? `  DynamoDB:              ${runtime.dynamo.endpoint}  table "${runtime.tableName}"`
         : `  DynamoDB (dynalite):   ${runtime.dynamo.endpoint}  table "${runtime.tableName}", data in ${resolve(env.PARLEY_DATA_DIR)}`,
+      `  Authentication:        ${describeAuth(auth)}`,
       `  Speech:                ${!synthesizer ? 'off (text only; PARLEY_TTS)' : synthesizer.provider === 'polly' ? 'Amazon Polly' : 'eSpeak NG, local'}${synthesizer ? ' (switch on 🔊 Voice in the page)' : ''}`,
       ``,
       `Press Ctrl+C to stop.`,

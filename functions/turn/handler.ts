@@ -5,7 +5,7 @@ import nluModel from '../../build/nlu/dialogue_map.nlu.json';
 import { ParleyError } from '../../lib/errors';
 import { loadDialogueMap } from '../../lib/flow/map';
 import { buildTurnDeps } from '../../lib/host/deps';
-import { dynamo, env, log, metrics, senderFor } from '../../lib/host/lambda';
+import { authOptions, dynamo, env, log, metrics, senderFor } from '../../lib/host/lambda';
 import { SDK_CLIENT_DEFAULTS } from '../../lib/host/sdk';
 import type { NluModel } from '../../lib/nlu/train';
 import { llmKeyFrom, llmKeyMiddlewares } from '../../lib/host/llm-key';
@@ -36,6 +36,7 @@ const deps = buildTurnDeps({
   dynamo,
   tableName: env.PARLEY_TABLE,
   apiKeys: env.PARLEY_API_KEYS,
+  auth: authOptions,
   sessionTtlHours: env.PARLEY_SESSION_TTL_HOURS,
   limits: limitsFromEnv(env),
   map,

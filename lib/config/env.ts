@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ParleyError } from '../errors';
+import { jwksUrlAllowed } from '../session/jwt';
 
 const apiKeys = z
   .string()
@@ -7,6 +8,17 @@ const apiKeys = z
   .transform((s) => (s ?? '').split(',').map((k) => k.trim()).filter(Boolean))
   .refine((keys) => keys.every((k) => k.length >= 8), 'every API key needs at least 8 characters')
   .describe('comma-separated API keys; unset or empty: no authentication');
+
+const apiKeyHashes = z
+  .string()
+  .optional()
+  .transform((s) => (s === undefined ? undefined : s.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)))
+  .refine((hashes) => (hashes ?? []).every((h) => /^[0-9a-f]{64}$/.test(h)), 'every API key hash is 64 hex digits: the sha256 of the key')
+  .describe('comma-separated sha256 (hex) of the API keys: how a deployment configures them; with PARLEY_API_KEYS, either is accepted');
+
+/** A secret read from the environment (development) or named by a Secrets Manager id (Lambda). */
+const secret = (what: string) => z.string().min(32, `${what} needs at least 32 characters`);
+const secretId = z.string().min(1);
 
 /** `VAR=` in a shell or a .env file means "not set", not "zero" or "empty". */
 const unsetIfBlank = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
@@ -17,6 +29,18 @@ const port = z.coerce.number().int().min(0).max(65535);
 export const FunctionEnv = z.object({
   PARLEY_TABLE: z.string().min(3).max(255).default('parley'),
   PARLEY_API_KEYS: apiKeys,
+  PARLEY_API_KEY_HASHES: apiKeyHashes,
+  PARLEY_JWT_SECRET: secret('an HS256 secret').optional().describe('HS256: the secret JWTs are signed with; turns JWT authentication on'),
+  PARLEY_JWT_SECRET_ID: secretId.optional().describe('HS256: a Secrets Manager secret (id or ARN) holding that secret (Lambda)'),
+  PARLEY_JWT_JWKS_URL: z
+    .url()
+    .refine(jwksUrlAllowed, 'must be https (http only to localhost)')
+    .optional()
+    .describe("RS256: the issuer's JSON Web Key Set; turns JWT authentication on"),
+  PARLEY_JWT_ISSUER: z.string().min(1).optional().describe("when set, a JWT's iss must be exactly this"),
+  PARLEY_JWT_AUDIENCE: z.string().min(1).optional().describe("when set, a JWT's aud must name this"),
+  PARLEY_RESUME_SECRET: secret('the resume secret').optional().describe('resume tokens are HMAC-SHA256(secret, session id)'),
+  PARLEY_RESUME_SECRET_ID: secretId.optional().describe('a Secrets Manager secret (id or ARN) holding the resume secret (Lambda; the stack generates one)'),
   PARLEY_SESSION_TTL_HOURS: z.coerce.number().int().positive().max(24 * 365).default(24 * 30),
   PARLEY_RATE_PER_SECOND: z.coerce
     .number()

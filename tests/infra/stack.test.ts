@@ -255,7 +255,9 @@ describe('Lambda functions', () => {
         PARLEY_SESSION_TTL_HOURS: '720',
         POWERTOOLS_SERVICE_NAME: 'parley',
         NODE_OPTIONS: '--enable-source-maps',
-        ...(id === ids.turn ? { PARLEY_AUDIO_CACHE_DIR: 'audio', PARLEY_TTS: 'polly' } : {}),
+        ...(id === ids.turn
+          ? { PARLEY_AUDIO_CACHE_DIR: 'audio', PARLEY_TTS: 'polly', PARLEY_RESUME_SECRET_ID: { Ref: logicalId(stack.parley.resumeSecret) } }
+          : {}),
       });
     }
   });
@@ -502,8 +504,14 @@ describe('Parley props (synthesized without bundling)', () => {
     expect(env.OPENAI_API_KEY).toBeUndefined();
     const statements = Object.values(t.findResources('AWS::IAM::Policy')).flatMap((p: Json) => p.Properties.PolicyDocument.Statement as Json[]);
     const secretReads = statements.filter((st) => [st.Action].flat().includes('secretsmanager:GetSecretValue'));
-    expect(secretReads).toHaveLength(1);
-    expect(secretReads[0].Resource).toEqual({ Ref: s.getLogicalId(secret.node.defaultChild as secretsmanager.CfnSecret) });
+    // That secret, and the resume secret the construct generates: nothing else.
+    expect(secretReads).toHaveLength(2);
+    expect(secretReads.map((st) => st.Resource)).toEqual(
+      expect.arrayContaining([
+        { Ref: s.getLogicalId(secret.node.defaultChild as secretsmanager.CfnSecret) },
+        { Ref: s.getLogicalId(parley.resumeSecret.node.defaultChild as secretsmanager.CfnSecret) },
+      ]),
+    );
   });
 
   it('passes actionsBaseUrl to the turn function only', () => {
@@ -532,5 +540,85 @@ describe('Parley props (synthesized without bundling)', () => {
   it('rejects a non-positive TTL and API keys containing commas', () => {
     expect(() => synth({ sessionTtlHours: 0 })).toThrow(/sessionTtlHours/);
     expect(() => synth({ apiKeys: ['a,b'] })).toThrow(/apiKeys/);
+  });
+
+  /** Every statement that reads a secret, with the roles it is attached to. */
+  const secretGrants = (t: Template): { resource: Json; roles: string[] }[] =>
+    (Object.values(t.findResources('AWS::IAM::Policy')) as Json[]).flatMap((p) =>
+      (p.Properties.PolicyDocument.Statement as Json[])
+        .filter((st) => [st.Action].flat().some((a: string) => a.startsWith('secretsmanager:')))
+        .map((st) => {
+          expect([st.Action].flat().sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+          return { resource: st.Resource, roles: (p.Properties.Roles as Json[]).map((r) => r.Ref as string) };
+        }),
+    );
+  const roleOf = (s: Stack, fn: NodejsFunction): string => s.getLogicalId(fn.role!.node.defaultChild as CfnFunction);
+
+  it('resume tokens: generates a secret (its value never in the template) that only the turn function may read, by ARN', () => {
+    const { template: t, parley } = synth({});
+    const s = Stack.of(parley);
+    const secretId = s.getLogicalId(parley.resumeSecret.node.defaultChild as secretsmanager.CfnSecret);
+    const secret = t.toJSON().Resources[secretId];
+    expect(secret.Type).toBe('AWS::SecretsManager::Secret');
+    expect(secret.Properties.GenerateSecretString).toEqual({ PasswordLength: 64, ExcludePunctuation: true });
+    expect(secret.Properties.SecretString).toBeUndefined();
+    expect(secret.DeletionPolicy).toBe('Retain');
+    expect(envOf(t, s, parley.turnFunction).PARLEY_RESUME_SECRET_ID).toEqual({ Ref: secretId });
+    expect(envOf(t, s, parley.turnFunction).PARLEY_RESUME_SECRET).toBeUndefined();
+    expect(envOf(t, s, parley.connectFunction).PARLEY_RESUME_SECRET_ID).toBeUndefined();
+    expect(envOf(t, s, parley.disconnectFunction).PARLEY_RESUME_SECRET_ID).toBeUndefined();
+    expect(secretGrants(t)).toEqual([{ resource: { Ref: secretId }, roles: [roleOf(s, parley.turnFunction)] }]);
+  });
+
+  it('resume tokens: a given secret is used instead, and none is generated', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const s = new Stack(app, 'ResumeStack');
+    const given = new secretsmanager.Secret(s, 'Given');
+    const parley = new Parley(s, 'Parley', { resumeSecret: given });
+    const t = Template.fromStack(s);
+    t.resourceCountIs('AWS::SecretsManager::Secret', 1);
+    const givenId = s.getLogicalId(given.node.defaultChild as secretsmanager.CfnSecret);
+    expect(envOf(t, s, parley.turnFunction).PARLEY_RESUME_SECRET_ID).toEqual({ Ref: givenId });
+    expect(secretGrants(t)).toEqual([{ resource: { Ref: givenId }, roles: [roleOf(s, parley.turnFunction)] }]);
+  });
+
+  it('JWT: the settings go to connect and turn (never disconnect), the HS256 key by its ARN, readable by those two only', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const s = new Stack(app, 'JwtStack');
+    const key = new secretsmanager.Secret(s, 'JwtKey');
+    const parley = new Parley(s, 'Parley', {
+      jwt: { secret: key, jwksUrl: 'https://id.example.com/.well-known/jwks.json', issuer: 'https://id.example.com/', audience: 'parley' },
+    });
+    const t = Template.fromStack(s);
+    const keyId = s.getLogicalId(key.node.defaultChild as secretsmanager.CfnSecret);
+    const expected = {
+      PARLEY_JWT_SECRET_ID: { Ref: keyId },
+      PARLEY_JWT_JWKS_URL: 'https://id.example.com/.well-known/jwks.json',
+      PARLEY_JWT_ISSUER: 'https://id.example.com/',
+      PARLEY_JWT_AUDIENCE: 'parley',
+    };
+    expect(envOf(t, s, parley.connectFunction)).toMatchObject(expected);
+    expect(envOf(t, s, parley.turnFunction)).toMatchObject(expected);
+    expect(envOf(t, s, parley.connectFunction).PARLEY_JWT_SECRET).toBeUndefined();
+    expect(Object.keys(envOf(t, s, parley.disconnectFunction)).filter((k) => k.startsWith('PARLEY_JWT'))).toEqual([]);
+    const grants = secretGrants(t).filter((g) => JSON.stringify(g.resource) === JSON.stringify({ Ref: keyId }));
+    expect(grants.flatMap((g) => g.roles).sort()).toEqual([roleOf(s, parley.connectFunction), roleOf(s, parley.turnFunction)].sort());
+    expect(secretGrants(t).every((g) => !g.roles.includes(roleOf(s, parley.disconnectFunction)))).toBe(true);
+  });
+
+  it('API key hashes go to connect and turn; the keys themselves need not be in the template', () => {
+    const hash = 'A'.repeat(64);
+    const { template: t, parley } = synth({ apiKeyHashes: [hash, 'b'.repeat(64)] });
+    const s = Stack.of(parley);
+    expect(envOf(t, s, parley.connectFunction).PARLEY_API_KEY_HASHES).toBe(`${'a'.repeat(64)},${'b'.repeat(64)}`);
+    expect(envOf(t, s, parley.turnFunction).PARLEY_API_KEY_HASHES).toBe(`${'a'.repeat(64)},${'b'.repeat(64)}`);
+    expect(envOf(t, s, parley.disconnectFunction).PARLEY_API_KEY_HASHES).toBeUndefined();
+    expect(envOf(t, s, parley.connectFunction).PARLEY_API_KEYS).toBeUndefined();
+  });
+
+  it('rejects malformed API key hashes, a JWT setting with no way to verify, and a JWKS over plain http', () => {
+    expect(() => synth({ apiKeyHashes: ['not-a-hash'] })).toThrow(/apiKeyHashes/);
+    expect(() => synth({ jwt: { issuer: 'https://id.example.com/' } })).toThrow(/jwt/);
+    expect(() => synth({ jwt: { jwksUrl: 'http://id.example.com/jwks.json' } })).toThrow(/jwksUrl/);
   });
 });

@@ -48,8 +48,9 @@ describe('resuming a session on a new connection', () => {
     await intruder.next('hello.ack');
     intruder.send({ type: 'session.start', sessionId: started.sessionId, resumeToken: 'x'.repeat(32) });
     await expect(intruder.next('error')).resolves.toMatchObject({ code: 'auth.invalid' });
+    // An unknown id gets the same answer as someone else's session: nothing tells whether a session exists.
     intruder.send({ type: 'session.start', sessionId: crypto.randomUUID(), resumeToken: started.resumeToken });
-    await expect(intruder.next('error')).resolves.toMatchObject({ code: 'session.not_found' });
+    await expect(intruder.next('error')).resolves.toMatchObject({ code: 'auth.invalid' });
     // Refused resumes leave the connection without a session.
     intruder.send({ type: 'input.text', turnId: crypto.randomUUID(), text: 'coffee' });
     await expect(intruder.next('error')).resolves.toMatchObject({ code: 'protocol.order' });
