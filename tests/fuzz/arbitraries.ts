@@ -55,7 +55,10 @@ const text = fc.string({ minLength: 1, maxLength: 200 }).filter((t) => t.trim().
 const audio = fc.record({ format: fc.constantFrom('pcm', 'mp3'), sampleRate: fc.constantFrom(8000, 16000, 22050, 24000) });
 
 export const validMessage: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
-  fc.record({ type: fc.constant('hello'), version: fc.constant('1'), auth: fc.record({ apiKey: fc.string({ minLength: 1, maxLength: 64 }) }, { requiredKeys: [] }) }, { requiredKeys: ['type', 'version'] }),
+  fc.record(
+    { type: fc.constant('hello'), version: fc.constant('1'), auth: fc.record({ apiKey: fc.string({ minLength: 1, maxLength: 64 }), token: fc.string({ minLength: 1, maxLength: 200 }) }, { requiredKeys: [] }) },
+    { requiredKeys: ['type', 'version'] },
+  ),
   fc.record(
     {
       type: fc.constant('session.start'),
@@ -64,14 +67,14 @@ export const validMessage: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
     },
     { requiredKeys: ['type'] },
   ),
-  fc.record({ type: fc.constant('session.start'), sessionId: uuid, resumeToken: fc.string({ minLength: 16, maxLength: 64 }) }),
+  fc.record({ type: fc.constant('session.start'), sessionId: uuid, resumeToken: fc.string({ minLength: 16, maxLength: 64 }), lastTurnId: uuid }, { requiredKeys: ['type', 'sessionId', 'resumeToken'] }),
   fc.record({ type: fc.constant('input.text'), turnId: uuid, text, sessionId: uuid }, { requiredKeys: ['type', 'turnId', 'text'] }),
   fc.record({ type: fc.constant('response.cancel'), turnId: uuid, playedMs: fc.nat() }, { requiredKeys: ['type', 'turnId'] }),
   fc.record({ type: fc.constant('session.stop'), reason: fc.string({ maxLength: 50 }) }, { requiredKeys: ['type'] }),
 );
 
 /** Where a mutation lands: a top-level field (existing or new) or one inside metadata / auth / audio. */
-const FIELDS = ['type', 'version', 'auth', 'sessionId', 'resumeToken', 'metadata', 'audio', 'turnId', 'text', 'playedMs', 'reason', ...POISON_KEYS] as const;
+const FIELDS = ['type', 'version', 'auth', 'sessionId', 'resumeToken', 'lastTurnId', 'metadata', 'audio', 'turnId', 'text', 'playedMs', 'reason', ...POISON_KEYS] as const;
 const NESTED = ['auth', 'metadata', 'audio'] as const;
 
 export type Mutation =

@@ -1,4 +1,4 @@
-import { Hello, LIMITS } from '../../lib/protocol/v1';
+import { LIMITS } from '../../lib/protocol/v1';
 
 /*
  * The protocol's client messages, written out by hand from the README's table (not from the zod
@@ -7,8 +7,6 @@ import { Hello, LIMITS } from '../../lib/protocol/v1';
 
 type Json = Record<string, unknown>;
 
-/** hello.auth.token (a JWT, 1-8192 chars) is being added next to apiKey: the oracle follows the schema's key list only. */
-const AUTH_TOKEN = 'token' in (Hello.shape.auth.unwrap().shape as Record<string, unknown>);
 
 const UUID = /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$/;
 
@@ -51,17 +49,18 @@ export function expectedMessage(json: unknown): Json | null {
     case 'hello': {
       const auth = json.auth;
       if (!str(json.version, 1, 16)) return null;
-      const validAuth = (a: unknown) => isObject(a) && optional(a, 'apiKey', (k) => str(k, 1, 256)) && (!AUTH_TOKEN || optional(a, 'token', (t) => str(t, 1, 8192)));
+      // An API key or a JWT.
+      const validAuth = (a: unknown) => isObject(a) && optional(a, 'apiKey', (k) => str(k, 1, 256)) && optional(a, 'token', (t) => str(t, 1, 8192));
       if (has(json, 'auth') && !validAuth(auth)) return null;
       const out = pick(json, ['type', 'version']);
-      if (has(json, 'auth')) out.auth = pick(auth as Json, AUTH_TOKEN ? ['apiKey', 'token'] : ['apiKey']);
+      if (has(json, 'auth')) out.auth = pick(auth as Json, ['apiKey', 'token']);
       return out;
     }
     case 'session.start': {
-      if (!optional(json, 'sessionId', uuid) || !optional(json, 'resumeToken', (t) => str(t, 16, 128))) return null;
+      if (!optional(json, 'sessionId', uuid) || !optional(json, 'resumeToken', (t) => str(t, 16, 128)) || !optional(json, 'lastTurnId', uuid)) return null;
       if (has(json, 'sessionId') !== has(json, 'resumeToken')) return null;
       if (!optional(json, 'metadata', validMetadata) || !optional(json, 'audio', validAudio)) return null;
-      return pick(json, ['type', 'sessionId', 'resumeToken', 'metadata', 'audio']);
+      return pick(json, ['type', 'sessionId', 'resumeToken', 'lastTurnId', 'metadata', 'audio']);
     }
     case 'input.text': {
       if (!uuid(json.turnId) || !optional(json, 'sessionId', uuid)) return null;
