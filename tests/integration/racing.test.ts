@@ -38,7 +38,8 @@ describe('racing turns', () => {
   beforeAll(async () => {
     openai = await startFakeOpenAI({ fallback: { text: 'We roast our beans on Tuesdays. They come from a small farm in Colombia.', chunkChars: 6, tokensPerSecond: 60 } });
     const env = readEnv(FunctionEnv, { OPENAI_BASE_URL: openai.baseURL, OPENAI_MODEL: 'gpt-test', PARLEY_SAFETY: 'local', PARLEY_LLM_BUDGET_MS: '10000' });
-    runtime = await startRuntime({ llm: llmPortsFactory(env)('test-key'), leaseTiming: { leaseMs: 1500, renewMs: 400, waitMs: 20_000 } });
+    // The product's lease timings: a test machine under load must not make a live turn look dead.
+    runtime = await startRuntime({ llm: llmPortsFactory(env)('test-key') });
     store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
   });
   afterEach(() => openai.reset());
