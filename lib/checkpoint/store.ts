@@ -36,9 +36,12 @@ export interface CancelRequest {
 /** A session's identity, written once at `session.start`. */
 export interface SessionMeta {
   sessionId: string;
-  /** SHA-256 of the resume token; the token itself is only ever known to the client. */
+  /**
+   * `hmac-sha256:v1`: the resume token is an HMAC of the session id (nothing secret stored); for
+   * sessions from before that, the SHA-256 of their random token.
+   */
   resumeTokenHash: string;
-  /** Who opened the session (the API key's id), so nobody else can resume it. */
+  /** Who opened the session (the API key's id or the JWT's subject), so nobody else can resume it. */
   principal: string;
   createdAt: string;
   metadata: Record<string, unknown>;
