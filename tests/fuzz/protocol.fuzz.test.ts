@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, LIMITS, parseClientMessage } from '../../lib/protocol/v1';
 import { deeplyNested, hostileValue, mutatedMessage, nastyString, rawBody, rawDamage, validMessage } from './arbitraries';
 import { expectedParse } from './oracle';
+import { recordFault } from '../support/fault-table';
 
 /*
  * Property-based fuzzing of the protocol parser (item 10 of issue 6): whatever the string, the
@@ -69,6 +70,7 @@ describe('parseClientMessage: regressions found by fuzzing', () => {
       expect(result).toMatchObject({ ok: false, code: 'protocol.invalid_message' });
       expect(!result.ok && result.message).toContain('metadata');
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      recordFault({ area: 'protocol', fault: `session.start with metadata ${metadata}`, outcome: `${result.ok ? 'accepted' : `\`${result.code}\``}; Object.prototype untouched` });
     },
   );
 
@@ -81,6 +83,7 @@ describe('parseClientMessage: regressions found by fuzzing', () => {
 describe('parseClientMessage under fuzzing', () => {
   it('any string: an answer, never a throw', () => {
     fc.assert(fc.property(nastyString, (raw) => void checkParse(raw)), { numRuns: RUNS.arbitraryStrings });
+    recordFault({ area: 'protocol (fuzz)', fault: 'any string as a message', outcome: 'every one answered as the oracle says (the message, or its typed error), never a throw, Object.prototype untouched' });
   });
 
   it('any JSON value (hostile keys and strings): a typed error unless it is a valid message', () => {
@@ -92,6 +95,7 @@ describe('parseClientMessage under fuzzing', () => {
       }),
       { numRuns: RUNS.arbitraryJson },
     );
+    recordFault({ area: 'protocol (fuzz)', fault: 'any JSON value (hostile keys and strings)', outcome: 'a typed error unless it is a valid message, as the oracle says' });
   });
 
   it('every valid message of every type is accepted as it was sent', () => {
@@ -106,12 +110,18 @@ describe('parseClientMessage under fuzzing', () => {
 
   it('valid messages with fields replaced by wrong types, huge strings, nesting, __proto__/constructor keys, lone surrogates', () => {
     fc.assert(fc.property(mutatedMessage, (message) => void checkParse(JSON.stringify(message))), { numRuns: RUNS.mutatedMessages });
+    recordFault({
+      area: 'protocol (fuzz)',
+      fault: 'valid messages with fields replaced by wrong types, huge strings, nesting, __proto__/constructor keys, lone surrogates',
+      outcome: 'every one answered as the oracle says, never a throw, Object.prototype untouched',
+    });
   });
 
   it('valid messages damaged as text (cut short, NUL, lone surrogates, stray quotes)', () => {
     fc.assert(fc.property(validMessage, rawDamage, (message, damage) => void checkParse(damage(JSON.stringify(message)))), {
       numRuns: RUNS.damagedMessages,
     });
+    recordFault({ area: 'protocol (fuzz)', fault: 'valid messages damaged as text (cut short, NUL, lone surrogates, stray quotes)', outcome: 'every one answered as the oracle says, never a throw' });
   });
 
   it('unknown types, server event types and near misses: protocol.invalid_message', () => {
@@ -127,6 +137,7 @@ describe('parseClientMessage under fuzzing', () => {
       }),
       { numRuns: RUNS.unknownTypes },
     );
+    recordFault({ area: 'protocol (fuzz)', fault: 'unknown types, server event types and near misses (HELLO, "hello ", session.Start)', outcome: '`protocol.invalid_message` for every one within the size limit' });
   });
 
   it('deep nesting up to the size limit and beyond: no stack overflow, the size check or the schema refuses it', () => {
@@ -151,6 +162,7 @@ describe('parseClientMessage under fuzzing', () => {
       ),
       { numRuns: RUNS.deepNesting },
     );
+    recordFault({ area: 'protocol (fuzz)', fault: 'nesting up to 12,000 levels deep (top level, metadata, auth, text)', outcome: 'refused with a typed error (the size check or the schema), no stack overflow' });
   });
 
   it('the deepest nesting that fits in 16 KB parses without a stack overflow (JSON.parse is not recursive here)', () => {

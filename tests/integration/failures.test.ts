@@ -6,6 +6,7 @@ import type { ServerEvent } from '../../lib/protocol/v1';
 import { handleClientMessage, type TurnDeps } from '../../lib/session/dispatch';
 import type { ConnectionSender } from '../../lib/transport/sender';
 import { ensureTable, startDynalite, type LocalDynamo } from '../../local/dynamodb';
+import { recordFault } from '../support/fault-table';
 import { sampleMap, sampleModel } from './harness';
 
 /** A sender that keeps what it is given: these tests look at the dispatcher, not the socket. */
@@ -58,6 +59,8 @@ describe('failures inside a turn', () => {
     expect(sender.events.some((e) => e.type === 'turn.completed')).toBe(false);
     expect((await deps.store.listTurns(sessionId)).map((r) => r.seq)).toEqual([0]);
     expect(log.lines.some((l) => l.level === 'error' && l.turnId === turnId && String(l.error).includes('ServiceUnavailable'))).toBe(true);
+    const last = sender.events.at(-1);
+    recordFault({ area: 'DynamoDB', fault: 'the commit fails (DynamoDB unavailable)', outcome: `\`${last?.type === 'error' ? last.code : last?.type}\` with the turnId; nothing stored; logged as an error` });
   });
 
   it('a checkpoint written by a newer Parley is refused as server.internal, without leaking internals', async () => {
@@ -91,5 +94,7 @@ describe('failures inside a turn', () => {
     expect((await deps.store.listTurns(sessionId).catch(() => 'unreadable'))).toBe('unreadable');
     const logged = log.lines.find((l) => l.level === 'error' && l.turnId === turnId);
     expect(String(logged?.error)).toContain('checkpoint version 99 is newer');
+    const answer = sender.events[0];
+    recordFault({ area: 'checkpoint', fault: 'a stored checkpoint written by a newer Parley (version 99)', outcome: `\`${answer?.type === 'error' ? answer.code : answer?.type}\`, no internals in the message; the version logged` });
   });
 });

@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLocalGateway, type LocalGateway } from '../../local/gateway';
+import { recordFault } from '../support/fault-table';
 import { TestClient } from './harness';
 
 /** The local gateway survives what a hostile or broken client can send, as API Gateway does. */
@@ -54,6 +55,7 @@ describe('local gateway against hostile clients', () => {
     const client = await TestClient.connect(`ws://127.0.0.1:${port}/`);
     client.close();
     expect(unhandled).toEqual([]);
+    recordFault({ area: 'gateway', fault: 'a WebSocket upgrade whose URL does not parse', outcome: `refused; ${unhandled.length} unhandled errors; the next client connects` });
   });
 
   it('survives a client that resets the connection while $connect runs', async () => {
@@ -66,6 +68,7 @@ describe('local gateway against hostile clients', () => {
     expect(gateway!.connectionIds()).toEqual([]);
     const client = await TestClient.connect(`ws://127.0.0.1:${port}/`);
     client.close();
+    recordFault({ area: 'gateway', fault: 'a client that resets the connection while $connect runs', outcome: `${unhandled.length} unhandled errors; $disconnect sent ${disconnected.length} time; no connection left` });
   });
 
   it('routes message types named like Object.prototype members to $default', async () => {
@@ -87,5 +90,6 @@ describe('local gateway against hostile clients', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(seen).toEqual(['$default', '$default']);
     client.close();
+    recordFault({ area: 'gateway', fault: 'message types named like Object.prototype members (constructor, hasOwnProperty)', outcome: `routed to ${[...new Set(seen)].join(', ')}` });
   });
 });

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServerEvent } from '../../lib/protocol/v1';
 import type { LocalRuntime } from '../../local/runtime';
+import { recordFault } from '../support/fault-table';
 import { sessionItems, startRuntime, TestClient } from './harness';
 
 const KEY_A = 'alice-key-0123456789';
@@ -84,6 +85,11 @@ describe('session isolation between principals', () => {
     expect(JSON.stringify(answers)).not.toContain(aliceSession.sessionId);
     // The connection is still Bob's to use, and nothing was stored by any attempt.
     expect(await sessionItems(runtime)).toEqual(before);
+    recordFault({
+      area: 'isolation',
+      fault: `resume of a foreign or unknown session (${attempts.length} combinations of session id and token)`,
+      outcome: `\`${answers[0]?.type === 'error' ? answers[0].code : answers[0]?.type}\` for every one, ${new Set(answers.map((a) => JSON.stringify(a))).size === 1 ? 'all identical' : 'not all identical'}; nothing stored`,
+    });
     client.close();
   });
 
@@ -93,6 +99,7 @@ describe('session isolation between principals', () => {
     await client.next('hello.ack');
     expect(await tryResume(client, aliceSession.sessionId, aliceSession.resumeToken)).toMatchObject({ type: 'error', code: 'auth.invalid' });
     client.close();
+    recordFault({ area: 'isolation', fault: "a session's own resume token, on a connection authenticated with another principal's key", outcome: '`auth.invalid`' });
   });
 
   it("input.text naming Alice's session goes to Bob's own session; Alice's items do not change", async () => {
@@ -113,6 +120,7 @@ describe('session isolation between principals', () => {
     const bobAfter = await bobItems();
     const newRecords = bobAfter.filter((i) => i.sk?.S?.startsWith('TURN#') && !bobBefore.some((b) => b.sk?.S === i.sk?.S));
     expect(newRecords).toHaveLength(1);
+    recordFault({ area: 'isolation', fault: "input.text naming another principal's session as its hint", outcome: `runs in the sender's own session (${newRecords.length} record there); the other session unchanged` });
   });
 
   it("input.text resending Alice's turn id with her session as the hint does not replay her stored answer", async () => {
@@ -129,6 +137,7 @@ describe('session isolation between principals', () => {
     expect(events.some((e) => e.type === 'turn.started' || e.type === 'response.text.done')).toBe(true);
     expect(JSON.stringify(events)).not.toContain(aliceSession.sessionId);
     expect(await aliceItems()).toEqual(aliceBefore);
+    recordFault({ area: 'isolation', fault: "input.text resending another session's turn id with that session as its hint", outcome: `runs as a new turn of the sender's own session (\`${events.at(-1)?.type}\`), never a replay of the other's answer` });
   });
 
   it("response.cancel of Alice's turn id (and of a guessed one) changes nothing of Alice's", async () => {
@@ -140,6 +149,7 @@ describe('session isolation between principals', () => {
     const reply = await bob.say('what time do you open?');
     expect(reply.at(-1)?.type).toBe('turn.completed');
     expect(await aliceItems()).toEqual(aliceBefore);
+    recordFault({ area: 'isolation', fault: "response.cancel of another session's turn ids (and of a guessed one)", outcome: "nothing of the other session changes; the sender's next turn runs" });
   });
 
   it("session.stop on Bob's connection stops Bob's session only; Alice's stays resumable by her", async () => {

@@ -6,6 +6,7 @@ import { DynamoConnectionStore } from '../../lib/session/connections';
 import { NO_LIMITS, type LimitSettings } from '../../lib/session/limits';
 import { DynamoRateLimiter, takeToken } from '../../lib/session/rate-limit';
 import type { LocalRuntime } from '../../local/runtime';
+import { recordFault } from '../support/fault-table';
 import { sessionItems, startRuntime, tableSnapshot, TestClient } from './harness';
 
 /*
@@ -92,6 +93,11 @@ describe('message rate per connection (token bucket in DynamoDB)', () => {
     clock.offsetMs += 5000;
     expect((await client.say('yes')).at(-1)).toMatchObject({ type: 'turn.completed' });
     expect(await store.listTurns(started.sessionId)).toHaveLength(4);
+    recordFault({
+      area: 'limits',
+      fault: '6 inputs at once on a connection with one token left (0.2/s, burst 3)',
+      outcome: `${completed.length} of ${turnIds.length} runs, ${errors.length} get \`${errors[0]?.code}\` (retryAfterMs ${errors[0]?.retryAfterMs}) and are not stored; later messages pass again as tokens come`,
+    });
   });
 
   it('every message counts, hello included, and each connection has its own bucket', async () => {
@@ -106,6 +112,7 @@ describe('message rate per connection (token bucket in DynamoDB)', () => {
 
     const b = await connect();
     await b.open(); // a fresh bucket: hello and session.start pass
+    recordFault({ area: 'limits', fault: 'a third message on a connection with a burst of 2 (hello and bad input count too)', outcome: '`rate.limited`; another connection has a bucket of its own' });
   });
 
   it('the DynamoDB bucket decides as the pure one does, message for message', async () => {
@@ -146,6 +153,7 @@ describe('turns per session and session age', () => {
     const turnId = crypto.randomUUID();
     expect(await client.say('x'.repeat(4001), turnId)).toEqual([expect.objectContaining({ type: 'error', code: 'protocol.invalid_message', turnId })]);
     expect(await sessionItems(runtime!)).toEqual(before);
+    recordFault({ area: 'limits', fault: 'input.text of 4,001 characters', outcome: '`protocol.invalid_message` with the turnId; nothing stored' });
   });
 
   it('refuses input beyond the turn limit with session.limit, storing nothing; a retried turn still gets its outcome', async () => {
@@ -176,6 +184,11 @@ describe('turns per session and session age', () => {
     await client.next('session.started');
     await client.until('turn.completed');
     expect((await client.say('a small tea')).at(-1)).toMatchObject({ type: 'turn.completed' });
+    recordFault({
+      area: 'limits',
+      fault: 'input beyond the turn limit (2 turns)',
+      outcome: `\`${events[0]?.type === 'error' ? events[0].code : events[0]?.type}\`; nothing stored; a retried committed turn id still gets its outcome; session.stop and a new session work`,
+    });
   });
 
   it('refuses input to a session older than the age limit, whether its last turn is old or recent', async () => {
@@ -200,6 +213,7 @@ describe('turns per session and session age', () => {
     const fresh = await connect();
     await fresh.open();
     expect((await fresh.say('a small tea')).at(-1)).toMatchObject({ type: 'turn.completed' });
+    recordFault({ area: 'limits', fault: 'input to a session older than the age limit (its last turn recent)', outcome: '`session.limit`; nothing stored; a new session is not affected' });
   });
 
   it('an old last turn alone is enough to refuse (no read of the start needed)', async () => {
@@ -253,6 +267,7 @@ describe('idle expiry: TTL in AWS, filtered on every read', () => {
     expect(await store.cancelRequested(started.sessionId, cancelled)).toMatchObject({ playedMs: 5 });
     clock.offsetMs = before;
     expect(await store.cancelRequested(started.sessionId, cancelled)).toBeUndefined(); // the LEASE item expired
+    recordFault({ area: 'limits', fault: 'resume of a session idle past its TTL (its items still in the table, as dynalite never deletes them)', outcome: '`session.not_found`; every read treats the expired items as gone' });
   });
 
   it('an expired connection record is a closed connection', async () => {
@@ -270,5 +285,6 @@ describe('idle expiry: TTL in AWS, filtered on every read', () => {
     await settle();
     expect(client.events).toEqual([]);
     expect(await sessionItems(runtime!)).toEqual(before);
+    recordFault({ area: 'limits', fault: 'a message on a connection whose record expired', outcome: `dropped as one for an unknown connection: ${client.events.length} answers, nothing stored` });
   });
 });

@@ -6,6 +6,7 @@ import { llmPortsFactory } from '../../lib/llm/configure';
 import type { ServerEvent } from '../../lib/protocol/v1';
 import type { LocalRuntime } from '../../local/runtime';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
+import { recordFault } from '../support/fault-table';
 import { startRuntime, TestClient, textOf } from './harness';
 
 /** Waits until every turn id has its turn.completed (or error); returns each turn's events. */
@@ -98,6 +99,11 @@ describe('racing turns', () => {
     }
     // The bursts really raced: newer inputs stopped or overtook older ones.
     expect(superseded).toBeGreaterThan(0);
+    recordFault({
+      area: 'concurrency',
+      fault: '50 sessions, each with bursts of 3 racing inputs (an LLM turn and two scripted ones)',
+      outcome: `every input answered with turn.completed; every message stored once under its turn id, no fork${superseded > 0 ? '; newer inputs stopped or overtook older ones' : ''}`,
+    });
   });
 
   it('a newer input stops the running LLM turn, which commits as cancelled with what it said; the newer one runs on that checkpoint', async () => {
@@ -121,6 +127,12 @@ describe('racing turns', () => {
     expect(b).toMatchObject({ turnId: second, status: 'completed' });
     // The second turn started from the first one's checkpoint: the cut answer is in its context.
     expect(b!.checkpoint.messages.map((m) => m.role)).toEqual([...a!.checkpoint.messages.map((m) => m.role), 'user', 'assistant']);
+    const reason = a!.events.find((e) => e.type === 'cancelled');
+    recordFault({
+      area: 'concurrency',
+      fault: 'a newer input while an LLM turn streams',
+      outcome: `the running turn commits as ${a!.status}${reason?.type === 'cancelled' ? ` (${reason.reason})` : ''} with what it said so far; the newer one (${b!.status}) runs on that checkpoint`,
+    });
     client.close();
   });
 
@@ -150,6 +162,11 @@ describe('racing turns', () => {
     expect(openai.requestsTo('/v1/chat/completions')).toHaveLength(2);
     const records = (await store.listTurns(started.sessionId)).filter((r) => r.turnId === turnId || r.turnId === racing);
     expect(records.map((r) => r.turnId)).toEqual([turnId, racing]);
+    recordFault({
+      area: 'idempotency',
+      fault: 'the same turn id again: as the head, as an older turn, and twice at once',
+      outcome: `the stored outcome is re-sent, never a second run (${openai.requestsTo('/v1/chat/completions').length} LLM calls for 2 turn ids); one record per turn id`,
+    });
     client.close();
   });
 
@@ -166,6 +183,11 @@ describe('racing turns', () => {
     expect(head.seq).toBe(before.seq + 1);
     expect(head.checkpoint.messages.slice(0, before.checkpoint.messages.length)).toEqual(before.checkpoint.messages);
     expect((await store.listTurns(started.sessionId)).some((r) => r.turnId === dead)).toBe(false);
+    recordFault({
+      area: 'crash',
+      fault: 'a turn took the lease and died (no renewal, no commit)',
+      outcome: `the next input takes the expired lease and commits seq +${head.seq - before.seq} on the last completed checkpoint; no record of the dead turn`,
+    });
     client.close();
   });
 
@@ -190,6 +212,11 @@ describe('racing turns', () => {
     const next = await third.say('menu');
     expect(next[0]).toMatchObject({ type: 'turn.started' });
     expect(textOf(next)).toContain('We serve espresso');
+    recordFault({
+      area: 'client',
+      fault: 'the client reconnects (resumes) while its turn runs',
+      outcome: `the running turn is waited for and its outcome re-sent (\`${missed.at(-1)?.type}\`); a resume naming that turn as lastTurnId re-sends nothing`,
+    });
     second.close();
     third.close();
   });

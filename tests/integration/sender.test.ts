@@ -8,6 +8,7 @@ import { handleClientMessage } from '../../lib/session/dispatch';
 import { ApiGatewaySender } from '../../lib/transport/sender';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/dynamodb';
 import type { LocalRuntime } from '../../local/runtime';
+import { recordFault } from '../support/fault-table';
 import { sampleMap, sampleModel, startRuntime, TestClient } from './harness';
 
 /** The sender against the local gateway's @connections API, through the real AWS SDK client. */
@@ -46,6 +47,7 @@ describe('sending through @connections', () => {
     await sender.send({ type: 'turn.started', turnId: 't' });
     expect(sender.gone).toBe(true);
     expect(sender.failure).toBeUndefined();
+    recordFault({ area: 'client', fault: 'posting to a connection that is gone (410 Gone)', outcome: `sending stops without an error (gone: ${sender.gone}, failure: ${sender.failure === undefined ? 'none' : 'set'})` });
   });
 
   it('commits the turn when the client is gone: a later resume finds it', async () => {
@@ -64,6 +66,7 @@ describe('sending through @connections', () => {
     const store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 60 });
     const records = await store.listTurns(sessionId!);
     expect(records.map((r) => r.checkpoint.currentNode)).toEqual(['welcome', 'confirm']);
+    recordFault({ area: 'client', fault: 'a whole session on a connection whose client is gone (every post 410)', outcome: `every turn still commits (${records.length} records in the table)` });
   });
 
   it('frames every posted message within the frame limit', async () => {

@@ -5,6 +5,12 @@ import type { TemplateContext } from '../../lib/actions/port';
 import { MAX_RESULT_BYTES, webhookRunner } from '../../lib/actions/webhook';
 import { loadDialogueMap, MESSAGE_KINDS, type DialogueMap } from '../../lib/flow/map';
 import { memoryLog } from '../../lib/observability/log';
+import type { ActionOutcome } from '../../lib/actions/port';
+import { recordFault } from '../support/fault-table';
+
+/** An action's outcome as the fault table shows it (the detail only when asked: some carry ports). */
+const shown = (o: ActionOutcome, detail = true) =>
+  `${o.ok ? 'ok' : `\`${o.kind}\``} after ${o.attempts} attempt${o.attempts === 1 ? '' : 's'}${!o.ok && detail ? ` (${o.detail})` : ''}`;
 
 /*
  * A real HTTP server on 127.0.0.1: each path answers its own way and every request is recorded as
@@ -195,6 +201,7 @@ describe('webhookRunner against a real HTTP server', () => {
       ['warn', 'webhook attempt failed', 2, 500, true],
       ['warn', 'webhook attempt failed', 3, 500, false],
     ]);
+    recordFault({ area: 'webhook', fault: 'the server answers 500 every time (retries 2)', outcome: `${shown(outcome)}, with a backoff of ${sleeps.join(' and ')} ms` });
   });
 
   it('404: fails at once, no retry', async () => {
@@ -204,6 +211,7 @@ describe('webhookRunner against a real HTTP server', () => {
     expect(hits('/404')).toBe(1);
     expect(sleeps).toEqual([]);
     expect(log).toHaveLength(1);
+    recordFault({ area: 'webhook', fault: 'the server answers 404 (retries 3)', outcome: `${shown(outcome)}: a 4xx is not retried` });
   });
 
   it('a failure detail never quotes a header value a server echoes', async () => {
@@ -236,11 +244,13 @@ describe('webhookRunner against a real HTTP server', () => {
     expect(outcome.ms).toBeLessThan(3000);
     expect(hits('/never')).toBe(2);
     expect(log.lines.map((l) => l.kind)).toEqual(['action_timeout', 'action_timeout']);
+    recordFault({ area: 'webhook', fault: 'the server never answers (timeout_ms 150, retries 1)', outcome: shown(outcome) });
   });
 
   it('a 2xx that says JSON but does not parse fails, without retry', async () => {
     const { outcome } = await run(action(`${base}/bad-json`, { retries: 2 }));
     expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', detail: 'HTTP 200 with an invalid JSON body', attempts: 1 });
+    recordFault({ area: 'webhook', fault: 'a 2xx that says JSON but does not parse (retries 2)', outcome: `${shown(outcome)}, not retried` });
   });
 
   it('a non-JSON 2xx gives its text; an empty 204 gives null', async () => {
@@ -265,6 +275,7 @@ describe('webhookRunner against a real HTTP server', () => {
     expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 2 });
     expect(outcome.ok === false && outcome.detail).toBe('network error: ECONNREFUSED');
     expect(sleeps).toEqual([100]);
+    recordFault({ area: 'webhook', fault: 'connection refused (retries 1)', outcome: shown(outcome) });
   });
 });
 
@@ -273,6 +284,7 @@ describe('webhookRunner: results that would not fit the checkpoint', () => {
     const { outcome } = await run(action(`${base}/huge`, { retries: 2 }));
     expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 1 });
     expect(outcome.ok ? '' : outcome.detail).toContain(`at most ${MAX_RESULT_BYTES}`);
+    recordFault({ area: 'webhook', fault: `a 2xx body larger than ${MAX_RESULT_BYTES} bytes (retries 2)`, outcome: `${shown(outcome, false)}, not retried` });
   });
 });
 
@@ -337,6 +349,7 @@ describe('webhookRunner: the address guard (SSRF)', () => {
     expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 0, detail: 'blocked address: 127.0.0.1 (loopback)' });
     expect(seen).toEqual([]);
     expect(log.lines.map((l) => [l.level, l.message, l.host])).toEqual([['warn', 'webhook blocked', `127.0.0.1:${port()}`]]);
+    recordFault({ area: 'webhook', fault: 'a webhook to loopback without an allowlist', outcome: `${shown(outcome)}; no request, no retry` });
   });
 
   it('refuses every spelling of loopback and the metadata address', async () => {
@@ -360,6 +373,7 @@ describe('webhookRunner: the address guard (SSRF)', () => {
       expect(outcome, urls[i]).toMatchObject({ ok: false, kind: 'action_failed', attempts: 0, detail: expect.stringMatching(/^blocked address: /) });
     }
     expect(seen).toEqual([]);
+    recordFault({ area: 'webhook', fault: `${urls.length} spellings of loopback, private and metadata addresses (decimal, hex, octal, IPv4-mapped, ::1, 169.254.169.254…)`, outcome: `all \`action_failed\` as a blocked address; ${seen.length} requests` });
   });
 
   it('the allowlist opens exactly what it names', async () => {
@@ -385,11 +399,13 @@ describe('webhookRunner: the address guard (SSRF)', () => {
     // The next run resolves again and is refused before any connection.
     expect(await runner.run('act', ctx())).toMatchObject({ ok: false, detail: 'blocked address: kitchen.parley.invalid resolves to 169.254.169.254 (link-local)' });
     expect(seen).toHaveLength(1);
+    recordFault({ area: 'webhook', fault: 'DNS rebinding (the second answer is the metadata address)', outcome: `the request goes to the address that was checked; the next run resolves again and is refused as a blocked address (${lookups} lookups for 2 runs)` });
   });
 
   it('a name that does not resolve is a network error, retried', async () => {
     const { outcome, sleeps } = await run(action('http://nowhere.parley.invalid/x', { retries: 1 }));
     expect(outcome).toMatchObject({ ok: false, kind: 'action_failed', attempts: 2, detail: expect.stringMatching(/^network error: (ENOTFOUND|EAI_AGAIN)/) });
     expect(sleeps).toEqual([100]);
+    recordFault({ area: 'webhook', fault: 'a host name that does not resolve (retries 1)', outcome: `${shown(outcome, false)}, a network error` });
   });
 });
