@@ -132,6 +132,9 @@ export class DynamoSessionStore implements SessionStore {
         new PutItemCommand({ TableName: this.table, Item: item, ConditionExpression: recordNotYetWritten }),
       );
     } catch (err) {
+      // A put whose answer was lost is retried by the SDK and then fails its own condition: if the
+      // record there is this turn's, the commit succeeded.
+      if (err instanceof ConditionalCheckFailedException && (await this.loadTurn(sessionId, record.seq).catch(() => undefined))?.turnId === record.turnId) return;
       throw this.mapConflict(err, `turn ${record.seq} of session ${sessionId} was committed by another turn`, record.turnId);
     }
   }

@@ -44,5 +44,6 @@ export function toWireError(err: unknown): { code: ErrorCode; message: string; t
     };
   }
   const turnId = err instanceof ParleyError ? err.details.turnId : undefined;
-  return { code: 'server.internal', message: 'internal error; the turn was not committed', ...(turnId ? { turnId } : {}) };
+  // The failure may come before or after the commit: a retry with the same turnId gets the stored outcome, or runs the turn.
+  return { code: 'server.internal', message: 'internal error; send the same turnId again to get the turn or run it', ...(turnId ? { turnId } : {}) };
 }

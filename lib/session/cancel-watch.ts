@@ -52,11 +52,16 @@ export function watchTurn(
   timer = setTimeout(() => (inFlight = poll()), timing.pollMs);
   return {
     signal: controller.signal,
-    /** Stops watching; resolves once a read already under way is done, so none outlives the turn. */
+    /**
+     * Stops watching; resolves once a read already under way is done (so none outlives the turn),
+     * but never waits longer than one poll interval: a hung read must not hold back the commit.
+     */
     stop() {
       stopped = true;
       clearTimeout(timer);
-      return inFlight;
+      let bound: NodeJS.Timeout | undefined;
+      const limit = new Promise<void>((resolve) => (bound = setTimeout(resolve, timing.pollMs)));
+      return Promise.race([inFlight, limit]).finally(() => clearTimeout(bound));
     },
   };
 }

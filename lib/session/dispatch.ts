@@ -463,7 +463,13 @@ async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undef
     if (e.type === 'template_missing') log.warn('playlist item left out: its template reads unset variables', { source: e.source, missing: e.missing });
     if (e.type === 'tts_error') log.warn('speech synthesis failed; the text went out without audio', { source: e.source, code: e.code, detail: e.detail });
   }
-  const completed = input.kind === 'stop' ? Promise.resolve() : ctx.sender.send({ type: 'turn.completed', turnId, usage: record.usage, sessionUsage: record.checkpoint.usage, metrics });
+  // The turn is stored: a failing send is logged, never turned into a failed (and retried) invocation.
+  const completed =
+    input.kind === 'stop'
+      ? Promise.resolve()
+      : ctx.sender.send({ type: 'turn.completed', turnId, usage: record.usage, sessionUsage: record.checkpoint.usage, metrics }).catch((err: unknown) => {
+          log.warn('could not send turn.completed', { turnId, error: describe(err) });
+        });
   // A cancel written after the last poll but before the release is ours to apply, now that the turn is stored.
   const late = await deps.store.endTurn(sessionId, turnId, seq).catch((err: unknown) => {
     log.warn('could not release the turn lease', { error: describe(err) });

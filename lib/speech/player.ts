@@ -194,7 +194,7 @@ export class Player {
       this.notify();
     };
     try {
-      const hit = await this.o.cache.get(item.text, this.o.voice, format);
+      const hit = await withStallLimit(this.o.cache.get(item.text, this.o.voice, format), this.timing.stallMs);
       if (hit) {
         item.cached = true;
         item.marks = hit.marks;
@@ -354,7 +354,7 @@ export class Player {
     const safe = this.o.safeResponse;
     if (!safe || this.safeResponseUsed || !this.o.format) return;
     this.safeResponseUsed = true;
-    const hit = await this.o.cache.get(safe.text, this.o.voice, this.o.format);
+    const hit = await withStallLimit(this.o.cache.get(safe.text, this.o.voice, this.o.format), this.timing.stallMs).catch(() => undefined);
     if (!hit || this.o.signal.aborted) return;
     const id = this.o.newId();
     this.events.push({ type: 'filler', source: safe.source, neutral: false, atMs: this.o.at() });
