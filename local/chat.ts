@@ -2,16 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { EventAssembler, PROTOCOL_VERSION, type ClientMessage, type ServerEvent } from '../lib/protocol/v1';
+import { parseChatArgs } from './chat-args';
 
 /**
  * `npm run chat`: a terminal client for the local runner (or any Parley endpoint). Ctrl+C while the
  * bot answers interrupts it; otherwise it quits.
  * Usage: npm run chat -- [ws-url] [--api-key KEY]
  */
-const args = process.argv.slice(2);
-const keyAt = args.indexOf('--api-key');
-const apiKey = keyAt >= 0 ? args[keyAt + 1] : process.env.PARLEY_API_KEY;
-const url = args.find((a, i) => !a.startsWith('--') && i !== keyAt + 1) ?? `ws://127.0.0.1:${process.env.PARLEY_PORT ?? 8787}/`;
+const { url, apiKey } = parseChatArgs(process.argv.slice(2), process.env);
 
 const socket = new WebSocket(url);
 const assembler = new EventAssembler();
