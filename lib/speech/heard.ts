@@ -1,6 +1,6 @@
 import type { Checkpoint, LlmMessage } from '../checkpoint/schema';
 import type { SpokenItem } from './player';
-import type { WordMark } from './tts/port';
+import type { Synthesizer, Voice, WordMark } from './tts/port';
 
 /** Where a cancel's `playedMs` falls: the items heard whole, and the one cut inside, if any. */
 export interface CutPoint {
@@ -102,4 +102,10 @@ export async function cutToHeard(input: {
     heardWords: heard,
     marks: !point.partial ? 'none' : marks?.length ? 'speech_marks' : 'estimate',
   };
+}
+
+/** Word timings for the item a cancel fell in: a second synthesizer request (Polly speech marks), no audio. */
+export function wordMarksFrom(synthesizer: Synthesizer | undefined, voice: Voice | undefined): ((item: { text: string }) => Promise<WordMark[]>) | undefined {
+  if (!voice || !synthesizer?.wordMarks) return undefined;
+  return (item) => synthesizer.wordMarks!({ text: item.text, voice });
 }

@@ -1,0 +1,80 @@
+/*
+ * What every part of message handling shares: the ports a host passes in, one message as it
+ * arrived, and the context a message is handled in.
+ */
+import type { TurnInput, TurnRecord } from '../checkpoint/record';
+import type { SessionStore } from '../checkpoint/store';
+import type { DialogueMap } from '../flow/map';
+import type { Log } from '../observability/log';
+import type { TurnMetricsSink } from '../observability/metrics';
+import type { Clock } from '../runner/ports';
+import type { TurnPorts } from '../runner/run-turn';
+import type { AudioCache } from '../speech/audio-cache';
+import type { PlayerTiming } from '../speech/player';
+import type { Synthesizer, Voice } from '../speech/tts/port';
+import type { ConnectionSender } from '../transport/sender';
+import { traceIdFor } from '../checkpoint/trace';
+import type { Auth } from './auth';
+import type { ConnectionRecord, ConnectionStore } from './connections';
+import type { Ids } from './ids';
+import type { Limits } from './limits';
+import { DEFAULT_LEASE_TIMING, type LeaseTiming } from './turn-lease';
+
+/** Everything the turn handler needs, passed in: Lambda, the local runtime and tests differ only here. */
+export interface TurnDeps extends Omit<TurnPorts, 'clock'> {
+  store: SessionStore;
+  connections: ConnectionStore;
+  map: DialogueMap;
+  auth: Auth;
+  clock: Clock;
+  ids: Ids;
+  log: Log;
+  /** Speech output; without it every session is text only. */
+  speech?: SpeechDeps | undefined;
+  /** Where each turn's t1..t6 go (CloudWatch EMF in Lambda). */
+  metrics?: TurnMetricsSink | undefined;
+  /** Message rate, turns and session age (lib/session/limits.ts); without it nothing is limited. */
+  limits?: Limits | undefined;
+  /** The session lease's timings (tests shorten them). */
+  leaseTiming?: Partial<LeaseTiming> | undefined;
+}
+
+/** What the player needs from the host: a synthesizer (Polly or the local one), the audio cache, the voice per language. */
+export interface SpeechDeps {
+  synthesizer: Synthesizer | undefined;
+  cache: AudioCache;
+  voiceFor(language: string): Voice;
+  /** Tests shorten the player's waits. */
+  timing?: Partial<PlayerTiming>;
+}
+
+export type RunnableInput = Exclude<TurnInput, { kind: 'interrupt' }>;
+
+/** One client message as it arrived. */
+export interface Inbound {
+  connectionId: string;
+  body: string;
+  sender: ConnectionSender;
+  /** Monotonic ms when the message reached the handler; turn metrics count from here. */
+  receivedAtMs: number;
+}
+
+export type Ctx = Inbound & {
+  deps: TurnDeps;
+  log: Log;
+  connection: ConnectionRecord;
+  /** The head of the session the message names, read while the connection was: used only if they agree. */
+  preloaded?: { sessionId: string; head: Promise<TurnRecord | undefined> };
+};
+
+export const leaseTiming = (deps: TurnDeps): LeaseTiming => ({ ...DEFAULT_LEASE_TIMING, ...deps.leaseTiming });
+
+export function sessionLog(log: Log, sessionId: string | undefined): Log {
+  return sessionId ? log.with({ sessionId, traceId: traceIdFor(sessionId) }) : log;
+}
+
+export const round = (ms: number) => Math.round(ms * 1000) / 1000;
+
+export function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}

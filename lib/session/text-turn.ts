@@ -1,0 +1,101 @@
+/* A user's text turn: idempotency, the session lease (racing inputs), superseded inputs, and what a resuming client missed. */
+import type { TurnRecord } from '../checkpoint/record';
+import { emptyCheckpoint, rememberTurn } from '../checkpoint/schema';
+import { ParleyError } from '../errors';
+import type { ClientMessage } from '../protocol/v1';
+import { leaseTiming, round, type Ctx } from './context';
+import { executeTurn } from './execute-turn';
+import { enforceSessionLimits } from './limits';
+import { takeLease } from './turn-lease';
+
+export async function textTurn(ctx: Ctx, sessionId: string, message: Extract<ClientMessage, { type: 'input.text' }>): Promise<void> {
+  const { deps } = ctx;
+  const arrivedAt = deps.clock.nowMs();
+  // The client's hint counts only when it names the session this connection is bound to.
+  let head = ctx.preloaded?.sessionId === sessionId ? await ctx.preloaded.head : await deps.store.loadHead(sessionId);
+  // A turn id seen before (a reconnect, a client retry, an async-invoke retry): its stored outcome, not a second run.
+  if (await resendOutcome(ctx, sessionId, head, message.turnId)) return;
+  if (head?.checkpoint.ended) throw new ParleyError('session.ended', 'this session has ended; start a new one', { turnId: message.turnId });
+  await enforceSessionLimits(ctx.deps, sessionId, head, message.turnId); // session.limit: too many turns, or too old
+
+  // One turn at a time per session: a running older turn is asked to stop, and this one waits for it.
+  const taken = await takeLease(deps.store, sessionId, { at: arrivedAt, turnId: message.turnId }, deps.clock, leaseTiming(deps), head?.seq);
+  try {
+    if (taken.headStale) {
+      // Whatever ran meanwhile has committed: run on its checkpoint (or find that it was this very turn).
+      head = await deps.store.loadHead(sessionId);
+      if (await resendOutcome(ctx, sessionId, head, message.turnId)) return void (await deps.store.endTurn(sessionId, message.turnId));
+      if (head?.checkpoint.ended) throw new ParleyError('session.ended', 'this session has ended; start a new one', { turnId: message.turnId });
+    }
+    if (taken.superseded) return await recordSuperseded(ctx, sessionId, head, message.turnId, message.text);
+  } catch (err) {
+    await deps.store.endTurn(sessionId, message.turnId).catch(() => undefined);
+    throw err;
+  }
+  await executeTurn(ctx, sessionId, head, message.turnId, { kind: 'text', text: message.text });
+}
+
+/**
+ * A client back on a new connection gets what it missed of the last turn: a turn still running
+ * (its events went to the old connection) is waited for, then the last turn's outcome is re-sent
+ * unless the client says it has it.
+ */
+export async function resendMissed(ctx: Ctx, sessionId: string, lastTurnId: string | undefined): Promise<void> {
+  const { deps } = ctx;
+  const timing = leaseTiming(deps);
+  const giveUpAt = deps.clock.nowMs() + timing.waitMs;
+  for (;;) {
+    const lease = await deps.store.readLease(sessionId);
+    if (!lease.turnId || (lease.leaseUntil ?? 0) < deps.clock.nowMs() || deps.clock.nowMs() > giveUpAt) break;
+    await new Promise((resolve) => setTimeout(resolve, timing.pollMs));
+  }
+  const head = await deps.store.loadHead(sessionId);
+  if (!head || head.turnId === lastTurnId || head.input.kind === 'stop') return;
+  // An interrupt record stands for the turn it cut: that turn is the one the client may have missed.
+  if (head.input.kind === 'interrupt' && head.input.turnId === lastTurnId) return;
+  const turnId = head.input.kind === 'interrupt' ? head.input.turnId : head.turnId;
+  await resendOutcome(ctx, sessionId, head, turnId);
+}
+
+/** Sends the stored outcome of a turn that already committed; false when `turnId` is new. */
+export async function resendOutcome(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string): Promise<boolean> {
+  if (!head) return false;
+  const seq = head.turnId === turnId ? head.seq : head.checkpoint.recentTurns.find((t) => t.turnId === turnId)?.seq;
+  if (seq === undefined) return false;
+  const record = seq === head.seq ? head : await ctx.deps.store.loadTurn(sessionId, seq);
+  if (!record) return false;
+  ctx.log.info('turn already committed; re-sending its outcome', { turnId, seq });
+  await ctx.sender.sendBatch([...record.outputs, { type: 'turn.completed', turnId, usage: record.usage, metrics: record.metrics }]);
+  return true;
+}
+
+/**
+ * An input a newer one overtook before it ran: its message is stored (so no message is ever lost
+ * or stored twice) and the newer input answers it. Nothing runs for it.
+ */
+async function recordSuperseded(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, text: string): Promise<void> {
+  const { deps } = ctx;
+  const seq = head ? head.seq + 1 : 0;
+  const before = head?.checkpoint ?? emptyCheckpoint();
+  const record: TurnRecord = {
+    seq,
+    turnId,
+    status: 'cancelled',
+    createdAt: new Date(deps.clock.nowMs()).toISOString(),
+    input: { kind: 'text', text },
+    outputs: [],
+    events: [{ type: 'cancelled', reason: 'superseded', atMs: 0 }],
+    usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 },
+    metrics: { runMs: 0, totalMs: round(deps.clock.monotonicMs() - ctx.receivedAtMs) },
+    checkpoint: rememberTurn({ ...before, messages: [...before.messages, { role: 'user', content: text }], turnState: 'user' }, turnId, seq),
+  };
+  let committed = false;
+  try {
+    await deps.store.commitTurn(sessionId, record);
+    committed = true;
+  } finally {
+    await deps.store.endTurn(sessionId, turnId, committed ? seq : undefined).catch(() => undefined);
+  }
+  ctx.log.info('input superseded by a newer one; stored without running', { turnId, seq });
+  await ctx.sender.send({ type: 'turn.completed', turnId, usage: record.usage, metrics: record.metrics });
+}
