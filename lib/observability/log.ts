@@ -19,8 +19,13 @@ export interface Log {
  * through `redactingLog` first: no secret, API key or audio reaches the logs.
  */
 export function powertoolsLog(logger: Logger, options: RedactOptions = {}): Log {
-  return redactingLog(rawPowertoolsLog(logger), options);
+  // Lines below the logger's level are dropped before they are cleaned: redaction walks the data, and
+  // a turn's info lines cost nothing when only warnings are written.
+  const rank = (level: string) => LEVEL_RANK[level.toUpperCase()] ?? 0;
+  return redactingLog(rawPowertoolsLog(logger), { ...options, enabled: (level) => rank(level) >= rank(logger.getLevelName()) });
 }
+
+const LEVEL_RANK: Record<string, number> = { TRACE: 6, DEBUG: 8, INFO: 12, WARN: 16, ERROR: 20, CRITICAL: 24, SILENT: 28 };
 
 function rawPowertoolsLog(logger: Logger): Log {
   return {
@@ -144,7 +149,7 @@ export function redact(value: unknown, options: RedactOptions = {}): unknown {
 }
 
 /** The redacting decorator every adapter sits behind: the message and the data are both cleaned. */
-export function redactingLog(inner: Log, options: RedactOptions = {}): Log {
+export function redactingLog(inner: Log, options: RedactOptions & { enabled?: (level: 'debug' | 'info' | 'warn' | 'error') => boolean } = {}): Log {
   const clean = (data: LogData | undefined): LogData | undefined => {
     if (data === undefined) return undefined;
     try {
@@ -155,6 +160,7 @@ export function redactingLog(inner: Log, options: RedactOptions = {}): Log {
     }
   };
   const write = (level: 'debug' | 'info' | 'warn' | 'error') => (message: string, data?: LogData) => {
+    if (options.enabled && !options.enabled(level)) return;
     const cleaned = clean(data);
     if (cleaned === undefined) inner[level](redactString(message));
     else inner[level](redactString(message), cleaned);

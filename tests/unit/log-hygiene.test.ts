@@ -93,6 +93,29 @@ describe('the redactor', () => {
   });
 });
 
+describe('lines below the level', () => {
+  it('are dropped before they are cleaned: a turn pays nothing for info lines when only warnings are written', () => {
+    let reads = 0;
+    const data = {
+      get turn() {
+        reads += 1;
+        return { id: 't' };
+      },
+    };
+    const log = powertoolsLog(new Logger({ serviceName: 'test', logLevel: 'WARN' }));
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      log.info('turn committed', data);
+      log.debug('detail', data);
+      expect(reads).toBe(0);
+      log.warn('something odd', data);
+      expect(reads).toBeGreaterThan(0);
+    } finally {
+      write.mockRestore();
+    }
+  });
+});
+
 describe('a real session logs no secret, no audio, and with PARLEY_LOG_REDACT_TEXT no text', () => {
   let espeak: EspeakSynthesizer;
   let openai: FakeOpenAI;
