@@ -25,6 +25,9 @@ const FRIENDLY: Partial<Record<string, string>> = {
   'auth.invalid': 'This page is not allowed to continue that conversation.',
   'auth.required': 'This chat needs an API key.',
   'server.internal': 'Something went wrong on our side. Please try again.',
+  'rate.limited': 'Slow down a little, then send that again.',
+  'session.limit': 'This conversation has reached its limit. Reload the page to start a new one.',
+  'turn.conflict': 'Another message was still being answered. Please send that again.',
 };
 
 let socket: WebSocket;
