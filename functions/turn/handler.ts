@@ -1,4 +1,3 @@
-import { PollyClient } from '@aws-sdk/client-polly';
 import mapJson from '../../dialogue_map.json';
 // Trained at build time (npm run build:nlu, run by `npm install` and before every synth).
 import nluModel from '../../build/nlu/dialogue_map.nlu.json';
@@ -11,7 +10,7 @@ import type { NluModel } from '../../lib/nlu/train';
 import { llmKeyFrom, llmKeyMiddlewares } from '../../lib/host/llm-key';
 import { llmPortsFactory } from '../../lib/llm/configure';
 import { fileAudioCache, resolveAudioCacheDir } from '../../lib/speech/audio-cache';
-import { PollySynthesizer } from '../../lib/speech/tts/polly';
+import { lazySynthesizer, pollySupports } from '../../lib/speech/tts/lazy';
 import { voiceFor } from '../../lib/speech/tts/voice';
 import type { SpeechDeps } from '../../lib/session/dispatch';
 import { limitsFromEnv } from '../../lib/session/limits';
@@ -27,7 +26,11 @@ const speech: SpeechDeps | undefined =
   env.PARLEY_TTS === 'off'
     ? undefined
     : {
-        synthesizer: new PollySynthesizer(new PollyClient({ ...SDK_CLIENT_DEFAULTS })),
+        // The Polly client loads with the first audio request: a text-only cold start never pays for it.
+        synthesizer: lazySynthesizer('polly', pollySupports, async () => {
+          const [{ PollyClient }, { PollySynthesizer }] = await Promise.all([import('@aws-sdk/client-polly'), import('../../lib/speech/tts/polly')]);
+          return new PollySynthesizer(new PollyClient({ ...SDK_CLIENT_DEFAULTS }));
+        }),
         cache: fileAudioCache(resolveAudioCacheDir(env.PARLEY_AUDIO_CACHE_DIR ?? 'audio')),
         voiceFor: (language) => voiceFor(map, language, 'polly'),
       };
