@@ -85,7 +85,8 @@ export function connectDynamo(endpoint: string): LocalDynamo {
 /** Creates the table as the CDK stack defines it (pk/sk strings, on demand), if it is missing. */
 export async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {
   try {
-    await client.send(new DescribeTableCommand({ TableName: tableName }));
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (Table?.TableStatus !== 'ACTIVE') await untilActive(client, tableName);
     return;
   } catch (err) {
     if (!(err instanceof ResourceNotFoundException)) throw err;
@@ -104,4 +105,15 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
       BillingMode: 'PAY_PER_REQUEST',
     }),
   );
+  // A new table is CREATING for a moment (longer on disk), and item calls on it fail as not found.
+  await untilActive(client, tableName);
+}
+
+async function untilActive(client: DynamoDBClient, tableName: string): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (Table?.TableStatus === 'ACTIVE') return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`table ${tableName} did not become active`);
 }
