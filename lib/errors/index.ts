@@ -47,3 +47,8 @@ export function toWireError(err: unknown): { code: ErrorCode; message: string; t
   // The failure may come before or after the commit: a retry with the same turnId gets the stored outcome, or runs the turn.
   return { code: 'server.internal', message: 'internal error; send the same turnId again to get the turn or run it', ...(turnId ? { turnId } : {}) };
 }
+
+/** An error as one log-friendly line: its name and message (never its stack). */
+export function describeError(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}

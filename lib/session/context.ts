@@ -75,6 +75,4 @@ export function sessionLog(log: Log, sessionId: string | undefined): Log {
 
 export const round = (ms: number) => Math.round(ms * 1000) / 1000;
 
-export function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
+export { describeError as describe } from '../errors';

@@ -7,6 +7,7 @@ import { leaseTiming, round, type Ctx } from './context';
 import { executeTurn } from './execute-turn';
 import { enforceSessionLimits } from './limits';
 import { takeLease } from './turn-lease';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export async function textTurn(ctx: Ctx, sessionId: string, message: Extract<ClientMessage, { type: 'input.text' }>): Promise<void> {
   const { deps } = ctx;
@@ -47,7 +48,7 @@ export async function resendMissed(ctx: Ctx, sessionId: string, lastTurnId: stri
   for (;;) {
     const lease = await deps.store.readLease(sessionId);
     if (!lease.turnId || (lease.leaseUntil ?? 0) < deps.clock.nowMs() || deps.clock.nowMs() > giveUpAt) break;
-    await new Promise((resolve) => setTimeout(resolve, timing.pollMs));
+    await sleep(timing.pollMs);
   }
   const head = await deps.store.loadHead(sessionId);
   if (!head || head.turnId === lastTurnId || head.input.kind === 'stop') return;

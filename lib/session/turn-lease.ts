@@ -1,6 +1,7 @@
 import type { Lease, SessionStore } from '../checkpoint/store';
 import { ParleyError } from '../errors';
 import type { Clock } from '../runner/ports';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** How a turn holds its session: the lease, its renewal, and how long a newer input waits for it. */
 export interface LeaseTiming {
@@ -78,7 +79,7 @@ export async function takeLease(
     if (clock.nowMs() > giveUpAt) {
       throw new ParleyError('turn.conflict', 'another turn of this session is still running; try again', { turnId: me.turnId });
     }
-    await new Promise((resolve) => setTimeout(resolve, timing.pollMs));
+    await sleep(timing.pollMs);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { RecordedEvent } from '../checkpoint/record';
+import { describeError } from '../errors';
 import type { ServerEvent } from '../protocol/v1';
 import type { Clock } from '../runner/ports';
 import type { AudioCache } from './audio-cache';
@@ -120,7 +121,7 @@ export class Player {
     this.timing = { ...DEFAULT_TIMING, ...o.timing };
     o.signal.addEventListener('abort', () => this.notify(), { once: true });
     this.pump = this.run().catch((err: unknown) => {
-      this.events.push({ type: 'tts_error', source: 'player', code: 'tts.failed', detail: describe(err), atMs: o.at() });
+      this.events.push({ type: 'tts_error', source: 'player', code: 'tts.failed', detail: describeError(err), atMs: o.at() });
     });
   }
 
@@ -218,7 +219,7 @@ export class Player {
         throw err;
       }
     } catch (err) {
-      item.failed = err instanceof TtsError ? err : new TtsError('tts.failed', describe(err), { cause: err });
+      item.failed = err instanceof TtsError ? err : new TtsError('tts.failed', describeError(err), { cause: err });
       // An unreachable or unresponsive service is not asked again in this turn.
       if (item.failed.code !== 'tts.failed') this.synthDown = true;
     } finally {
@@ -408,8 +409,4 @@ function withStallLimit<T>(promise: Promise<T>, ms: number): Promise<T> {
 /** How long text takes to say, roughly (about 14 characters a second), for sessions without audio. */
 export function estimateSpeechMs(text: string): number {
   return Math.max(800, Math.round(text.length * 70));
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }

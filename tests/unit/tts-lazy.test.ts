@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PollyClient } from '@aws-sdk/client-polly';
-import { lazySynthesizer, pollySupports } from '../../lib/speech/tts/lazy';
+import { lazySynthesizer } from '../../lib/speech/tts/lazy';
+import { pollySupports } from '../../lib/speech/tts/polly-formats';
 import { PollySynthesizer } from '../../lib/speech/tts/polly';
 import type { AudioFormat } from '../../lib/speech/format';
 import type { Synthesizer } from '../../lib/speech/tts/port';
@@ -32,8 +33,10 @@ describe('lazySynthesizer', () => {
     expect(loads).toBe(1);
   });
 
-  it('pollySupports answers exactly as the Polly adapter does, without loading it', () => {
+  it("pollySupports answers from Polly's documented formats (pcm 8 and 16 kHz, mp3 at all four rates), and the adapter agrees", () => {
     const polly = new PollySynthesizer(new PollyClient({ region: 'eu-west-1' }));
-    for (const f of FORMATS) expect(pollySupports(f), JSON.stringify(f)).toBe(polly.supports(f));
+    const made = FORMATS.filter(pollySupports).map((f) => `${f.format}${f.sampleRate}`);
+    expect(made.sort()).toEqual(['mp316000', 'mp322050', 'mp324000', 'mp38000', 'pcm16000', 'pcm8000']);
+    for (const f of FORMATS) expect(polly.supports(f), JSON.stringify(f)).toBe(pollySupports(f));
   });
 });

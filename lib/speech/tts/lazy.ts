@@ -21,8 +21,3 @@ export function lazySynthesizer(provider: string, supports: (format: AudioFormat
     },
   };
 }
-
-/** What Polly makes: pcm at 8000 or 16000 Hz; mp3 at 8000, 16000, 22050 or 24000 Hz. */
-export function pollySupports(format: AudioFormat): boolean {
-  return format.format === 'mp3' ? [8000, 16000, 22050, 24000].includes(format.sampleRate) : format.format === 'pcm' && [8000, 16000].includes(format.sampleRate);
-}

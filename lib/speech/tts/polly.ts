@@ -11,6 +11,7 @@ import { formatId, type AudioFormat } from '../format';
 import { concatBytes, pcmDurationMs } from '../pcm';
 import { TtsError, type SynthesisRequest, type Synthesizer, type WordMark } from './port';
 import { POLLY_MAX_CHARS, splitWithOffsets } from './split';
+import { pollySupports } from './polly-formats';
 import { pollyLanguageCode } from './voice';
 
 export interface PollySynthesizerOptions {
@@ -18,8 +19,6 @@ export interface PollySynthesizerOptions {
   maxChars?: number;
 }
 
-const MP3_RATES: ReadonlySet<number> = new Set([8000, 16000, 22050, 24000]);
-const PCM_RATES: ReadonlySet<number> = new Set([8000, 16000]);
 
 /** Error codes of a connection that could not be made or broke (Node's and undici's). */
 const NETWORK_CODES: ReadonlySet<string> = new Set([
@@ -184,7 +183,7 @@ export class PollySynthesizer implements Synthesizer {
 
   /** pcm at 8000 or 16000 Hz; mp3 at 8000, 16000, 22050 or 24000 Hz. */
   supports(format: AudioFormat): boolean {
-    return format.format === 'mp3' ? MP3_RATES.has(format.sampleRate) : format.format === 'pcm' && PCM_RATES.has(format.sampleRate);
+    return pollySupports(format);
   }
 
   async *synthesize(request: SynthesisRequest): AsyncGenerator<Uint8Array> {
