@@ -32,12 +32,17 @@ export async function handleClientMessage(deps: TurnDeps, inbound: Inbound): Pro
     const named = message.type === 'input.text' ? message.sessionId : undefined;
     const head = named ? deps.store.loadHead(named) : undefined;
     head?.catch(() => undefined); // awaited (and its error surfaced) only when it is used
+    // The rate bucket is keyed by the connection id API Gateway gives, so it is taken while the
+    // connection is read rather than after: no round trip of its own on every message.
+    const rate = enforceRate(deps, inbound.connectionId);
+    rate.catch(() => undefined); // awaited below, once the connection is known to exist
     const connection = await deps.connections.get(inbound.connectionId);
     if (!connection) {
       // $connect always writes the record first; without it the connection is already gone.
       log.warn('message for an unknown connection', { type: message.type });
       return;
     }
+    await rate; // rate.limited: nothing below runs
     const ctx: Ctx = {
       ...inbound,
       deps,
@@ -57,7 +62,6 @@ export async function handleClientMessage(deps: TurnDeps, inbound: Inbound): Pro
 }
 
 async function dispatch(ctx: Ctx, message: ClientMessage): Promise<void> {
-  await enforceRate(ctx.deps, ctx.connectionId); // rate.limited: nothing below runs
   if (message.type === 'hello') return hello(ctx, message);
   if (ctx.connection.phase === 'open') throw new ParleyError('protocol.order', `send hello before ${message.type}`);
   if (message.type === 'session.start') return startSession(ctx, message);
