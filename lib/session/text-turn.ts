@@ -41,16 +41,21 @@ export async function textTurn(ctx: Ctx, sessionId: string, message: Extract<Cli
  * (its events went to the old connection) is waited for, then the last turn's outcome is re-sent
  * unless the client says it has it.
  */
-export async function resendMissed(ctx: Ctx, sessionId: string, lastTurnId: string | undefined): Promise<void> {
+export async function resendMissed(ctx: Ctx, sessionId: string, lastTurnId: string | undefined, known: TurnRecord | undefined): Promise<void> {
   const { deps } = ctx;
   const timing = leaseTiming(deps);
   const giveUpAt = deps.clock.nowMs() + timing.waitMs;
+  let waited = false;
+  let lastSeq: number | undefined;
   for (;;) {
     const lease = await deps.store.readLease(sessionId);
+    lastSeq = lease.lastSeq;
     if (!lease.turnId || (lease.leaseUntil ?? 0) < deps.clock.nowMs() || deps.clock.nowMs() > giveUpAt) break;
+    waited = true;
     await sleep(timing.pollMs);
   }
-  const head = await deps.store.loadHead(sessionId);
+  // The head the resume already read is still the head unless a turn ran or committed since.
+  const head = !waited && known && lastSeq === known.seq ? known : await deps.store.loadHead(sessionId);
   if (!head || head.turnId === lastTurnId || head.input.kind === 'stop') return;
   // An interrupt record stands for the turn it cut: that turn is the one the client may have missed.
   if (head.input.kind === 'interrupt' && head.input.turnId === lastTurnId) return;
