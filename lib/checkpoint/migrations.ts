@@ -1,5 +1,6 @@
 import { ParleyError } from '../errors';
 import { CHECKPOINT_VERSION, Checkpoint } from './schema';
+import { transcriptFromMessages } from './transcript';
 
 type Raw = Record<string, unknown>;
 
@@ -25,6 +26,13 @@ const migrations: Record<number, (raw: Raw) => Raw> = {
   2: (raw) => ({ ...raw, version: 3, summary: null, usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 } }),
   // Version 4 remembers recent turn ids for idempotency; an older checkpoint remembers none.
   3: (raw) => ({ ...raw, version: 4, recentTurns: [] }),
+  // Version 5 keeps the conversation as shown to the user; an older one starts it from its messages
+  // (older lines already folded into a summary are gone).
+  4: (raw) => ({
+    ...raw,
+    version: 5,
+    ...transcriptFromMessages(Array.isArray(raw.messages) ? (raw.messages as Raw[]) : [], typeof raw.summary === 'string'),
+  }),
 };
 
 /**

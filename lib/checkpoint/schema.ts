@@ -1,7 +1,7 @@
 import * as z from 'zod';
-import { Usage } from '../protocol/v1';
+import { HistoryMessage, Usage } from '../protocol/v1';
 
-export const CHECKPOINT_VERSION = 4;
+export const CHECKPOINT_VERSION = 5;
 
 /** One entry of the LLM conversation, in the chat-completions shape the LLM issue builds on. */
 export const LlmMessage = z
@@ -52,6 +52,13 @@ export const Checkpoint = z.object({
    * client retry, an async-invoke retry) finds its stored outcome here instead of running twice.
    */
   recentTurns: z.array(z.object({ turnId: z.string(), seq: z.number().int().nonnegative() })).default([]),
+  /**
+   * The conversation as shown to the user (lib/checkpoint/transcript.ts), bounded, for a resumed
+   * client; `messages` is the LLM's context and may be reset or summarized.
+   */
+  transcript: z.array(HistoryMessage).default([]),
+  /** Older transcript lines were dropped to keep the checkpoint small. */
+  transcriptCut: z.boolean().default(false),
   /** Usage of the whole session so far (turn records hold each turn's own). */
   usage: Usage.default({ llm: {}, ttsCharacters: 0, sttSeconds: 0 }),
 });

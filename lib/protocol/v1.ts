@@ -67,6 +67,11 @@ export const SessionStart = z
      * session is text only. session.started says what the server will actually send.
      */
     audio: AudioFormat.optional(),
+    /**
+     * Resuming: send the conversation so far (`session.history`) after session.started, so a
+     * reloaded page can show it. It then stands in for the re-sent outcome of a missed turn.
+     */
+    history: z.boolean().optional(),
   })
   .refine((m) => (m.sessionId === undefined) === (m.resumeToken === undefined), {
     message: 'sessionId and resumeToken go together: both to resume, neither to start a new session',
@@ -186,6 +191,23 @@ export const SessionStarted = event('session.started', {
   /** The audio the server sends: the asked format or the nearest it can make; null for text only. */
   audio: AudioFormat.nullable(),
 });
+/** One line of a conversation shown again: what the user said or the bot's whole reply to it. */
+export const HistoryMessage = z.object({
+  role: z.enum(['user', 'assistant']),
+  text: z.string(),
+  /** The user cut the reply short: `text` is what was heard. */
+  interrupted: z.boolean().optional(),
+});
+export type HistoryMessage = z.infer<typeof HistoryMessage>;
+/**
+ * The conversation so far, oldest first, answering `session.start { history: true }` on a resume.
+ * It is what the session remembers word for word; `earlier` says older lines were folded into a
+ * summary and are not shown.
+ */
+export const SessionHistory = event('session.history', {
+  messages: z.array(HistoryMessage),
+  earlier: z.boolean(),
+});
 export const TurnStarted = event('turn.started', { turnId: z.string() });
 export const TextDelta = event('response.text.delta', { turnId: z.string(), text: z.string() });
 export const TextDone = event('response.text.done', { turnId: z.string(), text: z.string() });
@@ -261,6 +283,7 @@ export const EventPart = event('event.part', {
 export const ServerEvent = z.discriminatedUnion('type', [
   HelloAck,
   SessionStarted,
+  SessionHistory,
   TurnStarted,
   TextDelta,
   TextDone,

@@ -133,7 +133,7 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
       node: head?.checkpoint.currentNode ?? deps.map.initial_state,
       audio,
     });
-    await resendMissed(ctx, meta.sessionId, message.lastTurnId, head);
+    await resendMissed(ctx, meta.sessionId, { lastTurnId: message.lastTurnId, history: message.history }, head);
     return;
   }
 

@@ -1,6 +1,7 @@
 /* Running one turn: the runner, the player and the outbox together, the lease watch, the commit. */
 import type { TurnRecord } from '../checkpoint/record';
 import { emptyCheckpoint, rememberTurn } from '../checkpoint/schema';
+import { addTurnLines } from '../checkpoint/transcript';
 import { traceIdFor } from '../checkpoint/trace';
 import { localize } from '../flow/map';
 import type { ServerEvent } from '../protocol/v1';
@@ -28,7 +29,11 @@ export async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord 
   const at = () => round(deps.clock.monotonicMs() - ctx.receivedAtMs);
   const outbox = new Outbox(ctx.sender);
   const outputs: ServerEvent[] = [];
+  // The reply as the client saw it, even when a cancel stopped it before its text.done.
+  let reply = '';
   const emit = (event: ServerEvent) => {
+    if (event.type === 'response.text.delta') reply += event.text;
+    else if (event.type === 'response.text.done') reply = event.text;
     // Deltas are in the done events (text) or not worth storing (audio).
     if (event.type !== 'response.text.delta' && event.type !== 'response.audio.delta') outputs.push(event);
     outbox.push(event);
@@ -85,6 +90,7 @@ export async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord 
   const stopped = stopReasonOf(signal);
   const cancel = stopped?.kind === 'cancel' ? stopped : undefined;
   let { checkpoint: after, events, status } = outcome;
+  after = addTurnLines(after, input.kind === 'text' ? input.text : undefined, reply);
   events = [...events, ...report.events];
   if (stopped) {
     status = 'cancelled';

@@ -1,6 +1,7 @@
 /* A user's text turn: idempotency, the session lease (racing inputs), superseded inputs, and what a resuming client missed. */
 import type { TurnRecord } from '../checkpoint/record';
 import { emptyCheckpoint, rememberTurn } from '../checkpoint/schema';
+import { addTurnLines } from '../checkpoint/transcript';
 import { ParleyError } from '../errors';
 import type { ClientMessage } from '../protocol/v1';
 import { leaseTiming, round, type Ctx } from './context';
@@ -39,9 +40,16 @@ export async function textTurn(ctx: Ctx, sessionId: string, message: Extract<Cli
 /**
  * A client back on a new connection gets what it missed of the last turn: a turn still running
  * (its events went to the old connection) is waited for, then the last turn's outcome is re-sent
- * unless the client says it has it.
+ * unless the client says it has it. A client that asked for the history gets the whole
+ * conversation instead, the missed turn included.
  */
-export async function resendMissed(ctx: Ctx, sessionId: string, lastTurnId: string | undefined, known: TurnRecord | undefined): Promise<void> {
+export async function resendMissed(
+  ctx: Ctx,
+  sessionId: string,
+  options: { lastTurnId?: string | undefined; history?: boolean | undefined },
+  known: TurnRecord | undefined,
+): Promise<void> {
+  const { lastTurnId } = options;
   const { deps } = ctx;
   const timing = leaseTiming(deps);
   const giveUpAt = deps.clock.nowMs() + timing.waitMs;
@@ -56,6 +64,10 @@ export async function resendMissed(ctx: Ctx, sessionId: string, lastTurnId: stri
   }
   // The head the resume already read is still the head unless a turn ran or committed since.
   const head = !waited && known && lastSeq === known.seq ? known : await deps.store.loadHead(sessionId);
+  if (options.history) {
+    await ctx.sender.send({ type: 'session.history', messages: head?.checkpoint.transcript ?? [], earlier: head?.checkpoint.transcriptCut ?? false });
+    return;
+  }
   if (!head || head.turnId === lastTurnId || head.input.kind === 'stop') return;
   // An interrupt record stands for the turn it cut: that turn is the one the client may have missed.
   if (head.input.kind === 'interrupt' && head.input.turnId === lastTurnId) return;
@@ -93,7 +105,7 @@ async function recordSuperseded(ctx: Ctx, sessionId: string, head: TurnRecord | 
     events: [{ type: 'cancelled', reason: 'superseded', atMs: 0 }],
     usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 },
     metrics: { runMs: 0, totalMs: round(deps.clock.monotonicMs() - ctx.receivedAtMs) },
-    checkpoint: rememberTurn({ ...before, messages: [...before.messages, { role: 'user', content: text }], turnState: 'user' }, turnId, seq),
+    checkpoint: rememberTurn(addTurnLines({ ...before, messages: [...before.messages, { role: 'user', content: text }], turnState: 'user' }, text, ''), turnId, seq),
   };
   let committed = false;
   try {

@@ -1,4 +1,5 @@
 import type { Checkpoint, LlmMessage } from '../checkpoint/schema';
+import { cutLastReply } from '../checkpoint/transcript';
 import type { SpokenItem } from './player';
 import type { Synthesizer, Voice, WordMark } from './tts/port';
 
@@ -52,8 +53,13 @@ export function firstWords(text: string, words: number): string {
  * Cuts the assistant's words of the last turn to the first `heard` words, in the order they were
  * said, and marks the cut message `interrupted`. The turn's messages are those after its user
  * message (or all of them for a greeting). Tool calls stay: they happened, whatever was heard.
+ * The transcript's last reply is cut the same way.
  */
 export function cutAssistantWords(checkpoint: Checkpoint, heard: number): Checkpoint {
+  return cutLastReply(cutMessages(checkpoint, heard), (text) => firstWords(text, heard));
+}
+
+function cutMessages(checkpoint: Checkpoint, heard: number): Checkpoint {
   const messages = checkpoint.messages;
   let start = messages.length;
   while (start > 0 && messages[start - 1]!.role !== 'user') start -= 1;

@@ -65,7 +65,7 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
     expect(records[1]!.checkpoint.pending).toEqual({ intent: 'order_drink', values: { drink: 'latte' }, asked: 1 });
     const last = records.at(-1)!.checkpoint;
     expect(last).toMatchObject({
-      version: 4,
+      version: 5,
       ended: true,
       language: 'en',
       pending: null,
@@ -73,6 +73,10 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
       nodeHistory: ['welcome'],
     });
     expect(last.messages.map((m) => m.role)).toEqual(['assistant', 'user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
+    // The transcript a resumed client is shown: every line the user saw, in order.
+    expect(last.transcript.map((l) => l.role)).toEqual(['assistant', 'user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
+    expect(last.transcript.filter((l) => l.role === 'user').map((l) => l.text)).toEqual(records.slice(1, 4).map((r) => (r.input.kind === 'text' ? r.input.text : '')));
+    expect(last.transcript.at(-1)!.text).toBe(last.messages.at(-1)!.content);
     // Every turn is remembered for idempotency, under the seq of its record.
     expect(last.recentTurns).toEqual(records.map((r) => ({ turnId: r.turnId, seq: r.seq })));
     expect(records[1]!.outputs.map((e) => e.type)).toEqual(['turn.started', 'response.text.done']);

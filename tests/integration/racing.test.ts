@@ -220,4 +220,24 @@ describe('racing turns', () => {
     second.close();
     third.close();
   });
+
+  it('a page reloaded mid-turn that asks for the history gets it after the running turn, that turn included', async () => {
+    const first = await TestClient.connect(runtime.wsUrl);
+    const { started } = await first.open();
+    openai.script({ text: 'We roast on Tuesdays.', firstTokenDelayMs: 400 });
+    first.send({ type: 'input.text', turnId: crypto.randomUUID(), text: OFF_SCRIPT, sessionId: started.sessionId });
+    await first.next('turn.started');
+    first.close();
+
+    const second = await TestClient.connect(runtime.wsUrl);
+    await second.open({ type: 'session.start', sessionId: started.sessionId, resumeToken: started.resumeToken, history: true });
+    const history = await second.next('session.history', 10_000);
+    expect(history.messages.slice(-2)).toEqual([
+      { role: 'user', text: OFF_SCRIPT },
+      { role: 'assistant', text: 'We roast on Tuesdays.' },
+    ]);
+    const next = await second.say('menu');
+    expect(next[0]).toMatchObject({ type: 'turn.started' });
+    second.close();
+  });
 });

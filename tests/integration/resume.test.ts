@@ -37,6 +37,32 @@ describe('resuming a session on a new connection', () => {
     second.close();
   });
 
+  it('sends the conversation so far (session.history) to a client that asks for it, and nothing else', async () => {
+    const first = await TestClient.connect(runtime.wsUrl);
+    const { started, greeting } = await first.open();
+    const asked = await first.say('I want a hot chocolate');
+    first.close();
+    await first.closed;
+
+    const second = await TestClient.connect(runtime.wsUrl);
+    await second.open({ type: 'session.start', sessionId: started.sessionId, resumeToken: started.resumeToken, history: true });
+    const history = await second.next('session.history');
+    expect(history).toEqual({
+      type: 'session.history',
+      messages: [
+        { role: 'assistant', text: textOf(greeting) },
+        { role: 'user', text: 'I want a hot chocolate' },
+        { role: 'assistant', text: textOf(asked) },
+      ],
+      earlier: false,
+    });
+    // The history stands in for the re-sent outcome of the last turn: the next event is the next turn's.
+    const turn = await second.say('small');
+    expect(turn[0]).toMatchObject({ type: 'turn.started' });
+    expect(textOf(turn)).toBe("So that's 1 × small hot chocolate. Shall I place the order?");
+    second.close();
+  });
+
   it('refuses a wrong resume token and an unknown session, changing nothing', async () => {
     const owner = await TestClient.connect(runtime.wsUrl);
     const { started } = await owner.open();

@@ -183,6 +183,8 @@ describe('speech through the local gateway', () => {
     expect(answer).toMatchObject({ role: 'assistant', interrupted: true });
     expect(long.startsWith(answer.content)).toBe(true);
     expect(answer.content.length).toBeLessThan('Sentence number 1 is here.'.length);
+    // What a reloaded page shows is what was heard, marked as cut short.
+    expect(head.checkpoint.transcript.at(-1)).toEqual({ role: 'assistant', text: answer.content, interrupted: true });
     expect(head.checkpoint.turnState).toBe('user');
     first.close();
     second.close();
@@ -207,6 +209,8 @@ describe('speech through the local gateway', () => {
     expect(full.startsWith(cut.content)).toBe(true);
     expect(cut.content.length).toBeGreaterThan(0);
     expect(cut.content.length).toBeLessThan(full.length);
+    expect(before.checkpoint.transcript.at(-1)).toEqual({ role: 'assistant', text: full });
+    expect(head.checkpoint.transcript.at(-1)).toEqual({ role: 'assistant', text: cut.content, interrupted: true });
     expect(head.checkpoint.turnState).toBe('user');
     // The conversation goes on from the cut checkpoint.
     const next = await client.say('a latte please');

@@ -26,7 +26,7 @@ function expectParleyError(fn: () => unknown, code: string): ParleyError {
 
 describe('migrateCheckpoint', () => {
   const expectedFromFixture = {
-    version: 4,
+    version: 5,
     currentNode: 'size',
     nodeHistory: [],
     variables: { drink: 'coffee', customer_name: 'Ada', loyalty_points: 120 },
@@ -44,6 +44,13 @@ describe('migrateCheckpoint', () => {
     pending: null,
     summary: null,
     recentTurns: [],
+    // Version 5 starts the transcript from the messages a checkpoint already had.
+    transcript: [
+      { role: 'assistant', text: 'Hi, welcome to Parley Café! Would you like a coffee, a tea or a hot chocolate?' },
+      { role: 'user', text: 'a latte please' },
+      { role: 'assistant', text: 'Great, a coffee. Small, medium or large?' },
+    ],
+    transcriptCut: false,
     usage: NO_USAGE,
   };
 
@@ -51,7 +58,7 @@ describe('migrateCheckpoint', () => {
     const raw = fixtureV0();
     expect(raw).not.toHaveProperty('version');
     const migrated = migrateCheckpoint(raw);
-    expect(CHECKPOINT_VERSION).toBe(4);
+    expect(CHECKPOINT_VERSION).toBe(5);
     expect(migrated).toEqual(expectedFromFixture);
     // No snake_case leftovers.
     expect(Object.keys(migrated).sort()).toEqual(Object.keys(expectedFromFixture).sort());
@@ -70,7 +77,7 @@ describe('migrateCheckpoint', () => {
 
   it('fills defaults for a bare or null-valued version-0 checkpoint (the seed default)', () => {
     const defaults = {
-      version: 4,
+      version: 5,
       currentNode: null,
       nodeHistory: [],
       variables: {},
@@ -83,6 +90,8 @@ describe('migrateCheckpoint', () => {
       pending: null,
       summary: null,
       recentTurns: [],
+      transcript: [],
+      transcriptCut: false,
       usage: NO_USAGE,
     };
     expect(migrateCheckpoint({})).toEqual(defaults);
@@ -98,9 +107,9 @@ describe('migrateCheckpoint', () => {
     ).toEqual(defaults);
   });
 
-  it('migrates a v1 checkpoint missing optional fields to v4 with the defaults', () => {
+  it('migrates a v1 checkpoint missing optional fields to v5 with the defaults', () => {
     expect(migrateCheckpoint({ version: 1, currentNode: 'confirm', variables: { size: 'large' } })).toEqual({
-      version: 4,
+      version: 5,
       currentNode: 'confirm',
       nodeHistory: [],
       variables: { size: 'large' },
@@ -113,12 +122,14 @@ describe('migrateCheckpoint', () => {
       pending: null,
       summary: null,
       recentTurns: [],
+      transcript: [],
+      transcriptCut: false,
       usage: NO_USAGE,
     });
     expect(migrateCheckpoint({ version: 1 })).toEqual(emptyCheckpoint());
   });
 
-  it('migrates a complete v1 checkpoint to v4, keeping every field and adding language, pending, summary (null), recent turns (none) and usage (zero)', () => {
+  it('migrates a complete v1 checkpoint to v5, keeping every field and adding language, pending, summary (null), recent turns (none), the transcript (from its messages) and usage (zero)', () => {
     const v1 = {
       version: 1,
       currentNode: 'placed',
@@ -131,7 +142,17 @@ describe('migrateCheckpoint', () => {
       ended: true,
     };
     const migrated = migrateCheckpoint(structuredClone(v1));
-    expect(migrated).toEqual({ ...v1, version: 4, language: null, pending: null, summary: null, recentTurns: [], usage: NO_USAGE });
+    expect(migrated).toEqual({
+      ...v1,
+      version: 5,
+      language: null,
+      pending: null,
+      summary: null,
+      recentTurns: [],
+      transcript: [{ role: 'user', text: 'yes' }],
+      transcriptCut: false,
+      usage: NO_USAGE,
+    });
   });
 
   it('does not mutate a v1 input', () => {
@@ -151,7 +172,7 @@ describe('migrateCheckpoint', () => {
     });
   });
 
-  it('migrates a complete v2 checkpoint to v4, keeping every field and adding summary (null), recent turns (none) and usage (zero)', () => {
+  it('migrates a complete v2 checkpoint to v5, keeping every field and adding summary (null), recent turns (none), the transcript and usage (zero)', () => {
     const v2 = {
       version: 2,
       currentNode: 'welcome',
@@ -166,8 +187,8 @@ describe('migrateCheckpoint', () => {
       pending: { intent: 'order_drink', values: { drink: 'black tea', quantity: 2 }, asked: 2 },
     };
     const migrated = migrateCheckpoint(structuredClone(v2));
-    expect(migrated).toEqual({ ...v2, version: 4, summary: null, recentTurns: [], usage: NO_USAGE });
-    expect(Object.keys(migrated).sort()).toEqual([...Object.keys(v2), 'summary', 'recentTurns', 'usage'].sort());
+    expect(migrated).toEqual({ ...v2, version: 5, summary: null, recentTurns: [], transcript: [{ role: 'user', text: 'a tea' }], transcriptCut: false, usage: NO_USAGE });
+    expect(Object.keys(migrated).sort()).toEqual([...Object.keys(v2), 'summary', 'recentTurns', 'transcript', 'transcriptCut', 'usage'].sort());
   });
 
   it('does not mutate a v2 input', () => {
@@ -177,14 +198,40 @@ describe('migrateCheckpoint', () => {
     expect(v2).toEqual(copy);
   });
 
-  it('migrates a complete v3 checkpoint to v4, keeping every field and remembering no turns yet', () => {
+  it('migrates a complete v3 checkpoint to v5, keeping every field and remembering no turns yet', () => {
     const v3 = { version: 3, currentNode: 'welcome', summary: 'Earlier: a latte.', usage: NO_USAGE, turnState: 'bot' };
-    expect(migrateCheckpoint(structuredClone(v3))).toEqual({ ...emptyCheckpoint(), ...v3, version: 4, recentTurns: [] });
+    // A summary means older lines were folded away: the transcript says so.
+    expect(migrateCheckpoint(structuredClone(v3))).toEqual({ ...emptyCheckpoint(), ...v3, version: 5, recentTurns: [], transcript: [], transcriptCut: true });
   });
 
-  it('keeps every field of a complete v4 checkpoint (summary, recent turns and session usage included)', () => {
-    const full: Checkpoint = {
+  it('migrates a v4 checkpoint to v5: the transcript is its messages as the user saw them', () => {
+    const v4 = {
       version: 4,
+      currentNode: 'menu',
+      messages: [
+        { role: 'system', content: 'You are the café assistant.' },
+        { role: 'assistant', content: 'Hi there!' },
+        { role: 'user', content: 'do you have oat milk?' },
+        { role: 'assistant', content: '', tool_calls: [{ id: 'c1', name: 'lookup_menu', arguments: '{}' }] },
+        { role: 'tool', content: '{"oat":true}', tool_call_id: 'c1' },
+        { role: 'assistant', content: 'We do.' },
+        { role: 'assistant', content: 'It costs fifty', interrupted: true },
+      ],
+    };
+    const migrated = migrateCheckpoint(structuredClone(v4));
+    expect(migrated.version).toBe(5);
+    expect(migrated.messages).toEqual(v4.messages);
+    expect(migrated.transcript).toEqual([
+      { role: 'assistant', text: 'Hi there!' },
+      { role: 'user', text: 'do you have oat milk?' },
+      { role: 'assistant', text: 'We do. It costs fifty', interrupted: true },
+    ]);
+    expect(migrated.transcriptCut).toBe(false);
+  });
+
+  it('keeps every field of a complete v5 checkpoint (summary, recent turns, transcript and session usage included)', () => {
+    const full: Checkpoint = {
+      version: 5,
       currentNode: 'welcome',
       nodeHistory: ['welcome', 'menu'],
       variables: { drink: 'tea', order: { id: 'A17' } },
@@ -201,6 +248,11 @@ describe('migrateCheckpoint', () => {
       pending: { intent: 'order_drink', values: { drink: 'black tea', quantity: 2 }, asked: 2 },
       summary: 'The user, Ada, ordered a black tea and asked about oat milk.',
       recentTurns: [{ turnId: '9b2f0c56-1f0e-4a43-9b55-3f5c8f3b1d11', seq: 7 }],
+      transcript: [
+        { role: 'user', text: 'a tea' },
+        { role: 'assistant', text: 'One black tea, coming', interrupted: true },
+      ],
+      transcriptCut: true,
       usage: {
         llm: {
           'gpt-4o-mini': { inputTokens: 1200, outputTokens: 340, cachedTokens: 512 },
@@ -216,11 +268,13 @@ describe('migrateCheckpoint', () => {
   it('normalizes a v3 checkpoint missing optional fields (summary, usage, parts of usage) to the defaults', () => {
     expect(migrateCheckpoint({ version: 3 })).toEqual(emptyCheckpoint());
     expect(migrateCheckpoint({ version: 4 })).toEqual(emptyCheckpoint());
-    expect(emptyCheckpoint()).toMatchObject({ version: 4, summary: null, recentTurns: [], usage: NO_USAGE });
+    expect(migrateCheckpoint({ version: 5 })).toEqual(emptyCheckpoint());
+    expect(emptyCheckpoint()).toMatchObject({ version: 5, summary: null, recentTurns: [], transcript: [], usage: NO_USAGE });
     expect(migrateCheckpoint({ version: 3, summary: 'Earlier: a latte.', usage: { ttsCharacters: 5 } })).toEqual({
       ...emptyCheckpoint(),
       summary: 'Earlier: a latte.',
       usage: { llm: {}, ttsCharacters: 5, sttSeconds: 0 },
+      transcriptCut: true,
     });
   });
 
@@ -243,9 +297,9 @@ describe('migrateCheckpoint', () => {
   });
 
   it('throws checkpoint.version_unsupported for a future version', () => {
-    const err = expectParleyError(() => migrateCheckpoint({ version: 5, currentNode: 'welcome' }), 'checkpoint.version_unsupported');
-    expect(err.message).toContain('4');
-    expect(CHECKPOINT_VERSION + 1).toBe(5);
+    const err = expectParleyError(() => migrateCheckpoint({ version: 6, currentNode: 'welcome' }), 'checkpoint.version_unsupported');
+    expect(err.message).toContain('5');
+    expect(CHECKPOINT_VERSION + 1).toBe(6);
     expectParleyError(() => migrateCheckpoint({ version: CHECKPOINT_VERSION + 1 }), 'checkpoint.version_unsupported');
     expectParleyError(() => migrateCheckpoint({ version: 99 }), 'checkpoint.version_unsupported');
   });
@@ -403,7 +457,7 @@ describe('encodeBody / decodeBody', () => {
     const r = record(emptyCheckpoint());
     const stored = JSON.stringify({ ...body(r), checkpoint: fixtureV0() });
     const decoded = decodeBody({ json: stored });
-    expect(decoded.checkpoint.version).toBe(4);
+    expect(decoded.checkpoint.version).toBe(5);
     expect(decoded.checkpoint.currentNode).toBe('size');
     expect(decoded.checkpoint.variables).toEqual({ drink: 'coffee', customer_name: 'Ada', loyalty_points: 120 });
     expect(decoded.checkpoint.toolState).toEqual({ lookup_menu: { calls: 1, last_result: 'ok' } });
@@ -487,7 +541,7 @@ describe('encodeBody / decodeBody', () => {
   });
 
   it('rejects a body holding a future checkpoint version', () => {
-    const stored = JSON.stringify({ ...body(record(emptyCheckpoint())), checkpoint: { version: 5 } });
+    const stored = JSON.stringify({ ...body(record(emptyCheckpoint())), checkpoint: { version: 6 } });
     expectParleyError(() => decodeBody({ json: stored }), 'checkpoint.version_unsupported');
   });
 });

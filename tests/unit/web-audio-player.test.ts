@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AudioPlayer, Timeline, base64ToBytes, pcm16ToFloat32, type AudioKind, type Chunk } from '../../web/audio-player';
+import { AudioPlayer, Timeline, base64ToBytes, pcm16ToFloat32, type AudioKind, type Chunk } from '../../web/widget/audio-player';
 
 const LEAD = 0.05;
 const chunk = (itemId: string, seq: number, duration: number, kind: AudioKind = 'speech', turnId = 't1'): Chunk<string> => ({
