@@ -1,28 +1,13 @@
-import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { build } from 'esbuild';
-
-const root = new URL('../web/', import.meta.url);
+import { bundleWidget, demoPage, WIDGET_FILE } from '../web/build';
 
 /**
- * The chat page: web/index.html plus web/chat.ts bundled once at start-up (esbuild, in memory), so
+ * The chat widget and its demo page at `/`, bundled once at start-up (esbuild, in memory), so
  * `npm start` needs no separate build step.
  */
 export async function webAssets(): Promise<(req: IncomingMessage, res: ServerResponse) => boolean> {
-  const [html, bundle] = await Promise.all([
-    readFile(new URL('index.html', root), 'utf8'),
-    build({
-      entryPoints: [new URL('chat.ts', root).pathname],
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      minify: true,
-      write: false,
-      legalComments: 'none',
-    }),
-  ]);
-  const js = bundle.outputFiles[0]!.contents;
+  const { js } = await bundleWidget();
+  const html = demoPage();
   return (req, res) => {
     const path = new URL(req.url ?? '/', 'http://local').pathname;
     if (req.method !== 'GET') return false;
@@ -30,7 +15,7 @@ export async function webAssets(): Promise<(req: IncomingMessage, res: ServerRes
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(html);
       return true;
     }
-    if (path === '/chat.js') {
+    if (path === `/${WIDGET_FILE}`) {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' }).end(js);
       return true;
     }

@@ -1,5 +1,5 @@
 /*
- * Speech playback for the chat page: `response.audio.delta` chunks (base64 of 16-bit little-endian
+ * Speech playback for the chat widget: `response.audio.delta` chunks (base64 of 16-bit little-endian
  * mono PCM) scheduled back to back on a Web Audio timeline. No dependencies.
  *
  * The timing is a pure `Timeline` working on numbers (seconds on the AudioContext clock), so it can
@@ -338,7 +338,8 @@ export class AudioPlayer {
     return this.ctx?.currentTime ?? 0;
   }
 
-  private context(): AudioContext {
+  /** The player's AudioContext, made on first use; the microphone shares it. */
+  context(): AudioContext {
     this.ctx ??= this.options.createContext?.() ?? new AudioContext();
     return this.ctx;
   }
