@@ -15,10 +15,16 @@ const apiKeys =
 // Optional: `cdk deploy -c parley:openAiSecret=<secret name>` (a Secrets Manager secret holding the key).
 const openAiSecret: unknown = app.node.tryGetContext('parley:openAiSecret');
 
+// Optional: `cdk deploy -c parley:widget=true` publishes the chat widget (see ParleyProps.widget; output WidgetUrl).
+const widgetContext: unknown = app.node.tryGetContext('parley:widget');
+const widget = widgetContext === true || widgetContext === 'true';
+
+const parley = { ...(apiKeys ? { apiKeys } : {}), ...(widget ? { widget } : {}) };
+
 new ParleyStack(app, 'ParleyStack', {
   ...(typeof openAiSecret === 'string' && openAiSecret ? { openAiSecretName: openAiSecret } : {}),
   description: 'Parley: per-turn serverless chat runner (API Gateway WebSocket, Lambda, DynamoDB)',
-  ...(apiKeys ? { parley: { apiKeys } } : {}),
+  parley,
 });
 
 app.synth();

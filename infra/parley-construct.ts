@@ -12,6 +12,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { TURN_EVENT_TEMPLATE } from '../lib/host/events';
+import { WidgetSite } from './widget-site.js';
 
 /** Repository root (infra/..): the esbuild project root and the home of package-lock.json. */
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -141,6 +142,17 @@ export interface ParleyProps {
    * @default logs.RetentionDays.ONE_MONTH
    */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Publish the chat widget (`<parley-chat>`, web/widget) as a static site: a private S3 bucket
+   * behind a CloudFront distribution (Origin Access Control, HTTPS only) holding `parley-chat.js`
+   * and the demo page `index.html`, whose widget connects to this stage's `wss://` URL. The bucket
+   * and the deployment's log group follow `removalPolicy` and `logRetention`. `true`, or options:
+   * `script`, the widget to publish instead of the one bundled at synth (web/build.ts). Adds the
+   * CDK's bucket deployment function (Python, with the AWS CLI layer), and with
+   * `RemovalPolicy.DESTROY` its auto-delete-objects function. See `widgetUrl`.
+   * @default false: no widget site
+   */
+  readonly widget?: boolean | { readonly script?: string | Uint8Array };
 }
 
 /**
@@ -159,6 +171,8 @@ export class Parley extends Construct {
   readonly resumeSecret: secretsmanager.ISecret;
   /** The role API Gateway assumes to invoke the turn function, and nothing else. */
   readonly turnInvokeRole: iam.Role;
+  /** The widget's static site, when `widget` is on. */
+  readonly widgetSite?: WidgetSite;
 
   constructor(scope: Construct, id: string, props: ParleyProps = {}) {
     super(scope, id);
@@ -357,8 +371,19 @@ export class Parley extends Construct {
     props.jwt?.secret?.grantRead(this.turnFunction);
     if ((props.speech ?? 'polly') === 'polly') {
       // SynthesizeSpeech has no resource of its own (only optional lexicons): Polly's permissions
-      // reference lists its resource as "*". The one wildcard resource of the stack.
+      // reference lists its resource as "*". The one wildcard resource of the stack (with `widget`, the
+      // CDK's bucket deployment adds its own: cloudfront:CreateInvalidation and GetInvalidation on "*").
       this.turnFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['polly:SynthesizeSpeech'], resources: ['*'] }));
+    }
+
+    if (props.widget) {
+      const { script } = props.widget === true ? {} : props.widget;
+      this.widgetSite = new WidgetSite(this, 'Widget', {
+        endpoint: this.webSocketUrl,
+        removalPolicy,
+        logRetention,
+        ...(script === undefined ? {} : { script }),
+      });
     }
   }
 
@@ -370,6 +395,11 @@ export class Parley extends Construct {
   /** https://{api}.execute-api.{region}.amazonaws.com/{stage}: the @connections management endpoint. */
   get callbackUrl(): string {
     return this.stage.callbackUrl;
+  }
+
+  /** https://{distribution}.cloudfront.net, the widget's demo page (`/parley-chat.js` the script), when `widget` is on. */
+  get widgetUrl(): string | undefined {
+    return this.widgetSite?.url;
   }
 }
 

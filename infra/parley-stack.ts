@@ -34,5 +34,11 @@ export class ParleyStack extends Stack {
       description: 'DynamoDB table holding connections, sessions and turn records',
       value: this.parley.table.tableName,
     });
+    if (this.parley.widgetUrl !== undefined) {
+      new CfnOutput(this, 'WidgetUrl', {
+        description: 'The chat widget: its demo page (https://...), and /parley-chat.js to embed',
+        value: this.parley.widgetUrl,
+      });
+    }
   }
 }
