@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: per-turn server time through the local gateway and dynalite, Lambda bundle sizes,
+ * `npm run bench`: per-turn server time through the local gateway and dynalite, Lambda bundle sizes, the chat widget's size,
  * the cold import time of the turn bundle, the NLU (model load, classification), the LLM path and
  * speech latency. Prints one JSON document on stdout; progress on stderr.
  * `npm run bench -- --only speech` runs the speech section alone.
@@ -14,6 +14,7 @@ import { benchNlu } from './nlu';
 import { benchSpeech } from './speech';
 import { progress } from './stats';
 import { benchTurns } from './turns';
+import { bundleWidget } from '../web/build';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT_ROOT = join(REPO_ROOT, 'node_modules', '.cache', 'parley-bench');
@@ -34,6 +35,8 @@ const TARGETS = {
   speechFillerStartP50Ms: 20,
   /** The answer's first TTS chunk -> its first audio delta (after the clear) at the client. */
   speechAnswerStartP50Ms: 20,
+  /** The chat widget's script, gzipped (it has no voice-activity model to leave out). */
+  widgetGzipBytes: 40 * 1024,
 };
 
 type SpeechResult = Awaited<ReturnType<typeof benchSpeech>>;
@@ -97,6 +100,8 @@ async function main(): Promise<void> {
   const bundles = await bundleFunctions(REPO_ROOT, join(OUT_ROOT, 'sdk-external'), 'external');
   // What is deployed: the AWS SDK bundled in, as AWS recommends for cold starts.
   const deployed = await bundleFunctions(REPO_ROOT, join(OUT_ROOT, 'deployed'), 'bundled');
+  const widgetBundle = await bundleWidget();
+  const widget = { bytes: widgetBundle.js.length, gzipBytes: widgetBundle.gzipBytes, what: 'web/widget bundled by web/build.ts (what build:web and the stack publish), gzip -9' };
   const sizes = (set: typeof bundles) =>
     Object.fromEntries(FUNCTIONS.map((name) => [name, { bytes: set[name].bytes, gzipBytes: set[name].gzipBytes, sourceMapBytes: set[name].sourceMapBytes, file: set[name].file }]));
   const bundle = { ...sizes(bundles), what: 'minified, @aws-sdk external', deployed: { ...sizes(deployed), what: 'minified, @aws-sdk bundled in (what the CDK stack deploys)' } };
@@ -127,6 +132,7 @@ async function main(): Promise<void> {
     machine: info,
     turn,
     bundle,
+    widget,
     coldImport: {
       ...cold,
       bundle: 'turn',
@@ -147,6 +153,7 @@ async function main(): Promise<void> {
       turnP50Ms: turn.p50 <= TARGETS.turnP50Ms,
       turnP99Ms: turn.p99 <= TARGETS.turnP99Ms,
       bundleBytes: largestBundle <= TARGETS.bundleBytes,
+      widgetGzipBytes: widget.gzipBytes <= TARGETS.widgetGzipBytes,
       coldImportMs: cold.medianMs <= TARGETS.coldImportMs,
       classifyP50Ms: nluOk !== undefined && nluOk.classifyAndStep.p50 <= TARGETS.classifyP50Ms,
       modelLoadMs: nluOk !== undefined && nluOk.load.inProcess.p50 <= TARGETS.modelLoadMs,

@@ -1,0 +1,221 @@
+import { rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
+import { FunctionEnv, readEnv } from '../../lib/config/env';
+import { llmPortsFactory } from '../../lib/llm/configure';
+import { emptyAudioCache } from '../../lib/speech/audio-cache';
+import { voiceFor } from '../../lib/speech/tts/voice';
+import type { SpeechDeps } from '../../lib/session/dispatch';
+import type { LocalRuntime } from '../../local/runtime';
+import { createEspeakSynthesizer, type EspeakSynthesizer } from '../../local/speech/espeak';
+import { sampleMap, startRuntime } from '../integration/harness';
+import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
+import { AUDIO_TAP_SCRIPT, fakeMicrophone, launchChromium } from './browser';
+import { speechWav, type SpeechWav } from './speech-wav';
+
+/*
+ * The chat widget in a real browser: Debian's chromium through playwright-core, against the local
+ * runtime (dynalite, the local gateway, the real handlers), speaking with the local eSpeak
+ * synthesizer; the LLM is a local server speaking the OpenAI stream format. Skipped, with the
+ * reason printed, when no chromium is installed, except under CI=true, where that fails the run.
+ */
+
+const WAIT = { timeout: 15_000 };
+const SCREENSHOT = new URL('../../docs/widget.png', import.meta.url).pathname;
+const LONG_ANSWER = [
+  'Our beans come from a small farm in the hills of Colombia.',
+  'We buy them green and roast them ourselves every Tuesday morning.',
+  'The roast is medium, so the chocolate and the caramel notes come through.',
+  'Every cup is ground fresh, a few seconds before it is brewed.',
+  'If you like, I can tell you more about our single origin espresso as well.',
+].join(' ');
+
+// The fake microphone speaks this (a file made by the local synthesizer) once the widget turns it on.
+let wav: SpeechWav | null = null;
+try {
+  // A faint noise bed, as every real microphone has: the detector learns the room from it.
+  wav = await speechWav('Wait, stop please. I have a question.', { leadSilenceMs: 1000, noiseDbfs: -60 });
+} catch (err) {
+  if (process.env.CI === 'true') throw err;
+  console.warn(`Skipping the browser barge-in test: no local synthesizer (${(err as Error).message}).`);
+}
+const browser: Browser | null = await launchChromium(wav ? fakeMicrophone(wav.path) : []);
+
+describe.skipIf(browser === null)('the chat widget in chromium', () => {
+  const map = sampleMap();
+  let espeak: EspeakSynthesizer;
+  let openai: FakeOpenAI;
+  let runtime: LocalRuntime;
+  let store: DynamoSessionStore;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    espeak = await createEspeakSynthesizer();
+    openai = await startFakeOpenAI();
+    const env = readEnv(FunctionEnv, { OPENAI_BASE_URL: openai.baseURL, OPENAI_MODEL: 'gpt-test', PARLEY_SAFETY: 'local', PARLEY_LLM_BUDGET_MS: '20000' });
+    const speech: SpeechDeps = { synthesizer: espeak, cache: emptyAudioCache, voiceFor: (language) => voiceFor(map, language, 'espeak') };
+    runtime = await startRuntime({ servePage: true, llm: llmPortsFactory(env)('test-key'), speech });
+    store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+  });
+
+  afterEach(() => openai.reset());
+
+  afterAll(async () => {
+    await Promise.all(contexts.map((c) => c.close()));
+    await browser?.close();
+    await runtime?.close();
+    await openai?.close();
+    await espeak?.close();
+    if (wav) await rm(dirname(wav.path), { recursive: true, force: true });
+  });
+
+  /** A fresh page (its own localStorage, so its own session), failing the test on any page error. */
+  async function openPage(viewport = { width: 440, height: 680 }): Promise<{ page: Page; errors: string[] }> {
+    const context = await browser!.newContext({ viewport });
+    contexts.push(context);
+    await context.addInitScript(AUDIO_TAP_SCRIPT);
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(runtime.httpUrl);
+    return { page, errors };
+  }
+
+  // Playwright's CSS locators pierce the widget's open shadow root.
+  const bot = (page: Page, text: string | RegExp) => page.locator('parley-chat .msg.bot', { hasText: text }).last();
+
+  /** Types into the widget (waiting until it is enabled: the session has started) and presses Enter. */
+  async function say(page: Page, text: string): Promise<void> {
+    await page.locator('parley-chat #text').fill(text, WAIT);
+    await page.locator('parley-chat #text').press('Enter');
+    await page.locator('parley-chat .msg.user', { hasText: text }).last().waitFor(WAIT);
+  }
+
+  const sessionIdOf = async (page: Page): Promise<string> => {
+    const saved = await page.evaluate(() => Object.entries(localStorage).find(([k]) => k.startsWith('parley:ws'))?.[1]);
+    return (JSON.parse(saved ?? 'null') as { sessionId: string }).sessionId;
+  };
+
+  it('greets, then streams an answer into the page as it arrives', async () => {
+    const { page, errors } = await openPage();
+    await bot(page, /welcome to Parley Café/).waitFor(WAIT);
+    // Every text the answer's bubble shows on its way, to see it grow rather than appear whole.
+    await page.evaluate(() => {
+      const seen: string[] = ((window as unknown as { __texts: string[] }).__texts = []);
+      const log = document.querySelector('parley-chat')!.shadowRoot!.getElementById('log')!;
+      new MutationObserver(() => {
+        const last = log.querySelectorAll('.msg.bot');
+        const text = last[last.length - 1]?.textContent ?? '';
+        if (seen.at(-1) !== text) seen.push(text);
+      }).observe(log, { childList: true, subtree: true, characterData: true });
+    });
+    const answer = 'We roast our beans on Tuesdays. They come from a small farm in Colombia.';
+    openai.script({ text: answer, chunkChars: 6, tokensPerSecond: 25 });
+    await say(page, 'where do your coffee beans come from?');
+    await bot(page, 'small farm in Colombia.').waitFor(WAIT);
+    const texts = await page.evaluate(() => (window as unknown as { __texts: string[] }).__texts);
+    const partial = texts.filter((t) => t.length > 0 && t.length < answer.length && answer.startsWith(t));
+    expect(partial.length).toBeGreaterThanOrEqual(3);
+    expect(texts.at(-1)).toBe(answer);
+    // Screen readers hear the whole answer, not every piece: the bubble is busy only while it streams.
+    await expect(bot(page, answer).getAttribute('aria-busy')).resolves.toBeNull();
+    expect(errors).toEqual([]);
+  });
+
+  it('plays the spoken reply: sound reaches the speakers (an AnalyserNode reads non-silence)', async () => {
+    const { page, errors } = await openPage();
+    await bot(page, /welcome to Parley Café/).waitFor(WAIT);
+    await page.locator('parley-chat #voice').click(); // a user gesture: the browser lets audio start
+    await expect(page.locator('parley-chat #voice').getAttribute('aria-pressed')).resolves.toBe('true');
+    await page.locator('parley-chat .msg.note', { hasText: 'Voice on' }).waitFor(WAIT);
+    await say(page, 'what time do you open?');
+    await bot(page, '7 am').waitFor(WAIT);
+    await page.waitForFunction(() => (window as unknown as { __sound: { firstAt: number | null } }).__sound.firstAt !== null, undefined, WAIT);
+    const peak = await page.evaluate(() => (window as unknown as { __sound: { peak: number } }).__sound.peak);
+    expect(peak).toBeGreaterThan(0.05);
+    expect(errors).toEqual([]);
+  });
+
+  it.skipIf(wav === null)('barge-in: the user speaks over the bot; playback stops within 300 ms and the stored answer is cut', async () => {
+    const { page, errors } = await openPage();
+    await bot(page, /welcome to Parley Café/).waitFor(WAIT);
+    await page.locator('parley-chat #voice').click();
+    await page.locator('parley-chat .msg.note', { hasText: 'Voice on' }).waitFor(WAIT);
+    const bargeIns = page.evaluate(
+      () =>
+        new Promise<{ turnId: string; playedMs: number; at: number }>((resolve) =>
+          document
+            .querySelector('parley-chat')!
+            .addEventListener('parley:barge-in', (e) => resolve({ ...(e as CustomEvent).detail, at: performance.now() }), { once: true }),
+        ),
+    );
+    openai.script({ text: LONG_ANSWER, chunkChars: 8, tokensPerSecond: 80 });
+    await say(page, 'where do your coffee beans come from?');
+    // The bot is talking ...
+    await page.waitForFunction(() => (window as unknown as { __sound: { firstAt: number | null } }).__sound.firstAt !== null, undefined, WAIT);
+    // ... when the user turns the microphone on and, after a second of silence, speaks.
+    await page.locator('parley-chat #mic').click();
+    const barge = await bargeIns;
+    await page.waitForTimeout(1000); // anything still sounding would show up by now
+    const { micAt, lastSoundAt } = await page.evaluate(() => {
+      const w = window as unknown as { __micAt: number; __sound: { lastAt: number } };
+      return { micAt: w.__micAt, lastSoundAt: w.__sound.lastAt };
+    });
+    const speechAt = micAt + wav!.onsetMs;
+    const stoppedAfterMs = lastSoundAt - speechAt;
+    console.log(
+      `barge-in: playback stopped ${stoppedAfterMs.toFixed(0)} ms after the user began speaking ` +
+        `(detected after ${(barge.at - speechAt).toFixed(0)} ms; ${barge.playedMs} ms of the answer played)`,
+    );
+    expect(stoppedAfterMs).toBeLessThanOrEqual(300);
+    expect(barge.playedMs).toBeGreaterThan(0);
+    await expect(page.locator('parley-chat #stop').isHidden()).resolves.toBe(true);
+
+    // The server kept only what was heard: the stored answer is cut and marked.
+    const sessionId = await sessionIdOf(page);
+    let head = await store.loadHead(sessionId);
+    for (let i = 0; i < 100 && !head?.checkpoint.transcript.at(-1)?.interrupted; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      head = await store.loadHead(sessionId);
+    }
+    const stored = head!.checkpoint.transcript.at(-1)!;
+    expect(stored).toMatchObject({ role: 'assistant', interrupted: true });
+    expect(LONG_ANSWER.startsWith(stored.text)).toBe(true);
+    expect(stored.text.length).toBeLessThan(LONG_ANSWER.length);
+    expect(head!.checkpoint.messages.at(-1)).toMatchObject({ role: 'assistant', content: stored.text, interrupted: true });
+    expect(errors).toEqual([]);
+  });
+
+  it('a reload resumes the same session and shows the conversation so far', async () => {
+    const { page, errors } = await openPage();
+    await say(page, "I'd like an espresso");
+    await bot(page, 'Which size: small, medium or large?').waitFor(WAIT);
+    const before = await sessionIdOf(page);
+
+    await page.reload();
+    await page.locator('parley-chat .msg.note', { hasText: 'Conversation resumed.' }).waitFor(WAIT);
+    expect(await sessionIdOf(page)).toBe(before);
+    // The history came back from the server, in order.
+    const lines = await page.locator('parley-chat .msg.user, parley-chat .msg.bot').allTextContents();
+    expect(lines).toEqual([expect.stringMatching(/welcome to Parley Café/), "I'd like an espresso", 'Which size: small, medium or large?']);
+
+    // The resumed session still waits for the size: the next message completes the order.
+    await say(page, 'small');
+    await bot(page, "So that's 1 × small espresso. Shall I place the order?").waitFor(WAIT);
+    expect(await sessionIdOf(page)).toBe(before);
+    expect(errors).toEqual([]);
+  });
+
+  it('takes the README screenshot of a short conversation (docs/widget.png)', async () => {
+    const { page, errors } = await openPage({ width: 420, height: 640 });
+    await say(page, 'what time do you open?');
+    await bot(page, '7 am').waitFor(WAIT);
+    await say(page, "I'd like a large latte");
+    await bot(page, /large latte/).waitFor(WAIT);
+    await page.locator('parley-chat #text').fill('yes please');
+    await page.locator('parley-chat').screenshot({ path: SCREENSHOT, animations: 'disabled', caret: 'hide' });
+    expect(errors).toEqual([]);
+  });
+});
