@@ -124,17 +124,60 @@ describe.skipIf(browser === null)('the chat widget in chromium', () => {
     expect(errors).toEqual([]);
   });
 
-  it('plays the spoken reply: sound reaches the speakers (an AnalyserNode reads non-silence)', async () => {
-    const { page, errors } = await openPage();
+  /** Turns the voice on (a click: the user gesture browsers want before audio) and waits for the spoken session. */
+  async function voiceOn(page: Page): Promise<void> {
     await bot(page, /welcome to Parley Café/).waitFor(WAIT);
-    await page.locator('parley-chat #voice').click(); // a user gesture: the browser lets audio start
+    await page.locator('parley-chat #voice').click();
     await expect(page.locator('parley-chat #voice').getAttribute('aria-pressed')).resolves.toBe('true');
     await page.locator('parley-chat .msg.note', { hasText: 'Voice on' }).waitFor(WAIT);
-    await say(page, 'what time do you open?');
-    await bot(page, '7 am').waitFor(WAIT);
-    await page.waitForFunction(() => (window as unknown as { __sound: { firstAt: number | null } }).__sound.firstAt !== null, undefined, WAIT);
-    const peak = await page.evaluate(() => (window as unknown as { __sound: { peak: number } }).__sound.peak);
-    expect(peak).toBeGreaterThan(0.05);
+  }
+
+  const sound = (page: Page) => page.evaluate(() => (window as unknown as { __sound: { firstAt: number | null; lastAt: number | null; peak: number } }).__sound);
+  const soundStarted = (page: Page) =>
+    page.waitForFunction(() => (window as unknown as { __sound: { firstAt: number | null } }).__sound.firstAt !== null, undefined, WAIT);
+  /** Resolves with the widget's next parley:barge-in event. */
+  const nextBargeIn = (page: Page) =>
+    page.evaluate(
+      () =>
+        new Promise<{ turnId: string; playedMs: number; at: number }>((resolve) =>
+          document
+            .querySelector('parley-chat')!
+            .addEventListener('parley:barge-in', (e) => resolve({ ...(e as CustomEvent).detail, at: performance.now() }), { once: true }),
+        ),
+    );
+
+  it('plays the spoken reply: sound reaches the speakers (an AnalyserNode reads non-silence); mute silences it at once', async () => {
+    const { page, errors } = await openPage();
+    await voiceOn(page);
+    openai.script({ text: LONG_ANSWER, chunkChars: 8, tokensPerSecond: 80 });
+    await say(page, 'where do your coffee beans come from?');
+    await soundStarted(page);
+    expect((await sound(page)).peak).toBeGreaterThan(0.05);
+
+    await page.locator('parley-chat #voice').click();
+    const mutedAt = await page.evaluate(() => performance.now());
+    await page.waitForTimeout(600);
+    expect((await sound(page)).lastAt!).toBeLessThan(mutedAt + 50);
+    await expect(page.locator('parley-chat #voice').getAttribute('aria-pressed')).resolves.toBe('false');
+    // The reply itself stays on screen.
+    await bot(page, 'single origin espresso').waitFor(WAIT);
+    expect(errors).toEqual([]);
+  });
+
+  it('typing while the bot speaks stops it, as speaking over it would', async () => {
+    const { page, errors } = await openPage();
+    await voiceOn(page);
+    openai.script({ text: LONG_ANSWER, chunkChars: 8, tokensPerSecond: 80 });
+    await say(page, 'where do your coffee beans come from?');
+    await soundStarted(page);
+    const bargeIn = nextBargeIn(page);
+    await page.locator('parley-chat #text').pressSequentially('and', { delay: 20 });
+    const barge = await bargeIn;
+    await page.waitForTimeout(500);
+    expect((await sound(page)).lastAt!).toBeLessThan(barge.at + 50);
+    expect(barge.playedMs).toBeGreaterThan(0);
+    // The bubble of the cut reply says so (to screen readers too).
+    await expect(page.locator('parley-chat .msg.bot.interrupted').last().textContent()).resolves.toContain('(interrupted)');
     expect(errors).toEqual([]);
   });
 
@@ -143,14 +186,7 @@ describe.skipIf(browser === null)('the chat widget in chromium', () => {
     await bot(page, /welcome to Parley Café/).waitFor(WAIT);
     await page.locator('parley-chat #voice').click();
     await page.locator('parley-chat .msg.note', { hasText: 'Voice on' }).waitFor(WAIT);
-    const bargeIns = page.evaluate(
-      () =>
-        new Promise<{ turnId: string; playedMs: number; at: number }>((resolve) =>
-          document
-            .querySelector('parley-chat')!
-            .addEventListener('parley:barge-in', (e) => resolve({ ...(e as CustomEvent).detail, at: performance.now() }), { once: true }),
-        ),
-    );
+    const bargeIns = nextBargeIn(page);
     openai.script({ text: LONG_ANSWER, chunkChars: 8, tokensPerSecond: 80 });
     await say(page, 'where do your coffee beans come from?');
     // The bot is talking ...
@@ -208,14 +244,60 @@ describe.skipIf(browser === null)('the chat widget in chromium', () => {
     expect(errors).toEqual([]);
   });
 
+  it('a connection the gateway drops (idle for 10 minutes, or 2 hours old) reconnects and resumes by itself', async () => {
+    const before = new Set(runtime.connectionIds());
+    const { page, errors } = await openPage();
+    await say(page, "I'd like an espresso");
+    await bot(page, 'Which size: small, medium or large?').waitFor(WAIT);
+    const [mine] = runtime.connectionIds().filter((id) => !before.has(id));
+    // What API Gateway does at its limits: DeleteConnection through the management API.
+    const res = await fetch(`${runtime.callbackUrl}/@connections/${encodeURIComponent(mine!)}`, { method: 'DELETE' });
+    expect(res.status).toBe(204);
+    await page.locator('parley-chat .msg.note', { hasText: 'Conversation resumed.' }).waitFor(WAIT);
+    expect(runtime.connectionIds()).not.toContain(mine);
+    await say(page, 'medium');
+    await bot(page, "So that's 1 × medium espresso. Shall I place the order?").waitFor(WAIT);
+    expect(errors).toEqual([]);
+  });
+
+  it('an ended conversation offers a new one; the new one starts with a greeting', async () => {
+    const { page, errors } = await openPage();
+    await bot(page, /welcome to Parley Café/).waitFor(WAIT);
+    await say(page, "no thanks, that's all");
+    await bot(page, 'Goodbye!').waitFor(WAIT);
+    await page.locator('parley-chat #again').waitFor({ state: 'visible', ...WAIT });
+    await expect(page.locator('parley-chat #composer').isHidden()).resolves.toBe(true);
+    await page.locator('parley-chat #again').click();
+    await expect(page.locator('parley-chat .msg.bot', { hasText: /welcome to Parley Café/ }).count()).resolves.toBeLessThanOrEqual(1);
+    await bot(page, /welcome to Parley Café/).waitFor(WAIT);
+    await expect(page.locator('parley-chat .msg.user').count()).resolves.toBe(0);
+    await say(page, 'what time do you open?');
+    await bot(page, '7 am').waitFor(WAIT);
+    expect(errors).toEqual([]);
+  });
+
+  it('fits a phone screen: full width, no sideways scrolling, the composer in view', async () => {
+    const { page, errors } = await openPage({ width: 375, height: 667 });
+    await say(page, 'what time do you open?');
+    await bot(page, '7 am').waitFor(WAIT);
+    const box = (await page.locator('parley-chat').boundingBox())!;
+    expect(box.width).toBe(375);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    const composer = (await page.locator('parley-chat #composer').boundingBox())!;
+    expect(composer.y + composer.height).toBeLessThanOrEqual(667);
+    // Inputs of 16 px keep phones from zooming in on focus.
+    expect(await page.locator('parley-chat #text').evaluate((el) => getComputedStyle(el).fontSize)).toBe('16px');
+    expect(errors).toEqual([]);
+  });
+
   it('takes the README screenshot of a short conversation (docs/widget.png)', async () => {
-    const { page, errors } = await openPage({ width: 420, height: 640 });
+    const { page, errors } = await openPage({ width: 900, height: 720 });
     await say(page, 'what time do you open?');
     await bot(page, '7 am').waitFor(WAIT);
     await say(page, "I'd like a large latte");
     await bot(page, /large latte/).waitFor(WAIT);
     await page.locator('parley-chat #text').fill('yes please');
-    await page.locator('parley-chat').screenshot({ path: SCREENSHOT, animations: 'disabled', caret: 'hide' });
+    await page.locator('main').screenshot({ path: SCREENSHOT, animations: 'disabled', caret: 'hide' });
     expect(errors).toEqual([]);
   });
 });

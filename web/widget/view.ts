@@ -174,13 +174,15 @@ export class View {
   }
 
   appendText(bubble: HTMLElement, text: string): void {
-    bubble.append(text);
+    // Before the "(interrupted)" note, if the reply was cut while its text still streamed.
+    bubble.insertBefore(document.createTextNode(text), bubble.querySelector('.sr'));
     this.stickToBottom();
   }
 
   finish(bubble: HTMLElement, text: string): void {
     bubble.textContent = text;
     bubble.removeAttribute('aria-busy');
+    if (bubble.classList.contains('interrupted')) markInterrupted(bubble);
     this.stickToBottom();
   }
 
