@@ -1,8 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
+import * as z from 'zod/mini';
 import { EventAssembler, PROTOCOL_VERSION, type ClientMessage, type ServerEvent } from '../lib/protocol/v1';
 import { parseChatArgs } from './chat-args';
+
+// The protocol schemas are zod/mini, which loads no error-message locale; an unreadable server
+// message is printed with zod's issues, so give them their English text (as classic zod did).
+z.config(z.locales.en());
 
 /**
  * `npm run chat`: a terminal client for the local runner (or any Parley endpoint). Ctrl+C while the

@@ -60,7 +60,7 @@ export const Checkpoint = z.object({
   /** Older transcript lines were dropped to keep the checkpoint small. */
   transcriptCut: z.boolean().default(false),
   /** Usage of the whole session so far (turn records hold each turn's own). */
-  usage: Usage.default({ llm: {}, ttsCharacters: 0, sttSeconds: 0 }),
+  usage: z._default(Usage, { llm: {}, ttsCharacters: 0, sttSeconds: 0 }),
 });
 export type Checkpoint = z.infer<typeof Checkpoint>;
 

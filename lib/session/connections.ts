@@ -23,7 +23,7 @@ export const ConnectionRecord = z.object({
   principal: z.string().nullable(),
   sessionId: z.string().optional(),
   /** The audio the session on this connection gets (negotiated at session.start); absent: text only. */
-  audio: AudioFormat.optional(),
+  audio: z.optional(AudioFormat),
   connectedAt: z.string(),
 });
 export type ConnectionRecord = z.infer<typeof ConnectionRecord>;

@@ -1,7 +1,8 @@
 /* One client message: parsing, protocol order on the connection, hello, session start and stop. */
 import { traceIdFor } from '../checkpoint/trace';
 import { ParleyError, toWireError } from '../errors';
-import { PROTOCOL_VERSION, parseClientMessage, type ClientMessage } from '../protocol/v1';
+import { parseClientMessage } from '../protocol/parse';
+import { PROTOCOL_VERSION, type ClientMessage } from '../protocol/v1';
 import type { AudioFormat } from '../speech/format';
 import { RESUME_TOKEN_HMAC, resumeTokenMatches } from './auth';
 import type { ConnectionRecord } from './connections';

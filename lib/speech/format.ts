@@ -1,4 +1,5 @@
-import * as z from 'zod';
+// zod/mini: the browser widget bundles this (through lib/protocol/v1.ts), and mini tree-shakes.
+import * as z from 'zod/mini';
 
 /**
  * How a session wants its audio, chosen at `session.start`. `pcm` is 16-bit signed little-endian mono at `sampleRate` (what

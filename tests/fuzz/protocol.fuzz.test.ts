@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCode, LIMITS, parseClientMessage } from '../../lib/protocol/v1';
+import { parseClientMessage } from '../../lib/protocol/parse';
+import { ErrorCode, LIMITS } from '../../lib/protocol/v1';
 import { deeplyNested, hostileValue, mutatedMessage, nastyString, rawBody, rawDamage, validMessage } from './arbitraries';
 import { expectedParse } from './oracle';
 import { recordFault } from '../support/fault-table';

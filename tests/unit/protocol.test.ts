@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
-import { EventAssembler, LIMITS, parseClientMessage, ServerEvent, type ParseResult } from '../../lib/protocol/v1';
+import { describe, expect, it, vi } from 'vitest';
+import * as z from 'zod/mini';
+import { parseClientMessage, type ParseResult } from '../../lib/protocol/parse';
+import { EventAssembler, LIMITS, ServerEvent } from '../../lib/protocol/v1';
 
 const TURN = '3f2b8c1e-7a4d-4e2b-9c1f-5d6e7f8a9b0c';
 const SESSION = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
@@ -162,6 +164,56 @@ describe('parseClientMessage: errors', () => {
     const error = fail({ type: 'input.text', turnId: 12, text: 'x' });
     expect(error.code).toBe('protocol.invalid_message');
     expect(error.turnId).toBeUndefined();
+  });
+});
+
+describe('parseClientMessage: readable messages', () => {
+  // The schemas are zod/mini, which loads no error-message locale: without the one ../protocol/parse
+  // sets, every issue would read "Invalid input". These are the texts classic zod gave.
+  const cases: Array<[string, unknown, string]> = [
+    ['text too long', { type: 'input.text', turnId: TURN, text: 'x'.repeat(4001) }, 'text: Too big: expected string to have <=4000 characters'],
+    ['a non-UUID turnId', { type: 'input.text', turnId: 'nope', text: 'hi' }, 'turnId: Invalid UUID'],
+    ['blank text', { type: 'input.text', turnId: TURN, text: '   ' }, 'text: text must not be empty'],
+    ['an empty version', { type: 'hello', version: '' }, 'version: Too small: expected string to have >=1 characters'],
+    ['a missing version', { type: 'hello' }, 'version: Invalid input: expected string, received undefined'],
+    [
+      'an unknown type',
+      { type: 'nope' },
+      "type: Invalid discriminator value. Expected 'hello' | 'session.start' | 'input.text' | 'response.cancel' | 'session.stop'",
+    ],
+    ['an array', [], 'Invalid input: expected object, received array'],
+    [
+      'sessionId without resumeToken',
+      { type: 'session.start', sessionId: SESSION },
+      'resumeToken: sessionId and resumeToken go together: both to resume, neither to start a new session',
+    ],
+    ['a __proto__ metadata key', '{"type":"session.start","metadata":{"__proto__":1}}', 'metadata: __proto__ is not allowed as a key'],
+    [
+      'an unknown audio format',
+      { type: 'session.start', audio: { format: 'wav', sampleRate: 44100 } },
+      'audio.format: Invalid option: expected one of "pcm"|"mp3"; audio.sampleRate: Invalid input',
+    ],
+    ['an extra audio key', { type: 'session.start', audio: { format: 'pcm', sampleRate: 16000, x: 1 } }, 'audio: Unrecognized key: "x"'],
+    ['a fractional playedMs', { type: 'response.cancel', turnId: TURN, playedMs: -1.5 }, 'playedMs: Invalid input: expected int, received number'],
+    ['a string playedMs', { type: 'response.cancel', turnId: TURN, playedMs: '3' }, 'playedMs: Invalid input: expected number, received string'],
+    ['a reason too long', { type: 'session.stop', reason: 'r'.repeat(201) }, 'reason: Too big: expected string to have <=200 characters'],
+  ];
+
+  it.each(cases)('explains %s', (_, raw, message) => {
+    expect(fail(raw).message).toBe(message);
+  });
+
+  it('sets the English locale itself, whatever else was loaded', async () => {
+    const saved = z.config().localeError;
+    z.config({ localeError: undefined });
+    try {
+      vi.resetModules();
+      const fresh = await import('../../lib/protocol/parse');
+      const result = fresh.parseClientMessage(JSON.stringify({ type: 'hello', version: '' }));
+      expect(result).toMatchObject({ ok: false, message: 'version: Too small: expected string to have >=1 characters' });
+    } finally {
+      z.config({ localeError: saved });
+    }
   });
 });
 
