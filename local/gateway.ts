@@ -46,7 +46,7 @@ export interface GatewayOptions {
   /** API Gateway closes idle connections after 10 minutes and every connection after 2 hours. */
   idleTimeoutMs?: number;
   maxConnectionMs?: number;
-  /** Serves anything that is not WebSocket or @connections (the chat page). Returns false for 404. */
+  /** Serves anything that is not WebSocket or @connections (the chat widget and its page). Returns false for 404. */
   serveHttp?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
   /** Called after each route invocation; the benchmark measures server-side time with it. */
   onInvoke?: (routeKey: string, durationMs: number) => void;

@@ -47,7 +47,7 @@ export interface LocalRuntimeOptions {
   log?: Log;
   clock?: Clock;
   ids?: Ids;
-  /** Serve the chat page at `/` (bundled on start with esbuild). */
+  /** Serve the chat widget on its demo page at `/` (bundled on start with esbuild). */
   servePage?: boolean;
   /** Serve the sample bot's order webhook at /demo/orders (default true). */
   serveDemoKitchen?: boolean;

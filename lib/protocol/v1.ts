@@ -1,7 +1,7 @@
 /**
  * Parley WebSocket protocol, version 1.
  *
- * The single definition shared by the turn handler, the local gateway, the chat page, the terminal
+ * The single definition shared by the turn handler, the local gateway, the chat widget, the terminal
  * client and the tests. Every message is one JSON object with a `type`; API Gateway routes on
  * `$request.body.type`, and everything lands on `$default`.
  *
