@@ -69,7 +69,7 @@ async function main(): Promise<void> {
         ? `  DynamoDB:              ${runtime.dynamo.endpoint}  table "${runtime.tableName}"`
         : `  DynamoDB (dynalite):   ${runtime.dynamo.endpoint}  table "${runtime.tableName}", data in ${resolve(env.PARLEY_DATA_DIR)}`,
       `  Authentication:        ${describeAuth(auth)}`,
-      `  Speech:                ${!synthesizer ? 'off (text only; PARLEY_TTS)' : synthesizer.provider === 'polly' ? 'Amazon Polly' : 'eSpeak NG, local'}${synthesizer ? ' (switch on 🔊 Voice in the page)' : ''}`,
+      `  Speech:                ${!synthesizer ? 'off (text only; PARLEY_TTS)' : synthesizer.provider === 'polly' ? 'Amazon Polly' : 'eSpeak NG, local'}${synthesizer ? ' (the speaker button in the widget turns it on)' : ''}`,
       ``,
       `Press Ctrl+C to stop.`,
       ``,
