@@ -1,6 +1,5 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SayItem } from '../../lib/flow/engine';
@@ -21,6 +20,7 @@ import { staticTexts } from '../../lib/speech/static-texts';
 import { TtsError, type SynthesisRequest, type Synthesizer, type Voice, type WordMark } from '../../lib/speech/tts/port';
 import { voiceFor as mapVoiceFor } from '../../lib/speech/tts/voice';
 import { runBuildAudio } from '../../scripts/build-audio';
+import { espeakInstalled } from '../support/espeak';
 
 const PCM16: AudioFormat = { format: 'pcm', sampleRate: 16000 };
 const PCM8: AudioFormat = { format: 'pcm', sampleRate: 8000 };
@@ -440,14 +440,6 @@ describe('buildAudioCache', () => {
   });
 });
 
-const espeakInstalled = (() => {
-  try {
-    createRequire(import.meta.url).resolve('@echogarden/espeak-ng-emscripten');
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 describe('npm run build:audio (scripts/build-audio.ts) with the real local synthesizer', () => {
   // The eSpeak package is an optionalDependency (GPL-3.0): without it there is nothing real to render with.

@@ -1,20 +1,12 @@
 import { readFile, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_VAD_OPTIONS, EnergyVad } from '../../web/widget/vad';
+import { espeakInstalled } from '../support/espeak';
 import { speechWav } from '../e2e/speech-wav';
 
 /* The browser tests' spoken input: a WAV file of eSpeak's speech after a known silence. */
 
-const espeakInstalled = (() => {
-  try {
-    createRequire(import.meta.url).resolve('@echogarden/espeak-ng-emscripten');
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 // The eSpeak package is an optionalDependency (GPL-3.0): without it there is nothing to speak with.
 describe.skipIf(!espeakInstalled)('speechWav (tests/e2e/speech-wav.ts)', () => {

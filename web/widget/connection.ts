@@ -76,7 +76,7 @@ export class Connection {
   }
 
   /** The session ended on the server (END_CALL): forget it, so a reload starts a new one. */
-  forget(): void {
+  private forget(): void {
     this.options.store.clear();
     this.fresh = true;
   }

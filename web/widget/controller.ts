@@ -28,6 +28,11 @@ export interface ControllerOptions {
 
 const VOICE_FORMAT = { format: 'pcm', sampleRate: 16000 } as const;
 const BLOCKED = 'Tap anywhere in the chat to hear the voice';
+const STATUS: Record<Exclude<ConnectionState, 'ready'>, string> = {
+  connecting: 'Connecting…',
+  offline: 'Offline — reconnecting…',
+  failed: 'Unavailable',
+};
 
 export class Controller {
   private readonly view: View;
@@ -194,17 +199,8 @@ export class Controller {
 
   private showStatus(text?: string): void {
     const state = this.connectionState;
-    this.statusText =
-      text ??
-      (state === 'ready'
-        ? this.options.debug && this.node
-          ? `Online · at “${this.node}”`
-          : 'Online'
-        : state === 'offline'
-          ? 'Offline — reconnecting…'
-          : state === 'failed'
-            ? 'Unavailable'
-            : 'Connecting…');
+    const online = this.options.debug && this.node ? `Online · at “${this.node}”` : 'Online';
+    this.statusText = text ?? (state === 'ready' ? online : STATUS[state]);
     this.view.setStatus(this.statusText);
     this.view.host.dataset.connection = state;
   }
