@@ -3,7 +3,7 @@ import { renderTemplate } from '../flow/template';
 import type { Log } from '../observability/log';
 import { Allowlist } from './address';
 import { pinnedRequest, systemResolve, vetHost, type Resolve } from './egress';
-import type { ActionOutcome, ActionRunner, TemplateContext } from './port';
+import type { ActionOutcome, ActionRunner, RenderedRequest, TemplateContext } from './port';
 
 /*
  * Runs the map's webhook actions: templates rendered with the session (URL values URL-encoded,
@@ -71,28 +71,31 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
   const baseUrl = typeof base === 'function' ? base : () => base;
 
   /** The request for an action, or why there is none (a map or data problem: never retried). */
-  function prepare(action: Webhook, context: TemplateContext): Request | string {
-    let url: ReturnType<typeof renderTemplate>;
-    let body: ReturnType<typeof renderTemplate> | undefined;
+  function prepare(action: Webhook, context: TemplateContext): { request: Request | string; rendered?: RenderedRequest } {
+    let rendered: ReturnType<typeof renderActionRequest>;
     const headers: Array<[string, ReturnType<typeof renderTemplate>]> = [];
     try {
-      url = renderTemplate(action.url, context, 'url');
+      rendered = renderActionRequest(action, context);
       for (const [name, value] of Object.entries(action.headers)) headers.push([name, renderTemplate(value, context, 'text')]);
-      if (action.body !== undefined) body = renderTemplate(action.body, context, 'json');
     } catch (err) {
-      return (err as Error).message;
+      return { request: (err as Error).message };
     }
-    const missing = [...new Set([...url.missing, ...headers.flatMap(([, h]) => h.missing), ...(body?.missing ?? [])])];
+    return { request: check(action, rendered, headers), rendered: rendered.request };
+  }
+
+  function check(action: Webhook, rendered: ReturnType<typeof renderActionRequest>, headers: Array<[string, ReturnType<typeof renderTemplate>]>): Request | string {
+    const { url, body } = rendered.request;
+    const missing = [...new Set([...rendered.missing, ...headers.flatMap(([, h]) => h.missing)])];
     if (missing.length) return `missing variables: ${missing.join(', ')}`;
 
     // A relative URL (`/orders`) resolves against the deployment's base (PARLEY_ACTIONS_BASE_URL),
     // so one map serves every stage; the address check applies to where it resolves.
-    const relative = url.text.startsWith('/') && !url.text.startsWith('//');
+    const relative = url.startsWith('/') && !url.startsWith('//');
     const root = relative ? baseUrl() : undefined;
     if (relative && !root) return 'a relative url needs a base url (PARLEY_ACTIONS_BASE_URL)';
     let parsed: URL;
     try {
-      parsed = relative ? new URL(url.text, root) : new URL(url.text);
+      parsed = relative ? new URL(url, root) : new URL(url);
     } catch {
       return 'the rendered url is not a valid URL';
     }
@@ -111,7 +114,7 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
       if (!h.has('content-type')) h.set('content-type', 'application/json');
       if (isJson(h.get('content-type'))) {
         try {
-          JSON.parse(body.text);
+          JSON.parse(body);
         } catch {
           return 'the rendered body is not valid JSON';
         }
@@ -121,7 +124,7 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
       url: parsed,
       host: parsed.host,
       secrets: secretsOf(headers.map(([, v]) => v.text)),
-      init: { method: action.method, headers: h, ...(body !== undefined ? { body: body.text } : {}) },
+      init: { method: action.method, headers: h, ...(body !== undefined ? { body: body } : {}) },
     };
   }
 
@@ -185,21 +188,23 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
         log?.warn('webhook not run', { action: name, detail: 'unknown action' });
         return { ok: false, kind: 'action_failed', detail: `unknown action '${name}'`, ms: elapsed(), attempts: 0 };
       }
-      const request = prepare(action, context);
+      const { request, rendered } = prepare(action, context);
+      // Recorded with the outcome, so a replay can answer the same request with the same result.
+      const seen = rendered ? { request: rendered } : {};
       if (typeof request === 'string') {
         log?.warn('webhook not run', { action: name, detail: request });
-        return { ok: false, kind: 'action_failed', detail: request, ms: elapsed(), attempts: 0 };
+        return { ok: false, kind: 'action_failed', detail: request, ms: elapsed(), attempts: 0, ...seen };
       }
 
       const allowed = action.retries + 1;
       for (let n = 1; ; n++) {
         const t = performance.now();
         const outcome = await attempt(action, request);
-        if (outcome.ok) return { ok: true, result: outcome.result, ms: elapsed(), attempts: n };
+        if (outcome.ok) return { ok: true, result: outcome.result, ms: elapsed(), attempts: n, ...seen };
         if (outcome.blocked) {
           // No request was made: the address was refused before any connection.
           log?.warn('webhook blocked', { action: name, method: action.method, host: request.host, detail: outcome.detail });
-          return { ok: false, kind: outcome.kind, detail: outcome.detail, ms: elapsed(), attempts: n - 1 };
+          return { ok: false, kind: outcome.kind, detail: outcome.detail, ms: elapsed(), attempts: n - 1, ...seen };
         }
         const last = !outcome.retry || n >= allowed;
         log?.warn('webhook attempt failed', {
@@ -214,10 +219,23 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
           ms: Math.round(performance.now() - t),
           willRetry: !last,
         });
-        if (last) return { ok: false, kind: outcome.kind, detail: outcome.detail, ms: elapsed(), attempts: n };
+        if (last) return { ok: false, kind: outcome.kind, detail: outcome.detail, ms: elapsed(), attempts: n, ...seen };
         await sleep(BACKOFF_MS * n);
       }
     },
+  };
+}
+
+/**
+ * The URL and body of an action as its templates render them (URL values URL-encoded, body values
+ * JSON-escaped); the headers are left out, for they may hold secrets. Throws on a broken template.
+ */
+export function renderActionRequest(action: Webhook, context: TemplateContext): { request: RenderedRequest; missing: string[] } {
+  const url = renderTemplate(action.url, context, 'url');
+  const body = action.body === undefined ? undefined : renderTemplate(action.body, context, 'json');
+  return {
+    request: { method: action.method, url: url.text, ...(body ? { body: body.text } : {}) },
+    missing: [...url.missing, ...(body?.missing ?? [])],
   };
 }
 

@@ -15,6 +15,10 @@ export const TurnInput = z.discriminatedUnion('kind', [
 ]);
 export type TurnInput = z.infer<typeof TurnInput>;
 
+/** A webhook request as the map rendered it. */
+export const ActionRequest = z.object({ method: z.string(), url: z.string(), body: z.string().optional() });
+export type ActionRequest = z.infer<typeof ActionRequest>;
+
 /** The runner's own log of what happened in a turn (seed 002's event names), kept for replay and QA. */
 export const RecordedEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('node_transition'), from: z.string().nullable(), to: z.string(), atMs: z.number() }),
@@ -40,6 +44,10 @@ export const RecordedEvent = z.discriminatedUnion('type', [
     detail: z.string().optional(),
     ms: z.number(),
     attempts: z.number(),
+    /** The request as the map rendered it (relative URLs stay relative; never the headers: they hold secrets). */
+    request: ActionRequest.optional(),
+    /** The JSON result of a successful action: a replay answers the same request with it. */
+    result: z.unknown().optional(),
     atMs: z.number(),
   }),
   z.object({ type: z.literal('template_missing'), source: z.string(), missing: z.array(z.string()), atMs: z.number() }),
@@ -49,12 +57,21 @@ export const RecordedEvent = z.discriminatedUnion('type', [
     atMs: z.number(),
   }),
   z.object({ type: z.literal('session_end'), reason: z.string(), atMs: z.number() }),
+  /** The checkpoint's node is not in the map any more: renamed (the map says so), or gone (the recovery state). */
+  z.object({ type: z.literal('node_migrated'), from: z.string(), to: z.string(), reason: z.enum(['renamed', 'missing']), atMs: z.number() }),
   z.object({
     type: z.literal('llm_exchange'),
+    /** Absent: an answer to the user; `summary`: the summary of folded-away messages. */
+    purpose: z.literal('summary').optional(),
     model: z.string(),
-    /** SHA-256 of the request (model, messages, tools): a replay finds the recorded answer by it. */
+    /** SHA-256 of the request (lib/llm/digest.ts): a replay finds the recorded answer by it. */
     requestDigest: z.string(),
-    request: z.object({ messages: z.number(), tools: z.array(z.string()) }),
+    request: z.object({
+      messages: z.number(),
+      tools: z.array(z.string()),
+      /** Short digests of the request's parts, so a replay can say what changed. */
+      parts: z.object({ model: z.string(), tools: z.string(), options: z.string(), messages: z.array(z.string()) }).optional(),
+    }),
     response: z.object({
       text: z.string(),
       toolCalls: z.array(z.object({ id: z.string(), name: z.string(), arguments: z.string() })),
@@ -190,6 +207,10 @@ export function encodeBounded(record: TurnRecord): { body: EncodedBody; clipped:
   const events = record.events.map((e): RecordedEvent => {
     if (e.type === 'llm_exchange') return { ...e, response: { ...e.response, text: clip(e.response.text, 2000), toolCalls: e.response.toolCalls.map((c) => ({ ...c, arguments: clip(c.arguments, 2000) })) } };
     if (e.type === 'tool_call') return { ...e, arguments: clip(e.arguments, 2000), result: clip(e.result, 2000) };
+    if (e.type === 'action' && (e.request || e.result !== undefined)) {
+      const { result: _dropped, ...rest } = e;
+      return { ...rest, ...(e.request ? { request: { ...e.request, body: e.request.body && clip(e.request.body, 2000) } } : {}) };
+    }
     return e;
   });
   const messages = record.checkpoint.messages.slice(-6).map((m) => ({ ...m, content: clip(m.content, 8000) }));
@@ -206,6 +227,8 @@ export function actionEvent(name: string, outcome: ActionOutcome, atMs: number):
     ...(outcome.ok ? {} : { kind: outcome.kind, detail: outcome.detail }),
     ms: outcome.ms,
     attempts: outcome.attempts,
+    ...(outcome.request ? { request: outcome.request } : {}),
+    ...(outcome.ok && outcome.result !== undefined ? { result: outcome.result } : {}),
     atMs,
   };
 }

@@ -218,6 +218,16 @@ export const DialogueMap = z.strictObject({
     })
     .optional(),
   states: z.record(Name, State),
+  /**
+   * How a checkpoint stored against an earlier version of this map finds its place: states renamed
+   * since (old name -> new name), and the state a session resumes in when its state is gone.
+   */
+  migrations: z
+    .strictObject({
+      renames: z.record(Name, Name).default({}).describe('old state name -> its name in this map'),
+      recovery_state: Name.optional().describe('where a session whose state no longer exists continues; default: initial_state'),
+    })
+    .default({ renames: {} }),
 });
 export type DialogueMap = z.infer<typeof DialogueMap>;
 
@@ -315,6 +325,12 @@ export function referenceProblems(map: DialogueMap): string[] {
     if (s.on_error) state(`${at}.on_error`, s.on_error);
     if (s.llm) llmTools(`${at}.llm.tools`, s.llm.tools);
   }
+  for (const [from, to] of Object.entries(map.migrations.renames)) {
+    // A name still in use is a state, not a rename: a checkpoint standing there stays there.
+    if (map.states[from]) problems.push(`$.migrations.renames.${from}: '${from}' is still a state of this map`);
+    state(`$.migrations.renames.${from}`, to);
+  }
+  if (map.migrations.recovery_state) state('$.migrations.recovery_state', map.migrations.recovery_state);
   const faqIds = new Set<string>();
   map.faq.forEach((entry, i) => {
     if (faqIds.has(entry.id)) problems.push(`$.faq.${i}.id: duplicate FAQ id '${entry.id}'`);

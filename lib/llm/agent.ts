@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import type { ActionRunner, TemplateContext } from '../actions/port';
 import { actionEvent, type RecordedEvent } from '../checkpoint/record';
 import { BUILTIN_TOOLS, type DialogueMap, type StateLlm } from '../flow/map';
 import type { Usage } from '../protocol/v1';
 import { type ChatMessage, LlmError, type LlmClient, type LlmErrorKind, type LlmStreamEvent, type SafetyChecker, type ToolCall, type ToolSpec } from './port';
+import { requestDigest, requestParts } from './digest';
 import { SentenceSegmenter } from './segmenter';
 import { addLlmUsage } from './usage';
 
@@ -159,8 +159,8 @@ export async function* runAgent(ctx: AgentContext): AsyncGenerator<string, Agent
     out.events.push({
       type: 'llm_exchange',
       model: end.model,
-      requestDigest: digest(request),
-      request: { messages: messages.length, tools: tools.map((t) => t.name) },
+      requestDigest: requestDigest(request),
+      request: { messages: messages.length, tools: tools.map((t) => t.name), parts: requestParts(request) },
       response: { text: roundText, toolCalls: end.toolCalls, finishReason: end.finishReason },
       usage: usage ?? null,
       ms: ctx.now() - started,
@@ -262,8 +262,4 @@ function builtin(ctx: AgentContext, name: string, args: Record<string, unknown>,
       out.endCall = true;
       return { ok: true, content: JSON.stringify({ ok: true, note: 'the conversation ends after your answer' }) };
   }
-}
-
-function digest(request: object): string {
-  return createHash('sha256').update(JSON.stringify(request)).digest('hex');
 }

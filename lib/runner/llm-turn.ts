@@ -4,7 +4,8 @@ import type { Checkpoint, LlmMessage } from '../checkpoint/schema';
 import { type DialogueMap, localize, type StateLlm } from '../flow/map';
 import { renderTemplate } from '../flow/template';
 import { type AgentOutcome, runAgent } from '../llm/agent';
-import type { ChatMessage, LlmClient, SafetyChecker } from '../llm/port';
+import { requestDigest, requestParts } from '../llm/digest';
+import type { ChatMessage, LlmClient, LlmRequest, SafetyChecker } from '../llm/port';
 import { addLlmUsage } from '../llm/usage';
 import type { Usage } from '../protocol/v1';
 
@@ -75,7 +76,7 @@ export async function foldContext(input: {
   language: string;
   now: () => number;
   at: () => number;
-}): Promise<{ checkpoint: Checkpoint; event: RecordedEvent | null; usage: Usage['llm'] }> {
+}): Promise<{ checkpoint: Checkpoint; event: RecordedEvent | null; usage: Usage['llm']; exchange?: RecordedEvent }> {
   const { checkpoint } = input;
   const messages = checkpoint.messages;
   if (!input.everything && messages.length <= input.window) return { checkpoint, event: null, usage: {} };
@@ -102,10 +103,27 @@ export async function foldContext(input: {
   ];
   let summary = '';
   let usage: Usage['llm'] = {};
+  const llmRequest: LlmRequest = { model: input.ports.client.defaultModel, messages: request, maxTokens: 300 };
+  const started = input.now();
+  let exchange: RecordedEvent | undefined;
   try {
-    for await (const event of input.ports.client.stream({ model: input.ports.client.defaultModel, messages: request, maxTokens: 300 }, input.now() + 8000)) {
+    for await (const event of input.ports.client.stream(llmRequest, input.now() + 8000)) {
       if (event.type === 'text') summary += event.delta;
-      else if (event.usage) usage = { [event.model]: event.usage };
+      else {
+        if (event.usage) usage = { [event.model]: event.usage };
+        // Recorded like every answer, so a replay folds the same context without the model.
+        exchange = {
+          type: 'llm_exchange',
+          purpose: 'summary',
+          model: event.model,
+          requestDigest: requestDigest(llmRequest),
+          request: { messages: request.length, tools: [], parts: requestParts(llmRequest) },
+          response: { text: summary, toolCalls: [], finishReason: event.finishReason },
+          usage: event.usage,
+          ms: input.now() - started,
+          atMs: input.at(),
+        };
+      }
     }
   } catch {
     summary = '';
@@ -116,6 +134,7 @@ export async function foldContext(input: {
     checkpoint: { ...checkpoint, messages: kept, summary: ok ? summary.trim() : checkpoint.summary },
     event: { type: 'summary', folded: cut, ok, atMs: input.at() },
     usage,
+    ...(exchange ? { exchange } : {}),
   };
 }
 

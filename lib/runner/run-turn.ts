@@ -16,6 +16,7 @@ import {
   type SayItem,
 } from '../flow/engine';
 import { type DialogueMap, languagesOf } from '../flow/map';
+import { reconcileCheckpoint } from '../flow/reconcile';
 import { renderSay, replyText } from '../flow/playlist';
 import type { ServerEvent, Usage } from '../protocol/v1';
 import { addUsage, answerWithLlm, foldContext, llmSettingsFor, type LlmPorts } from './llm-turn';
@@ -80,7 +81,10 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<RunnerEvent, Tu
   let usage: Usage = { llm: {}, ttsCharacters: 0, sttSeconds: 0 };
   const { input, turnId, map } = ctx;
   const signal = ctx.signal ?? new AbortController().signal;
-  let checkpoint = ctx.checkpoint;
+  // A checkpoint from an earlier version of the map: its node follows the map's renames, or recovers.
+  const reconciled = reconcileCheckpoint(map, ctx.checkpoint);
+  for (const m of reconciled.migrations) events.push({ type: 'node_migrated', from: m.from, to: m.to, reason: m.reason, atMs: at() });
+  let checkpoint = reconciled.checkpoint;
   let status: TurnStatus = 'completed';
   const finish = (): TurnOutcome => ({
     checkpoint: { ...checkpoint, turnState: 'user', usage: addUsage(ctx.checkpoint.usage, usage.llm) },
@@ -231,6 +235,7 @@ export async function* runTurn(ctx: TurnContext): AsyncGenerator<RunnerEvent, Tu
       at,
     });
     checkpoint = folded.checkpoint;
+    if (folded.exchange) events.push(folded.exchange);
     if (folded.event) events.push(folded.event);
     usage = { ...usage, llm: addLlmUsage(usage.llm, folded.usage) };
   }

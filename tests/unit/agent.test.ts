@@ -396,7 +396,7 @@ describe('runAgent: a webhook tool round trip', () => {
     expect(deltas.join('')).toBe('Let me check.A large latte is 3.50.');
     expect(outcome.text).toBe(deltas.join(''));
 
-    expect(ofType(outcome.events, 'action')).toEqual([{ type: 'action', name: 'menu_lookup', ok: true, ms: 40, attempts: 1, atMs: 7 }]);
+    expect(ofType(outcome.events, 'action')).toEqual([{ type: 'action', name: 'menu_lookup', ok: true, ms: 40, attempts: 1, result: { item: 'latte', price: 3.5 }, atMs: 7 }]);
     expect(ofType(outcome.events, 'tool_call').map((e) => [e.name, e.ok])).toEqual([
       ['set_variable', true],
       ['lookup_menu', true],
