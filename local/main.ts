@@ -16,6 +16,7 @@ import { secretsManagerSecret } from '../lib/host/secrets';
 import { authOptionsFromEnv, describeAuth, type AuthOptions } from '../lib/session/auth';
 import { localResumeSecret } from './resume-secret';
 import { consoleLog, startLocalRuntime } from './runtime';
+import { startTracingFromEnv } from '../lib/observability/tracing';
 
 /** `npm start`: the chat runner on this machine, on embedded defaults. */
 async function main(): Promise<void> {
@@ -38,7 +39,10 @@ async function main(): Promise<void> {
   // data folder, so tokens survive a restart as the sessions do.
   const fromEnv = authOptionsFromEnv(env, (secretId) => secretsManagerSecret(secretId));
   const auth: AuthOptions = { ...fromEnv, resumeSecret: fromEnv.resumeSecret ?? localResumeSecret(resolve(env.PARLEY_DATA_DIR)) };
+  const log = consoleLog(env.PARLEY_LOG_LEVEL);
+  const tracing = await startTracingFromEnv(env, log);
   const runtime = await startLocalRuntime({
+    tracing: tracing !== undefined,
     map,
     nluModel: nlu.model,
     llm: llmPortsFactory(env)(env.OPENAI_API_KEY),
@@ -54,7 +58,7 @@ async function main(): Promise<void> {
     auth,
     sessionTtlHours: env.PARLEY_SESSION_TTL_HOURS,
     limits: limitsFromEnv(env),
-    log: consoleLog(env.PARLEY_LOG_LEVEL),
+    log,
     servePage: true,
   });
   const keyHint = env.PARLEY_API_KEYS.length ? '?apiKey=<one of PARLEY_API_KEYS>' : auth.apiKeyHashes?.length ? '?apiKey=<a key>' : auth.jwt ? '?token=<a JWT>' : '';
@@ -69,6 +73,7 @@ async function main(): Promise<void> {
         ? `  DynamoDB:              ${runtime.dynamo.endpoint}  table "${runtime.tableName}"`
         : `  DynamoDB (dynalite):   ${runtime.dynamo.endpoint}  table "${runtime.tableName}", data in ${resolve(env.PARLEY_DATA_DIR)}`,
       `  Authentication:        ${describeAuth(auth)}`,
+      `  Tracing:               ${tracing ? `OTLP to ${otlpTracesEndpoint()}` : 'off (PARLEY_TRACING=otlp turns it on)'}`,
       `  Speech:                ${!synthesizer ? 'off (text only; PARLEY_TTS)' : synthesizer.provider === 'polly' ? 'Amazon Polly' : 'eSpeak NG, local'}${synthesizer ? ' (the speaker button in the widget turns it on)' : ''}`,
       ``,
       `Press Ctrl+C to stop.`,
@@ -77,10 +82,19 @@ async function main(): Promise<void> {
   );
   const stop = async () => {
     await runtime.close();
+    await tracing?.shutdown();
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+/** Where the OTLP exporter sends spans, as it reads the standard variables. */
+function otlpTracesEndpoint(): string {
+  const specific = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+  if (specific) return specific;
+  const base = process.env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || 'http://localhost:4318';
+  return `${base.replace(/\/$/, '')}/v1/traces`;
 }
 
 /**

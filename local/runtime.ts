@@ -59,6 +59,8 @@ export interface LocalRuntimeOptions {
   speech?: SpeechDeps | undefined;
   /** The session lease's timings (tests shorten them). */
   leaseTiming?: Partial<LeaseTiming>;
+  /** Decorate the ports with OpenTelemetry spans; they are recorded once startTracing has run (lib/observability/tracing.ts). */
+  tracing?: boolean;
   gateway?: Pick<GatewayOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'onInvoke' | 'integrationTimeoutMs' | 'asyncRoutes'>;
 }
 
@@ -106,6 +108,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       ...(options.speech ? { speech: options.speech } : {}),
       ...(options.leaseTiming ? { leaseTiming: options.leaseTiming } : {}),
       metrics: logMetricsSink(log),
+      ...(options.tracing ? { tracing: true } : {}),
     });
     // The management client needs the gateway's port, known only once it listens.
     let management: ApiGatewayManagementApiClient | undefined;

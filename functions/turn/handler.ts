@@ -8,6 +8,8 @@ import { authOptions, dynamo, env, log, metrics, senderFor } from '../../lib/hos
 import { SDK_CLIENT_DEFAULTS } from '../../lib/host/sdk';
 import type { NluModel } from '../../lib/nlu/train';
 import { llmKeyFrom, llmKeyMiddlewares } from '../../lib/host/llm-key';
+import { flushTraces } from '../../lib/host/middleware';
+import { startTracingFromEnv, tracedLlmPorts } from '../../lib/observability/tracing';
 import { llmPortsFactory } from '../../lib/llm/configure';
 import { fileAudioCache, resolveAudioCacheDir } from '../../lib/speech/audio-cache';
 import { lazySynthesizer } from '../../lib/speech/tts/lazy';
@@ -36,7 +38,11 @@ const speech: SpeechDeps | undefined =
         voiceFor: (language) => voiceFor(map, language, 'polly'),
       };
 
+// PARLEY_TRACING=otlp: the SDK loads while the container initializes; off (the default), nothing loads.
+const tracing = startTracingFromEnv(env, log);
+
 const deps = buildTurnDeps({
+  tracing: tracing !== undefined,
   dynamo,
   tableName: env.PARLEY_TABLE,
   apiKeys: env.PARLEY_API_KEYS,
@@ -54,6 +60,9 @@ const deps = buildTurnDeps({
 const llmFor = llmPortsFactory(env, { log });
 
 export const handler = createTurnHandler(deps, senderFor, {
-  before: llmKeyMiddlewares(env),
-  llmFor: (context) => llmFor(llmKeyFrom(context, env)),
+  before: [...(tracing ? [flushTraces(tracing)] : []), ...llmKeyMiddlewares(env)],
+  llmFor: (context) => {
+    const ports = llmFor(llmKeyFrom(context, env));
+    return tracing ? tracedLlmPorts(ports) : ports;
+  },
 });

@@ -83,6 +83,20 @@ export const FunctionEnv = z.object({
     .transform((s) => (s ?? '').split(',').map((w) => w.trim()).filter(Boolean)),
   PARLEY_AUDIO_FORMATS: z.string().optional().describe('formats the audio cache renders, comma-separated (pcm16000, mp3-24000); default pcm16000'),
   PARLEY_AUDIO_CACHE_DIR: z.string().min(1).optional().describe('the audio cache folder; relative: to LAMBDA_TASK_ROOT in Lambda (the stack sets "audio"), else to the current directory; default build/audio locally'),
+  PARLEY_TRACING: z
+    .enum(['off', 'otlp'])
+    .default('off')
+    .describe('otlp: OpenTelemetry spans per turn and provider call, exported over OTLP/HTTP to OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (lib/observability/tracing.ts)'),
+  PARLEY_TRACE_URL: z
+    .string()
+    .refine((t) => /\{(traceId|xrayTraceId|sessionId)\}/.test(t), 'must name {traceId}, {xrayTraceId} or {sessionId}')
+    .optional()
+    .describe('link to a trace in its viewer, e.g. http://localhost:16686/trace/{traceId}: the replay report links each turn with it'),
+  /** Read by the OTLP exporter itself; checked here so that a typo stops the start instead of losing every span. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url().optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json']).optional().describe('default http/protobuf; grpc is not supported'),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z.enum(['http/protobuf', 'http/json']).optional(),
 });
 export type FunctionEnv = z.infer<typeof FunctionEnv>;
 

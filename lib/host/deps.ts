@@ -9,6 +9,7 @@ import { isModelCurrent } from '../nlu/model';
 import type { NluModel } from '../nlu/train';
 import type { Log } from '../observability/log';
 import { noMetricsSink, type TurnMetricsSink } from '../observability/metrics';
+import { traceDynamo, tracedActions, tracedLlmPorts, tracedSynthesizer } from '../observability/tracing';
 import type { LlmPorts } from '../runner/llm-turn';
 import { systemClock, type Clock } from '../runner/ports';
 import { createAuth, type AuthOptions } from '../session/auth';
@@ -44,6 +45,11 @@ export interface HostOptions {
   fetch?: typeof fetch;
   /** Rate, turns and session age (PARLEY_RATE_*, PARLEY_MAX_*: limitsFromEnv). Default: none; the hosts pass the environment's. */
   limits?: LimitSettings;
+  /**
+   * Decorate the ports with OpenTelemetry spans (PARLEY_TRACING; lib/observability/tracing.ts). Spans
+   * are recorded once startTracing has run; without this flag the ports are the bare adapters.
+   */
+  tracing?: boolean;
 }
 
 /**
@@ -67,6 +73,21 @@ function lazyClassifier(map: DialogueMap, model: NluModel): IntentClassifier {
 /** The adapters every host wires the same way; hosts differ only in the clients they pass. */
 export function buildTurnDeps(options: HostOptions): TurnDeps {
   const clock = options.clock ?? systemClock;
+  const deps = buildPorts(options, clock);
+  if (!options.tracing) return deps;
+  // The one place the ports get their spans: the runner never knows. The DynamoDB client is shared
+  // by every store (and by the host's own connection lookups), so its middleware covers them all.
+  traceDynamo(options.dynamo);
+  const synthesizer = deps.speech?.synthesizer;
+  return {
+    ...deps,
+    actions: tracedActions(deps.actions),
+    llm: tracedLlmPorts(deps.llm),
+    speech: deps.speech && synthesizer ? { ...deps.speech, synthesizer: tracedSynthesizer(synthesizer) } : deps.speech,
+  };
+}
+
+function buildPorts(options: HostOptions, clock: Clock): TurnDeps {
   return {
     store: new DynamoSessionStore({
       client: options.dynamo,

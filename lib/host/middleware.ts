@@ -1,5 +1,6 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { Log } from '../observability/log';
+import type { Tracing } from '../observability/tracing';
 import type { RouteResult, WebSocketEvent } from './events';
 
 /**
@@ -16,5 +17,24 @@ export function logErrors(log: Log): MiddlewareObj<WebSocketEvent, RouteResult> 
       });
       request.response = { statusCode: 500 };
     },
+  };
+}
+
+/**
+ * Tracing in Lambda: the first invocation waits for the SDK the cold start began to load (or its
+ * first turn would go untraced), and every invocation exports its spans before it returns, because
+ * Lambda freezes the process once it has (a span left in the queue would wait for the next
+ * invocation, or be lost with the container). The flush is bounded by the export timeout.
+ */
+export function flushTraces(tracing: Promise<Tracing | undefined>): MiddlewareObj<WebSocketEvent, RouteResult> {
+  const flush = async () => {
+    await (await tracing)?.flush();
+  };
+  return {
+    before: async () => {
+      await tracing;
+    },
+    after: flush,
+    onError: flush,
   };
 }

@@ -3,6 +3,7 @@ import type { TurnRecord } from '../checkpoint/record';
 import { emptyCheckpoint, rememberTurn } from '../checkpoint/schema';
 import { addTurnLines } from '../checkpoint/transcript';
 import { traceIdFor } from '../checkpoint/trace';
+import { inTurnSpan, type TurnSpan } from '../observability/tracing';
 import { localize } from '../flow/map';
 import type { ServerEvent } from '../protocol/v1';
 import { isCue, runTurn, sessionLanguage, type TurnOutcome } from '../runner/run-turn';
@@ -25,6 +26,12 @@ import { interruptCommitted } from './interrupt';
  * stored answer is what was said (cut to what was heard when the client cancelled).
  */
 export async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, input: RunnableInput): Promise<void> {
+  // The turn's span (a no-op with tracing off): everything below, provider calls included, runs inside it.
+  const start = { sessionId, turnId, seq: head ? head.seq + 1 : 0, inputKind: input.kind, nodeBefore: head?.checkpoint.currentNode ?? null };
+  await inTurnSpan(start, (span) => runAndCommit(ctx, sessionId, head, turnId, input, span));
+}
+
+async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, input: RunnableInput, span: TurnSpan): Promise<void> {
   const { deps, log } = ctx;
   const at = () => round(deps.clock.monotonicMs() - ctx.receivedAtMs);
   const outbox = new Outbox(ctx.sender);
@@ -144,6 +151,7 @@ export async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord 
     throw commit.reason;
   }
   const committed = commit.value;
+  span.committed(record);
   const metrics = { ...record.metrics, commitMs: round(committed - commitStarted), totalMs: round(committed - ctx.receivedAtMs) };
   log.info('turn committed', { turnId, seq: record.seq, node: record.checkpoint.currentNode, status: record.status, metrics });
   if (ctx.sender.gone && ctx.sender.failure) log.warn('client unreachable during the turn', { error: describe(ctx.sender.failure) });
