@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import {
@@ -34,6 +34,9 @@ export async function startDynalite(options: { host?: string; port?: number; dat
     server.listen(options.port ?? 0, host, () => resolve());
   });
   const endpoint = `http://${host}:${(server.address() as AddressInfo).port}`;
+  // Another process (`parley replay`) reaches the data through this server while it runs.
+  const endpointFile = options.dataDir ? join(options.dataDir, ENDPOINT_FILE) : undefined;
+  if (endpointFile) writeFileSync(endpointFile, endpoint);
   const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, ...SDK_CLIENT_DEFAULTS });
   return {
     endpoint,
@@ -42,9 +45,30 @@ export async function startDynalite(options: { host?: string; port?: number; dat
       client.destroy();
       server.closeAllConnections?.();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (endpointFile) rmSync(endpointFile, { force: true });
       releaseLock();
     },
   };
+}
+
+const ENDPOINT_FILE = 'parley.endpoint';
+
+/**
+ * The local store in `dataDir` for a tool that reads it (`parley replay`): through the running
+ * `npm start` when it holds the folder (LevelDB allows one process), else opened here.
+ */
+export async function openDataDir(dataDir: string): Promise<LocalDynamo> {
+  let holder: number | undefined;
+  let endpoint: string | undefined;
+  try {
+    holder = Number(readFileSync(join(dataDir, 'parley.pid'), 'utf8'));
+    endpoint = readFileSync(join(dataDir, ENDPOINT_FILE), 'utf8').trim();
+  } catch {
+    // No pid or no endpoint: nobody serves the folder.
+  }
+  if (holder && holder !== process.pid && isAlive(holder) && endpoint) return connectDynamo(endpoint);
+  if (!existsSync(dataDir)) throw new ParleyError('config.invalid', `no local data in ${dataDir}: run \`npm start\` and hold a conversation first, or set PARLEY_DATA_DIR`);
+  return startDynalite({ dataDir });
 }
 
 /**

@@ -5,6 +5,8 @@ export type InternalErrorCode =
   | 'checkpoint.invalid'
   | 'checkpoint.version_unsupported'
   | 'config.invalid'
+  | 'export.invalid'
+  | 'export.version_unsupported'
   | 'map.invalid'
   | 'store.unavailable';
 
@@ -31,7 +33,7 @@ export class ParleyError extends Error {
   }
 }
 
-const INTERNAL_PREFIXES = ['checkpoint.', 'config.', 'map.', 'store.'];
+const INTERNAL_PREFIXES = ['checkpoint.', 'config.', 'export.', 'map.', 'store.'];
 
 /** What the client is told about any thrown value: its own code when it has one, else server.internal. */
 export function toWireError(err: unknown): { code: ErrorCode; message: string; turnId?: string; retryAfterMs?: number } {
