@@ -8,8 +8,9 @@ export const Difference = z.object({
   field: z.enum(['intent', 'path', 'variables', 'tools', 'end_call', 'playlist', 'reply']),
   /** The variable or tool that differs. */
   key: z.string().optional(),
-  before: z.unknown(),
-  after: z.unknown(),
+  /** Absent: unset (a variable), or no such call (a tool). */
+  before: z.unknown().optional(),
+  after: z.unknown().optional(),
   /** Reply text: 0..1, how alike the two texts are (1: the same words). */
   similarity: z.number().optional(),
 });

@@ -1,4 +1,5 @@
 import { diffWords } from 'diff';
+import { formatUsd } from '../cost/ledger';
 import type { Difference } from './diff';
 import type { Observation, ToolUse } from './observe';
 import type { PricedLedger, ReplayReport, ReplayTurn } from './report';
@@ -48,7 +49,7 @@ function differencesTable(differences: readonly Difference[]): string {
     .join('')}</tbody></table>`;
 }
 
-const money = (l: PricedLedger | undefined) => (l ? `$${l.total.toFixed(6)}` : '—');
+const money = (l: PricedLedger | undefined) => (l ? formatUsd(l.total) : '—');
 
 function costTable(turn: ReplayTurn): string {
   const { original, replay } = turn.cost;
@@ -59,7 +60,7 @@ function costTable(turn: ReplayTurn): string {
     .map((k) => {
       const o = find(original, k);
       const r = find(replay, k);
-      return `<tr><td>${esc(k)}</td><td>${o ? `${o.quantity} ${esc(o.unit)} · $${o.usd.toFixed(6)}` : '—'}</td><td>${r ? `${r.quantity} ${esc(r.unit)} · $${r.usd.toFixed(6)}` : '—'}</td></tr>`;
+      return `<tr><td>${esc(k)}</td><td>${o ? `${o.quantity} ${esc(o.unit)} · ${formatUsd(o.usd)}` : '—'}</td><td>${r ? `${r.quantity} ${esc(r.unit)} · ${formatUsd(r.usd)}` : '—'}</td></tr>`;
     })
     .join('')}</tbody></table></details>`;
 }
@@ -123,7 +124,7 @@ export function renderHtml(report: ReplayReport): string {
   const stat = (cls: string, n: number, label: string) => `<div class="stat ${cls}"><b>${n}</b>${label}</div>`;
   const cost =
     s.cost.original !== undefined || s.cost.replay !== undefined
-      ? `<div class="stat"><b>$${(s.cost.original ?? 0).toFixed(4)} → $${(s.cost.replay ?? 0).toFixed(4)}</b>cost recorded → replay</div>`
+      ? `<div class="stat"><b>${formatUsd(s.cost.original ?? 0)} → ${formatUsd(s.cost.replay ?? 0)}</b>cost recorded → replay</div>`
       : '';
   const trace = report.trace.url ? `<a href="${esc(report.trace.url)}">${esc(report.trace.traceId)}</a>` : `<code>${esc(report.trace.traceId)}</code>`;
   return `<!doctype html>

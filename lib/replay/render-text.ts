@@ -1,4 +1,5 @@
 import Table from 'cli-table3';
+import { formatUsd } from '../cost/ledger';
 import type { Difference } from './diff';
 import type { PricedLedger, ReplayReport, ReplayTurn } from './report';
 
@@ -47,7 +48,7 @@ export function describeDifference(d: Difference): string {
   }
 }
 
-const usd = (ledger: PricedLedger | undefined) => (ledger ? `$${ledger.total.toFixed(6)}` : '');
+const usd = (ledger: PricedLedger | undefined) => (ledger ? formatUsd(ledger.total) : '');
 
 /** The report as a terminal table: one row per turn, its differences listed in the row. */
 export function renderText(report: ReplayReport, paint: Paint = plain, width = 120): string {
@@ -74,7 +75,7 @@ export function renderText(report: ReplayReport, paint: Paint = plain, width = 1
   }
   const s = report.summary;
   const verdict = s.changed || s.diverged ? paint('red', 'DIFFERENCES') : paint('green', 'no differences');
-  const cost = s.cost.original !== undefined || s.cost.replay !== undefined ? `; cost $${(s.cost.original ?? 0).toFixed(6)} recorded, $${(s.cost.replay ?? 0).toFixed(6)} replayed` : '';
+  const cost = s.cost.original !== undefined || s.cost.replay !== undefined ? `; cost ${formatUsd(s.cost.original ?? 0)} recorded, ${formatUsd(s.cost.replay ?? 0)} replayed` : '';
   const header = [
     `${paint('bold', 'Replay')} of session ${report.sessionId} (${report.source}) against map "${report.map.name}" [${report.map.digest}], ${report.mode} mode${report.from === undefined ? '' : `, what-if from turn ${report.from}`}`,
     `trace ${report.trace.traceId}${report.trace.url ? `  ${report.trace.url}` : ''}`,
