@@ -1,4 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +9,7 @@ import { FunctionEnv, readEnv } from '../../lib/config/env';
 import { llmPortsFactory } from '../../lib/llm/configure';
 import { ReplayReport } from '../../lib/replay/report';
 import { SessionExport } from '../../lib/replay/export';
+import { demoKitchen } from '../../local/demo-kitchen';
 import type { LocalRuntime } from '../../local/runtime';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
 import { startRuntime, TestClient, textOf } from './harness';
@@ -23,9 +26,13 @@ const ENV = { OPENAI_MODEL: 'gpt-test', PARLEY_SAFETY: 'local', NO_COLOR: '1' };
 
 /** Runs `parley …` in-process, capturing its output. */
 async function parley(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return parleyWith(ENV, ...argv);
+}
+
+async function parleyWith(env: Record<string, string>, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env: ENV, tty: false, width: 160 };
+  const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env, tty: false, width: 160 };
   const code = await main(argv, io);
   return { code, stdout, stderr };
 }
@@ -260,6 +267,44 @@ describe('parley replay', () => {
     expect(page).toContain("Shall I <del>place</del> the <del>order</del>?");
     expect(page).toContain("Shall I <ins>send it to</ins> the <ins>kitchen</ins>?");
     expect(page).toContain(`id="turn-3"`);
+  });
+
+  it('live mode calls the configured model and webhooks: similar LLM wording passes, other wording and a new order id are reported', async () => {
+    const model = await startFakeOpenAI();
+    const kitchen = demoKitchen();
+    const server = createServer((req, res) => void kitchen(req, res).then((served) => served || res.writeHead(404).end()));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      model.script(
+        { text: 'Our beans come from a small farm in Colombia!' },
+        { toolCalls: [{ name: 'pickup_wait', arguments: '{}' }] },
+        { text: 'Pickup takes around six minutes at the moment.' },
+      );
+      const env = {
+        ...ENV,
+        OPENAI_API_KEY: 'test-key',
+        OPENAI_BASE_URL: model.baseURL,
+        PARLEY_ACTIONS_BASE_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      };
+      const { code, stdout } = await parleyWith(env, 'replay', exported, '--map', mapFile('live', () => {}), '--mode', 'live', '--format', 'json', '--quiet');
+      const report = ReplayReport.parse(JSON.parse(stdout));
+      expect(code).toBe(1);
+      expect(report.mode).toBe('live');
+      // The model was really asked: three completions (an answer, a tool call, the answer after the tool).
+      expect(model.requestsTo('/v1/chat/completions')).toHaveLength(3);
+      expect(report.turns.map((t) => t.status)).toEqual(['same', 'same', 'changed', 'same', 'changed']);
+      const reply = report.turns[2]!.differences.find((d) => d.field === 'reply')!;
+      expect(reply.after).toBe('Pickup takes around six minutes at the moment.');
+      expect(reply.similarity).toBeLessThan(0.7);
+      // The kitchen placed a new order: a new id in the variables and in the scripted reply.
+      expect(report.turns[4]!.differences.map((d) => [d.field, d.key])).toEqual([
+        ['variables', 'order'],
+        ['reply', undefined],
+      ]);
+    } finally {
+      server.close();
+      await model.close();
+    }
   });
 
   it('refuses a corrupted or a future-version export with a clear error and exit code 1', async () => {
