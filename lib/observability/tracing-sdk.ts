@@ -48,13 +48,17 @@ export async function installTracing(options: TracingOptions): Promise<Installed
 
   const flush = async () => {
     let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs + FLUSH_MARGIN_MS);
+    const gaveUp = new Promise<'gave up'>((resolve) => {
+      timer = setTimeout(() => resolve('gave up'), timeoutMs + FLUSH_MARGIN_MS);
       timer.unref();
     });
     try {
-      // A failed export is reported through diag (above); a flush never fails the invocation.
-      await Promise.race([provider.forceFlush().catch(() => undefined), gaveUp]);
+      // A flush never fails the invocation: a failed export loses those spans, and says so.
+      const flushed = provider.forceFlush().then(
+        () => true,
+        (err: unknown) => void options.log?.warn('tracing: span export failed', { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }),
+      );
+      if ((await Promise.race([flushed, gaveUp])) === 'gave up') options.log?.warn('tracing: span export still running at its timeout; the invocation goes on without it', { timeoutMs });
     } finally {
       clearTimeout(timer);
     }

@@ -287,13 +287,18 @@ export function traceCall<T>(name: string, attributes: Attributes, call: (span: 
  * A streamed provider call (LLM completion, synthesis) as one client span from its first pull to its
  * last item. The span starts when the stream is first read (a stream never read has no span) but
  * joins the span active where the stream was asked for; the source is read inside the new span, so
- * what it calls nests under it. `observe` sees each item; `end` runs when the stream ends, however.
+ * what it calls nests under it. `item` sees each item; `end` runs when the stream ends, however.
  */
 export function traceStream<T>(
   name: string,
   attributes: Attributes,
   open: () => AsyncIterable<T>,
-  hooks: { item?: (span: CallSpan, item: T) => void; end?: (span: CallSpan, how: 'done' | 'stopped' | 'failed') => void } = {},
+  hooks: {
+    item?: (span: CallSpan, item: T) => void;
+    /** The item that completes the call when the source has one (an LLM's `end`): readers stop right after it. */
+    last?: (item: T) => boolean;
+    end?: (span: CallSpan, how: 'done' | 'stopped' | 'failed') => void;
+  } = {},
 ): AsyncIterable<T> {
   const where = parentFor();
   if (!where) return open();
@@ -306,6 +311,7 @@ export function traceStream<T>(
       const source = context.with(inSpan, () => open()[Symbol.asyncIterator]());
       for await (const item of boundTo(inSpan, source)) {
         hooks.item?.(calls, item);
+        if (hooks.last?.(item)) how = 'done';
         yield item;
       }
       how = 'done';
@@ -381,6 +387,7 @@ export function tracedLlm(client: LlmClient, provider = 'openai'): LlmClient {
               : {}),
           });
         },
+        last: (event) => event.type === 'end',
         end(span) {
           if (request.signal?.aborted) span.set({ 'parley.llm.aborted': true });
         },

@@ -211,7 +211,11 @@ describe('tracing on', () => {
     expect(tracedLlmPorts(traced)).toBe(traced);
     const got: LlmStreamEvent[] = [];
     await inTurnSpan(turnStart('s-llm'), async () => {
-      for await (const e of traced.client.stream({ model: 'gpt-test', messages: [{ role: 'user', content: 'secret words' }], temperature: 0.3 }, Date.now() + 1000)) got.push(e);
+      for await (const e of traced.client.stream({ model: 'gpt-test', messages: [{ role: 'user', content: 'secret words' }], temperature: 0.3 }, Date.now() + 1000)) {
+        got.push(e);
+        // As the agent does: nothing comes after `end`.
+        if (e.type === 'end') break;
+      }
       await traced.safety.check('Hello there.', 'en');
     });
     expect(got).toEqual(events);
@@ -233,6 +237,7 @@ describe('tracing on', () => {
       'parley.llm.tool_calls': 0,
     });
     expect(llm.attributes['gen_ai.response.time_to_first_chunk']).toBeTypeOf('number');
+    expect(llm.attributes['parley.stream.stopped']).toBeUndefined();
     const safety = only(spans, 'safety.check');
     expect(safety.attributes).toMatchObject({ 'parley.safety.safe': false, 'parley.safety.category': 'harassment', 'parley.safety.characters': 12 });
     expect(dump(spans)).not.toContain('secret words');
