@@ -74,3 +74,15 @@ function diffTools(before: readonly ToolUse[], after: readonly ToolUse[]): Diffe
   for (const a of rest) out.push({ field: 'tools', key: toolKey(a), before: null, after: toolArgs(a) });
   return out;
 }
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Where two values differ, leaf by leaf (`body.quantity`), so a report names the argument that
+ * changed instead of printing two whole documents. Arrays and scalars are leaves.
+ */
+export function leafChanges(before: unknown, after: unknown, path = ''): Array<{ path: string; before: unknown; after: unknown }> {
+  if (isDeepStrictEqual(before, after)) return [];
+  if (!isRecord(before) || !isRecord(after)) return [{ path, before, after }];
+  return [...new Set([...Object.keys(before), ...Object.keys(after)])].flatMap((key) => leafChanges(before[key], after[key], path ? `${path}.${key}` : key));
+}

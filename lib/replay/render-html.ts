@@ -1,6 +1,6 @@
 import { diffWords } from 'diff';
 import { formatUsd } from '../cost/ledger';
-import type { Difference } from './diff';
+import { leafChanges, type Difference } from './diff';
 import type { Observation, ToolUse } from './observe';
 import type { PricedLedger, ReplayReport, ReplayTurn } from './report';
 import { brief } from './render-text';
@@ -44,8 +44,14 @@ function differencesTable(differences: readonly Difference[]): string {
   const rows = differences.filter((d) => d.field !== 'reply' && d.field !== 'path');
   if (!rows.length) return '';
   const name = (d: Difference) => (d.field === 'variables' ? `variable <code>${esc(d.key ?? '')}</code>` : d.field === 'tools' ? esc(d.key ?? '') : esc(d.field.replace('_', ' ')));
+  // A document that changed in places shows those places (`body.count`), not two whole documents.
+  const leaves = (d: Difference) => (d.field === 'variables' || d.field === 'tools' ? leafChanges(d.before, d.after) : [{ path: '', before: d.before, after: d.after }]);
   return `<table class="diffs"><thead><tr><th>what</th><th>recorded</th><th>replay</th></tr></thead><tbody>${rows
-    .map((d) => `<tr><td>${name(d)}</td><td class="old">${esc(brief(d.before, 400))}</td><td class="new">${esc(brief(d.after, 400))}</td></tr>`)
+    .flatMap((d) =>
+      leaves(d).map(
+        (l) => `<tr><td>${name(d)}${l.path ? ` <code class="muted">${esc(l.path)}</code>` : ''}</td><td class="old">${esc(brief(l.before, 400))}</td><td class="new">${esc(brief(l.after, 400))}</td></tr>`,
+      ),
+    )
     .join('')}</tbody></table>`;
 }
 
@@ -56,13 +62,30 @@ function costTable(turn: ReplayTurn): string {
   if (!original && !replay) return '';
   const items = [...new Set([...(original?.lines ?? []), ...(replay?.lines ?? [])].map((l) => `${l.item}${l.detail ? ` ${l.detail}` : ''}`))];
   const find = (l: PricedLedger | undefined, key: string) => l?.lines.find((x) => `${x.item}${x.detail ? ` ${x.detail}` : ''}` === key);
-  return `<details class="cost"><summary>cost ${money(original)} → ${money(replay)}</summary><table><thead><tr><th>item</th><th>recorded</th><th>replay</th></tr></thead><tbody>${items
+  const total = money(original) === money(replay) ? money(original) : `${money(original)} → ${money(replay)}`;
+  return `<details class="cost"><summary>cost ${total}</summary><table><thead><tr><th>item</th><th>recorded</th><th>replay</th></tr></thead><tbody>${items
     .map((k) => {
       const o = find(original, k);
       const r = find(replay, k);
       return `<tr><td>${esc(k)}</td><td>${o ? `${o.quantity} ${esc(o.unit)} · ${formatUsd(o.usd)}` : '—'}</td><td>${r ? `${r.quantity} ${esc(r.unit)} · ${formatUsd(r.usd)}` : '—'}</td></tr>`;
     })
     .join('')}</tbody></table></details>`;
+}
+
+/** A webhook request's JSON body parsed, so its changes show field by field. */
+const parsedRequest = (request: unknown): unknown => {
+  if (typeof request !== 'object' || request === null || typeof (request as { body?: unknown }).body !== 'string') return request;
+  try {
+    return { ...request, body: JSON.parse((request as { body: string }).body) as unknown };
+  } catch {
+    return request;
+  }
+};
+
+function requestChanges(recorded: unknown, replayed: unknown): string {
+  if (recorded === undefined && replayed === undefined) return '';
+  const changes = leafChanges(parsedRequest(recorded), parsedRequest(replayed));
+  return `<ul>${changes.map((c) => `<li><code>${esc(c.path || 'request')}</code>: <code>${esc(brief(c.before, 200))}</code> → <code>${esc(brief(c.after, 200))}</code></li>`).join('')}</ul>`;
 }
 
 function card(turn: ReplayTurn): string {
@@ -74,9 +97,7 @@ function card(turn: ReplayTurn): string {
     ...turn.migrations.map((m) => `<div class="box info">The stored node <code>${esc(m.from)}</code> is not in this map: ${m.reason === 'renamed' ? 'renamed to' : 'gone; the session recovers in'} <code>${esc(m.to)}</code>.</div>`),
     ...turn.divergences.map(
       (d) =>
-        `<div class="box warn"><b>${d.kind === 'llm' ? 'LLM request' : `Webhook ${esc(d.name)}`} not in the recording:</b> ${esc(d.reasons.join('; '))}${
-          d.recorded || d.replayed ? `<br>recorded <code>${esc(brief(d.recorded, 300))}</code><br>replay <code>${esc(brief(d.replayed, 300))}</code>` : ''
-        }</div>`,
+        `<div class="box warn"><b>${d.kind === 'llm' ? 'LLM request' : `Webhook ${esc(d.name)}`} not in the recording:</b> ${esc(d.reasons.join('; '))}${requestChanges(d.recorded, d.replayed)}</div>`,
     ),
     ...turn.notes.map((n) => `<div class="box note">${esc(n)}</div>`),
   ];
@@ -98,7 +119,7 @@ const CSS = `
 main{max-width:1100px;margin:0 auto;padding:24px}h1{font-size:22px;margin:0 0 4px}.sub{color:var(--muted);margin:0 0 16px}
 .summary{display:flex;gap:12px;flex-wrap:wrap;margin:16px 0}.stat{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:10px 16px;min-width:110px}
 .stat b{display:block;font-size:24px}.stat.changed b{color:var(--changed)}.stat.diverged b{color:var(--diverged)}.stat.same b{color:var(--same)}
-.verdict{font-size:18px;font-weight:600;padding:10px 16px;border-radius:10px;color:#fff;display:inline-block}.verdict.ok{background:var(--same)}.verdict.bad{background:var(--changed)}
+.verdict{font-size:18px;font-weight:600;padding:10px 16px;border-radius:10px;color:#fff;display:inline-block}.verdict.pass{background:var(--same)}.verdict.fail{background:var(--changed)}
 .strip{display:flex;gap:4px;flex-wrap:wrap;margin:12px 0 24px}.strip a{width:26px;height:26px;border-radius:6px;display:grid;place-items:center;color:#fff;font-size:11px;text-decoration:none}
 .strip .same{background:var(--same)}.strip .changed{background:var(--changed)}.strip .diverged{background:var(--diverged)}.strip .skipped{background:var(--skipped)}.strip .new{background:var(--new)}
 .turn{background:var(--card);border:1px solid var(--line);border-left:6px solid var(--skipped);border-radius:10px;padding:14px 18px;margin:0 0 14px}
@@ -111,7 +132,7 @@ main{max-width:1100px;margin:0 auto;padding:24px}h1{font-size:22px;margin:0 0 4p
 .path{display:flex;flex-wrap:wrap;align-items:center;gap:4px}.chip{background:#eef0f4;border-radius:6px;padding:1px 8px;font:13px ui-monospace,monospace}.path.changed .chip{background:#fde8e8}.arrow{color:var(--muted)}
 del{background:#fde2e2;color:#9b1c1c;text-decoration:line-through}ins{background:#dcf5e5;color:#14532d;text-decoration:none}
 .tag{font-size:11px;background:#eef0f4;border-radius:4px;padding:1px 6px;color:var(--muted)}.tag.end{background:#1d2330;color:#fff}
-.tools{margin:6px 0;padding-left:18px}code{font:13px ui-monospace,monospace}.muted{color:var(--muted)}.bad{color:var(--changed);font-weight:600}
+.side{min-width:0}.tools{margin:6px 0;padding-left:18px}.tools code,.box code,td{overflow-wrap:anywhere}code{font:13px ui-monospace,monospace}.muted{color:var(--muted)}.bad{color:var(--changed);font-weight:600}
 .box{border-radius:8px;padding:8px 12px;margin:6px 0;font-size:14px}.box.warn{background:#fff6e0;border:1px solid #f2d28b}.box.info{background:#e9f1ff;border:1px solid #bcd0f7}.box.note{background:#f4f4f6;color:var(--muted)}
 table{border-collapse:collapse;width:100%;margin:8px 0;font-size:14px}th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}th{color:var(--muted);font-weight:500}
 td.old{background:#fff5f5}td.new{background:#f3fbf6}details.cost summary{cursor:pointer;color:var(--muted);font-size:13px;margin-top:6px}
@@ -133,7 +154,7 @@ export function renderHtml(report: ReplayReport): string {
 <body><main>
 <h1>Replay of session <code>${esc(report.sessionId)}</code></h1>
 <p class="sub">against map “${esc(report.map.name)}” <code>${esc(report.map.digest)}</code> · ${esc(report.mode)} mode${report.from === undefined ? '' : ` · what-if from turn ${report.from}`} · from ${esc(report.source)} · trace ${trace} · ${esc(report.createdAt)}</p>
-<span class="verdict ${fails ? 'bad' : 'ok'}">${fails ? 'The bot behaves differently' : s.new ? 'What-if run' : 'No differences'}</span>
+<span class="verdict ${fails ? 'fail' : 'pass'}">${fails ? 'The bot behaves differently' : s.new ? 'What-if run' : 'No differences'}</span>
 <div class="summary">${stat('', s.turns, 'turns')}${stat('same', s.same, 'same')}${stat('changed', s.changed, 'changed')}${stat('diverged', s.diverged, 'diverged')}${stat('', s.skipped, 'skipped')}${s.migrations ? stat('', s.migrations, 'node migrations') : ''}${cost}</div>
 <nav class="strip">${report.turns.map((t) => `<a class="${t.status}" href="#turn-${t.seq}" title="#${t.seq} ${LABEL[t.status]}">${t.seq}</a>`).join('')}</nav>
 ${report.turns.map(card).join('\n')}

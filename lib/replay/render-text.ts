@@ -1,6 +1,6 @@
 import Table from 'cli-table3';
 import { formatUsd } from '../cost/ledger';
-import type { Difference } from './diff';
+import { leafChanges, type Difference } from './diff';
 import type { PricedLedger, ReplayReport, ReplayTurn } from './report';
 
 /** How a word is coloured: ANSI in a terminal, nothing in a pipe or a file. */
@@ -28,19 +28,27 @@ export function brief(value: unknown, max = 60): string {
   return clip(typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value), max);
 }
 
+const arrow = (b: unknown, a: unknown) => `${brief(b)} → ${brief(a)}`;
+
+/** Two documents as the leaves that changed: `body.count: (unset) → "1"`. */
+const nested = (b: unknown, a: unknown) => {
+  const leaves = leafChanges(b, a);
+  if (leaves.length === 1 && leaves[0]!.path === '') return arrow(b, a);
+  return leaves.map((l) => `${l.path}: ${arrow(l.before, l.after)}`).join('; ');
+};
+
 export function describeDifference(d: Difference): string {
-  const arrow = (b: unknown, a: unknown) => `${brief(b)} → ${brief(a)}`;
   switch (d.field) {
     case 'path':
       return `path: ${(d.before as string[]).join(' › ') || '(none)'} → ${(d.after as string[]).join(' › ') || '(none)'}`;
     case 'variables':
-      return `variable ${d.key}: ${arrow(d.before, d.after)}`;
+      return `variable ${d.key}: ${nested(d.before, d.after)}`;
     case 'tools':
-      return `${d.key}: ${d.before === undefined ? 'added ' + brief(d.after) : d.after === undefined ? 'removed' : arrow(d.before, d.after)}`;
+      return `${d.key}: ${d.before === undefined ? `added ${brief(d.after)}` : d.after === undefined ? 'removed' : nested(d.before, d.after)}`;
     case 'playlist':
       return `playlist: ${(d.before as string[]).join(', ') || '(empty)'} → ${(d.after as string[]).join(', ') || '(empty)'}`;
     case 'reply':
-      return `reply${d.similarity === undefined ? '' : ` (similarity ${d.similarity.toFixed(2)})`}: ${arrow(d.before, d.after)}`;
+      return `reply${d.similarity === undefined ? '' : ` (similarity ${d.similarity.toFixed(2)})`}: ${brief(d.before, 200)} → ${brief(d.after, 200)}`;
     case 'end_call':
       return `END_CALL: ${String(d.before)} → ${String(d.after)}`;
     default:
@@ -50,14 +58,19 @@ export function describeDifference(d: Difference): string {
 
 const usd = (ledger: PricedLedger | undefined) => (ledger ? formatUsd(ledger.total) : '');
 
+/** One amount when the replay costs what the recording did, else both. */
+const costCell = (turn: ReplayTurn) => {
+  const [before, after] = [usd(turn.cost.original), usd(turn.cost.replay)];
+  return before && after && before !== after ? `${before} →\n${after}` : before || after;
+};
+
 /** The report as a terminal table: one row per turn, its differences listed in the row. */
 export function renderText(report: ReplayReport, paint: Paint = plain, width = 120): string {
-  const detailWidth = Math.max(40, width - 62);
+  const detailWidth = Math.max(40, width - 54);
   const table = new Table({
-    head: ['#', 'input', 'status', 'what differs', 'cost (recorded → replay)'].map((h) => paint('bold', h)),
-    colWidths: [5, 24, 10, detailWidth, 22],
+    head: ['#', 'input', 'status', 'what differs', 'cost'].map((h) => paint('bold', h)),
+    colWidths: [5, 24, 10, detailWidth, 14],
     wordWrap: true,
-    wrapOnWordBoundary: false,
     style: { head: [], border: [] },
   });
   for (const turn of report.turns) {
@@ -69,7 +82,7 @@ export function renderText(report: ReplayReport, paint: Paint = plain, width = 1
       ...turn.notes.map((n) => paint('dim', n)),
       ...(turn.status === 'new' && turn.replay ? [`→ ${brief(turn.replay.reply, 200)}`, `path: ${turn.replay.path.join(' › ')}`] : []),
     ];
-    const cost = [usd(turn.cost.original), usd(turn.cost.replay)].filter(Boolean).join(' → ');
+    const cost = costCell(turn);
     const status = STATUS[turn.status];
     table.push([String(turn.seq), clip(input, 60), paint(status.style, status.label), lines.join('\n') || paint('dim', '—'), cost]);
   }
