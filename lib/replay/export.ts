@@ -115,7 +115,8 @@ export function parseSessionExport(text: string, source: string): StoredSession 
  * text) and ends when its speech does (text: at the commit), or where the user cut it off.
  */
 export function transcriptOf(records: readonly TurnRecord[]): TranscriptRow[] {
-  const arrived = (r: TurnRecord) => Date.parse(r.createdAt) - r.metrics.totalMs;
+  // Whole milliseconds: the stamps are, and sub-millisecond timings only add noise to a transcript.
+  const arrived = (r: TurnRecord) => Math.round(Date.parse(r.createdAt) - r.metrics.totalMs);
   const origin = records.length ? arrived(records[0]!) : 0;
   const rows: TranscriptRow[] = [];
   for (const record of records) {
@@ -131,10 +132,10 @@ export function transcriptOf(records: readonly TurnRecord[]): TranscriptRow[] {
     const cut = [record, ...(later ? [later] : [])].flatMap((r) => r.events).find((e) => e.type === 'interrupted');
     const interrupted = Boolean(cut) || (record.status === 'cancelled' && record.events.some((e) => e.type === 'cancelled' && e.reason === 'client'));
     const heard = interrupted ? heardText(later ?? record) : undefined;
-    const start = at + (record.metrics.t6 ?? record.metrics.t3 ?? 0);
+    const start = Math.round(at + (record.metrics.t6 ?? record.metrics.t3 ?? 0));
     const spokenMs = record.speech?.items.reduce((ms, item) => ms + item.durationMs, 0);
     const playedMs = cut?.type === 'interrupted' ? cut.playedMs : undefined;
-    const end = playedMs !== undefined ? start + playedMs : spokenMs ? start + spokenMs : at + record.metrics.totalMs;
+    const end = Math.round(playedMs !== undefined ? start + playedMs : spokenMs ? start + spokenMs : at + record.metrics.totalMs);
     rows.push({ seq: record.seq, speaker: 'bot', text: heard ?? sent, startMs: start, endMs: Math.max(start, end), interrupted });
   }
   return rows;
