@@ -97,6 +97,23 @@ describe('parley replay', () => {
     ]);
     const file = SessionExport.parse(JSON.parse(readFileSync(exported, 'utf8')));
     expect(file.turns.map((t) => t.input.kind)).toEqual(['start', 'text', 'text', 'text', 'text']);
+    // The cassette: each webhook's request as the map rendered it (relative URL, no headers) and its result.
+    const actions = file.turns.flatMap((t) => t.events.filter((e) => e.type === 'action'));
+    expect(actions).toEqual([
+      expect.objectContaining({ name: 'pickup_wait', ok: true, request: { method: 'GET', url: '/demo/wait-time' }, result: { minutes: 6 } }),
+      expect.objectContaining({
+        name: 'place_order',
+        ok: true,
+        request: { method: 'POST', url: '/demo/orders', body: expect.stringContaining('"quantity": "1"') },
+        result: { id: expect.stringMatching(/^P-\d+$/), ready_in_minutes: expect.any(Number) },
+      }),
+    ]);
+    const exchanges = file.turns.flatMap((t) => t.events.filter((e) => e.type === 'llm_exchange'));
+    expect(exchanges.map((e) => e.type === 'llm_exchange' && [e.request.messages, e.request.parts?.messages.length, e.response.toolCalls.map((c) => c.name)])).toEqual([
+      [3, 3, []],
+      [5, 5, ['pickup_wait']],
+      [7, 7, []],
+    ]);
     expect(file.transcript.map((r) => [r.speaker, r.text])).toEqual([
       ['bot', expect.stringContaining('welcome to Parley Café')],
       ['user', 'where do your coffee beans come from?'],
