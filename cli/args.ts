@@ -90,6 +90,14 @@ const options = {
   limit: { type: 'string' },
 } as const;
 
+const STORE_FLAGS = ['store', 'data-dir', 'table', 'region', 'endpoint'] as const;
+/** The flags each command reads. */
+const FLAGS = {
+  replay: [...STORE_FLAGS, 'map', 'mode', 'similarity', 'from', 'input', 'save', 'format', 'out', 'json', 'html', 'quiet'],
+  export: [...STORE_FLAGS, 'transcript', 'out'],
+  sessions: [...STORE_FLAGS, 'limit'],
+} as const satisfies Record<string, readonly (keyof typeof options)[]>;
+
 const StoreOptions = z.object({
   store: z.enum(['local', 'dynamodb']).default('local'),
   dataDir: z.string().min(1).optional(),
@@ -144,6 +152,13 @@ export function parseCli(argv: readonly string[]): Parsed {
   if (!command || (v.help && !command)) return { kind: 'help', text: HELP.main };
   if (!(command in HELP) || command === 'main') return { kind: 'error', message: `unknown command '${command}'`, help: HELP.main };
   if (v.help) return { kind: 'help', text: helpFor(command) };
+  // An empty value (an unset shell variable) would read as 0 or as "use the default": say so instead.
+  const empty = Object.entries(v).find(([, value]) => value === '' || (Array.isArray(value) && value.includes('')));
+  if (empty && empty[0] !== 'input') return { kind: 'error', message: `--${empty[0]}: needs a value`, help: helpFor(command) };
+  // A flag of another command would be silently ignored: `sessions --format json` still prints lines.
+  const allowed: readonly string[] = FLAGS[command as keyof typeof FLAGS];
+  const foreign = Object.keys(v).filter((flag) => flag !== 'help' && !allowed.includes(flag));
+  if (foreign.length) return { kind: 'error', message: `${command} does not take ${foreign.map((f) => `--${f}`).join(', ')}`, help: helpFor(command) };
   if (rest.length > 1) return { kind: 'error', message: `one session at a time; also given: ${rest.slice(1).join(' ')}`, help: helpFor(command) };
   const candidate = {
     command,

@@ -231,6 +231,9 @@ export const DialogueMap = z.strictObject({
 });
 export type DialogueMap = z.infer<typeof DialogueMap>;
 
+/** Whether the map has a state of this name (its own key: never an inherited `constructor` or `toString`). */
+export const hasState = (map: DialogueMap, name: string): boolean => Object.hasOwn(map.states, name);
+
 /** Entity names every map has without declaring them. */
 export const BUILTIN_ENTITIES = ['number'] as const;
 
@@ -266,7 +269,7 @@ export function loadDialogueMap(input: unknown): DialogueMap {
 export function referenceProblems(map: DialogueMap): string[] {
   const problems: string[] = [];
   const state = (path: string, name: string) => {
-    if (!map.states[name]) problems.push(`${path}: unknown state '${name}'`);
+    if (!hasState(map, name)) problems.push(`${path}: unknown state '${name}'`);
   };
   const prompt = (path: string, key: string) => {
     if (map.prompts[key] === undefined) problems.push(`${path}: prompt '${key}' is not defined under $.prompts`);
@@ -327,7 +330,7 @@ export function referenceProblems(map: DialogueMap): string[] {
   }
   for (const [from, to] of Object.entries(map.migrations.renames)) {
     // A name still in use is a state, not a rename: a checkpoint standing there stays there.
-    if (map.states[from]) problems.push(`$.migrations.renames.${from}: '${from}' is still a state of this map`);
+    if (hasState(map, from)) problems.push(`$.migrations.renames.${from}: '${from}' is still a state of this map`);
     state(`$.migrations.renames.${from}`, to);
   }
   if (map.migrations.recovery_state) state('$.migrations.recovery_state', map.migrations.recovery_state);

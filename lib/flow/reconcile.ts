@@ -1,5 +1,5 @@
 import type { Checkpoint } from '../checkpoint/schema';
-import type { DialogueMap } from './map';
+import { hasState, type DialogueMap } from './map';
 
 /** Where a checkpoint's node went in the current map. */
 export interface NodeMigration {
@@ -18,7 +18,7 @@ export interface NodeMigration {
 export function reconcileCheckpoint(map: DialogueMap, checkpoint: Checkpoint): { checkpoint: Checkpoint; migrations: NodeMigration[] } {
   const migrations: NodeMigration[] = [];
   let { currentNode, nodeHistory, pending } = checkpoint;
-  if (currentNode !== null && !map.states[currentNode]) {
+  if (currentNode !== null && !hasState(map, currentNode)) {
     const renamed = renamedTo(map, currentNode);
     const to = renamed ?? map.migrations.recovery_state ?? map.initial_state;
     migrations.push({ from: currentNode, to, reason: renamed ? 'renamed' : 'missing' });
@@ -26,9 +26,9 @@ export function reconcileCheckpoint(map: DialogueMap, checkpoint: Checkpoint): {
     // A slot question asked in a state that is gone is not asked any more.
     if (!renamed) pending = null;
   }
-  if (nodeHistory.some((node) => !map.states[node])) {
+  if (nodeHistory.some((node) => !hasState(map, node))) {
     nodeHistory = nodeHistory.flatMap((node) => {
-      const now = map.states[node] ? node : renamedTo(map, node);
+      const now = hasState(map, node) ? node : renamedTo(map, node);
       return now ? [now] : [];
     });
   }
@@ -40,5 +40,5 @@ export function reconcileCheckpoint(map: DialogueMap, checkpoint: Checkpoint): {
 /** The current name of a renamed state (the map's load checks that every rename names a state). */
 function renamedTo(map: DialogueMap, node: string): string | undefined {
   const to = Object.hasOwn(map.migrations.renames, node) ? map.migrations.renames[node] : undefined;
-  return to !== undefined && map.states[to] ? to : undefined;
+  return to !== undefined && hasState(map, to) ? to : undefined;
 }

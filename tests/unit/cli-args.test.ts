@@ -105,7 +105,7 @@ describe('parseCli: replay', () => {
   // BUG (cli/args.ts): z.coerce.number() reads an empty string as 0, so `--similarity ""` (say, an
   // unset shell variable) silently means "every LLM reply counts as the same" instead of an error;
   // `--from ""` likewise means turn 0.
-  it.fails('refuses an empty --similarity value rather than reading it as 0', () => {
+  it('refuses an empty --similarity value rather than reading it as 0', () => {
     expect(error('replay', 'sess-1', '--similarity', '').message).toMatch(/^--similarity: /);
   });
 
@@ -162,6 +162,21 @@ describe('parseCli: commands', () => {
       const e = error('sessions', `--limit=${limit}`);
       expect(e.message).toMatch(/^--limit: /);
       expect(e.help).toBe(HELP.sessions);
+    }
+  });
+});
+
+describe('parseCli: flags of another command', () => {
+  it('refuses them instead of ignoring them', () => {
+    const sessions = parseCli(['sessions', '--format', 'json']);
+    expect(sessions).toMatchObject({ kind: 'error', message: 'sessions does not take --format' });
+    const exported = parseCli(['export', 'sess-1', '--mode', 'live', '--html', 'r.html']);
+    expect(exported).toMatchObject({ kind: 'error', message: 'export does not take --mode, --html' });
+  });
+
+  it('accepts the store flags on every command', () => {
+    for (const command of [['replay', 's'], ['export', 's'], ['sessions']]) {
+      expect(parseCli([...command, '--store', 'dynamodb', '--table', 'parley-prod', '--region', 'eu-west-1']).kind).toBe('run');
     }
   });
 });
