@@ -133,6 +133,16 @@ export interface ParleyProps {
    */
   readonly speech?: 'polly' | 'off';
   /**
+   * OpenTelemetry tracing in the turn function (`PARLEY_TRACING=otlp`; README, Tracing): a span per
+   * turn and per provider call, exported over OTLP/HTTP before each invocation returns.
+   * `endpoint` is the collector's base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`, `/v1/traces` is added);
+   * without it the exporter's default, http://localhost:4318, which is where the ADOT collector
+   * Lambda layer listens (add the layer to `turnFunction` yourself). No headers: a collector that
+   * needs an API key is better reached through one that holds it than with a key in the template.
+   * @default - off
+   */
+  readonly tracing?: { readonly endpoint?: string; readonly protocol?: 'http/protobuf' | 'http/json' };
+  /**
    * Removal policy of the table and the log groups.
    * @default RemovalPolicy.RETAIN
    */
@@ -196,6 +206,9 @@ export class Parley extends Construct {
     }
     if (props.jwt?.jwksUrl !== undefined && !/^https:\/\/[^/]/.test(props.jwt.jwksUrl)) {
       throw new Error('Parley: jwt.jwksUrl must be an https URL');
+    }
+    if (props.tracing?.endpoint !== undefined && !/^https?:\/\/[^/]/.test(props.tracing.endpoint)) {
+      throw new Error('Parley: tracing.endpoint must be an http(s) URL');
     }
 
     /** Resume tokens are HMACs with this secret; only the turn function (session.start) reads it. */
@@ -304,6 +317,13 @@ export class Parley extends Construct {
         PARLEY_AUDIO_CACHE_DIR: LAMBDA_AUDIO_CACHE_DIR,
         PARLEY_TTS: props.speech ?? 'polly',
         PARLEY_RESUME_SECRET_ID: this.resumeSecret.secretArn,
+        ...(props.tracing
+          ? {
+              PARLEY_TRACING: 'otlp',
+              ...(props.tracing.endpoint ? { OTEL_EXPORTER_OTLP_ENDPOINT: props.tracing.endpoint } : {}),
+              ...(props.tracing.protocol ? { OTEL_EXPORTER_OTLP_PROTOCOL: props.tracing.protocol } : {}),
+            }
+          : {}),
       },
       shipAudio ? { afterBundling: (inputDir, outputDir) => [copyAudioCache(audioCacheDir!, inputDir, outputDir)] } : {},
     );

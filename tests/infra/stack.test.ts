@@ -514,6 +514,20 @@ describe('Parley props (synthesized without bundling)', () => {
     );
   });
 
+  it('tracing: PARLEY_TRACING=otlp and the collector endpoint go to the turn function only; off by default', () => {
+    const { template: t, parley } = synth({ tracing: { endpoint: 'http://localhost:4318', protocol: 'http/json' } });
+    const s = Stack.of(parley);
+    expect(envOf(t, s, parley.turnFunction)).toMatchObject({
+      PARLEY_TRACING: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://localhost:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    });
+    for (const fn of [parley.connectFunction, parley.disconnectFunction]) expect(envOf(t, s, fn).PARLEY_TRACING).toBeUndefined();
+    const plain = synth({});
+    expect(envOf(plain.template, Stack.of(plain.parley), plain.parley.turnFunction).PARLEY_TRACING).toBeUndefined();
+    expect(() => synth({ tracing: { endpoint: 'localhost:4318' } })).toThrow(/tracing.endpoint/);
+  });
+
   it('passes actionsBaseUrl to the turn function only', () => {
     const { template: t, parley } = synth({ actionsBaseUrl: 'https://api.example.com' });
     const s = Stack.of(parley);
