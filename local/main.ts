@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { LocalEnv, readEnv } from '../lib/config/env';
+import { CostEnv, LocalEnv, readEnv } from '../lib/config/env';
 import { limitsFromEnv } from '../lib/session/limits';
 import { ParleyError } from '../lib/errors';
 import { loadDialogueMap } from '../lib/flow/map';
@@ -23,6 +23,7 @@ async function main(): Promise<void> {
   // Lambda runs Node 22; on a laptop with Node 20 the SDK's upgrade notice is noise.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const env = readEnv(LocalEnv);
+  const costEnv = readEnv(CostEnv);
   const mapPath = resolve(env.PARLEY_DIALOGUE_MAP);
   const map = loadDialogueMap(JSON.parse(readFileSync(mapPath, 'utf8')));
   const nlu = await loadOrTrain(map, mapPath);
@@ -58,6 +59,8 @@ async function main(): Promise<void> {
     auth,
     sessionTtlHours: env.PARLEY_SESSION_TTL_HOURS,
     limits: limitsFromEnv(env),
+    prices: costEnv.PARLEY_PRICES,
+    lambdaMemoryMb: costEnv.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
     log,
     servePage: true,
   });

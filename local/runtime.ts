@@ -3,6 +3,7 @@ import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagem
 import { createConnectHandler } from '../functions/connect/create';
 import { createDisconnectHandler } from '../functions/disconnect/create';
 import { createTurnHandler } from '../functions/turn/create';
+import type { PriceTable } from '../lib/cost/prices';
 import type { DialogueMap } from '../lib/flow/map';
 import { buildTurnDeps } from '../lib/host/deps';
 import { SDK_CLIENT_DEFAULTS } from '../lib/host/sdk';
@@ -44,6 +45,10 @@ export interface LocalRuntimeOptions {
   sessionTtlHours?: number;
   /** Message rate, turns per session, session age (npm start passes the environment's). Default: none. */
   limits?: LimitSettings;
+  /** The cost ledger's prices (npm start passes PARLEY_PRICES). Default: lib/cost/prices.ts DEFAULT_PRICES. */
+  prices?: PriceTable;
+  /** Lambda memory the turns are priced with (AWS_LAMBDA_FUNCTION_MEMORY_SIZE). Default: the stack's 256 MB. */
+  lambdaMemoryMb?: number;
   log?: Log;
   clock?: Clock;
   ids?: Ids;
@@ -101,6 +106,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       ...(options.auth ? { auth: options.auth } : {}),
       sessionTtlHours: options.sessionTtlHours ?? 24 * 30,
       limits: options.limits ?? NO_LIMITS,
+      ...(options.prices ? { prices: options.prices } : {}),
+      ...(options.lambdaMemoryMb ? { lambdaMemoryMb: options.lambdaMemoryMb } : {}),
       map: options.map,
       log,
       ...(options.clock ? { clock: options.clock } : {}),

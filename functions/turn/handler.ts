@@ -4,7 +4,7 @@ import nluModel from '../../build/nlu/dialogue_map.nlu.json';
 import { ParleyError } from '../../lib/errors';
 import { loadDialogueMap } from '../../lib/flow/map';
 import { buildTurnDeps } from '../../lib/host/deps';
-import { authOptions, dynamo, env, log, metrics, senderFor } from '../../lib/host/lambda';
+import { authOptions, costEnv, dynamo, env, log, metrics, senderFor } from '../../lib/host/lambda';
 import { SDK_CLIENT_DEFAULTS } from '../../lib/host/sdk';
 import type { NluModel } from '../../lib/nlu/train';
 import { llmKeyFrom, llmKeyMiddlewares } from '../../lib/host/llm-key';
@@ -49,6 +49,8 @@ const deps = buildTurnDeps({
   auth: authOptions,
   sessionTtlHours: env.PARLEY_SESSION_TTL_HOURS,
   limits: limitsFromEnv(env),
+  prices: costEnv.PARLEY_PRICES,
+  lambdaMemoryMb: costEnv.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
   map,
   nluModel: nluModel as NluModel,
   ...(env.PARLEY_ACTIONS_BASE_URL ? { actionsBaseUrl: env.PARLEY_ACTIONS_BASE_URL } : {}),

@@ -7,6 +7,7 @@ import {
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
+import { writeUnitsOf } from '../cost/item-size';
 import { ParleyError } from '../errors';
 import { decodeBody, encodeBounded, TurnStatus, type TurnRecord } from './record';
 import { cancelOf, type CancelReasonKind, type CancelRequest, type Lease, type LeaseAttempt, type SessionMeta, type SessionStore } from './store';
@@ -116,17 +117,7 @@ export class DynamoSessionStore implements SessionStore {
   }
 
   async commitTurn(sessionId: string, record: TurnRecord): Promise<void> {
-    const { body } = encodeBounded(record);
-    const item: Record<string, AttributeValue> = {
-      pk: { S: sessionPk(sessionId) },
-      sk: { S: turnSk(record.seq) },
-      turnId: { S: record.turnId },
-      status: { S: record.status },
-      createdAt: { S: record.createdAt },
-      node: { S: record.checkpoint.currentNode ?? '' },
-      expiresAt: { N: String(this.expiry()) },
-      ...('json' in body ? { body: { S: body.json } } : { bodyZ: { B: body.compressed } }),
-    };
+    const item = this.turnItem(sessionId, record);
     try {
       await this.client.send(
         new PutItemCommand({ TableName: this.table, Item: item, ConditionExpression: recordNotYetWritten }),
@@ -137,6 +128,31 @@ export class DynamoSessionStore implements SessionStore {
       if (err instanceof ConditionalCheckFailedException && (await this.loadTurn(sessionId, record.seq).catch(() => undefined))?.turnId === record.turnId) return;
       throw this.mapConflict(err, `turn ${record.seq} of session ${sessionId} was committed by another turn`, record.turnId);
     }
+  }
+
+  /**
+   * The write request units committing `record` will consume: a turn's cost ledger counts its own
+   * commit, so the record has to know them before it is written (one item, one unit per started KB).
+   */
+  recordWriteUnits(sessionId: string, record: TurnRecord): number {
+    return writeUnitsOf(this.turnItem(sessionId, record));
+  }
+
+  private turnItem(sessionId: string, record: TurnRecord): Record<string, AttributeValue> {
+    const { body } = encodeBounded(record);
+    // The expiry counts from the record's own time, not the put's: so the item, and its size, are
+    // known before the put (recordWriteUnits), whatever the clock says by then.
+    const createdMs = Date.parse(record.createdAt);
+    return {
+      pk: { S: sessionPk(sessionId) },
+      sk: { S: turnSk(record.seq) },
+      turnId: { S: record.turnId },
+      status: { S: record.status },
+      createdAt: { S: record.createdAt },
+      node: { S: record.checkpoint.currentNode ?? '' },
+      expiresAt: { N: String(Number.isFinite(createdMs) ? this.expiryFrom(createdMs) : this.expiry()) },
+      ...('json' in body ? { body: { S: body.json } } : { bodyZ: { B: body.compressed } }),
+    };
   }
 
   async listTurns(sessionId: string): Promise<TurnRecord[]> {
@@ -284,7 +300,11 @@ export class DynamoSessionStore implements SessionStore {
   }
 
   private expiry(): number {
-    return Math.floor(this.now() / 1000) + this.ttlSeconds;
+    return this.expiryFrom(this.now());
+  }
+
+  private expiryFrom(ms: number): number {
+    return Math.floor(ms / 1000) + this.ttlSeconds;
   }
 
   // DynamoDB deletes expired items lazily (and dynalite never): an expired item is treated as gone.

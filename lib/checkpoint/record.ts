@@ -1,6 +1,7 @@
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import * as z from 'zod';
 import type { ActionOutcome } from '../actions/port';
+import { CostLedger } from '../cost/schema';
 import { Metrics, ServerEvent, Usage } from '../protocol/v1';
 import { migrateCheckpoint } from './migrations';
 import type { Checkpoint } from './schema';
@@ -145,6 +146,8 @@ export interface TurnRecord {
   checkpoint: Checkpoint;
   /** Present when the turn spoke. */
   speech?: TurnSpeech;
+  /** `usage` priced when the turn committed (lib/cost); absent in records from before the ledger. */
+  cost?: CostLedger;
 }
 
 /** The part of a record stored as one JSON document (compressed when large). */
@@ -156,6 +159,7 @@ const RecordBody = z.object({
   metrics: Metrics,
   checkpoint: z.unknown(),
   speech: TurnSpeech.optional(),
+  cost: z.optional(CostLedger),
 });
 
 /** Bodies above this are brotli-compressed: JSON of a conversation shrinks 4-8x. */
@@ -172,6 +176,7 @@ export function encodeBody(record: TurnRecord): EncodedBody {
     metrics: record.metrics,
     checkpoint: record.checkpoint,
     ...(record.speech ? { speech: record.speech } : {}),
+    ...(record.cost ? { cost: record.cost } : {}),
   });
   if (Buffer.byteLength(json) <= COMPRESS_ABOVE_BYTES) return { json };
   return {
@@ -181,10 +186,10 @@ export function encodeBody(record: TurnRecord): EncodedBody {
   };
 }
 
-export function decodeBody(body: EncodedBody): Pick<TurnRecord, 'input' | 'outputs' | 'events' | 'usage' | 'metrics' | 'checkpoint' | 'speech'> {
+export function decodeBody(body: EncodedBody): Pick<TurnRecord, 'input' | 'outputs' | 'events' | 'usage' | 'metrics' | 'checkpoint' | 'speech' | 'cost'> {
   const json = 'json' in body ? body.json : brotliDecompressSync(body.compressed).toString('utf8');
-  const { speech, ...parsed } = RecordBody.parse(JSON.parse(json));
-  return { ...parsed, checkpoint: migrateCheckpoint(parsed.checkpoint), ...(speech ? { speech } : {}) };
+  const { speech, cost, ...parsed } = RecordBody.parse(JSON.parse(json));
+  return { ...parsed, checkpoint: migrateCheckpoint(parsed.checkpoint), ...(speech ? { speech } : {}), ...(cost ? { cost } : {}) };
 }
 
 /** DynamoDB items are at most 400 KB; a record body stays well below, whatever a turn held. */

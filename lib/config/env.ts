@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { DEFAULT_LAMBDA_MEMORY_MB, loadPrices } from '../cost/prices';
 import { ParleyError } from '../errors';
 import { jwksUrlAllowed } from '../session/jwt';
 
@@ -24,6 +25,30 @@ const secretId = z.string().min(1);
 const unsetIfBlank = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
 const logLevel = z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']);
 const port = z.coerce.number().int().min(0).max(65535);
+
+/** The cost ledger's settings (lib/cost), read by the hosts that run turns (the turn function, npm start). */
+export const CostEnv = z.object({
+  PARLEY_PRICES: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      try {
+        return loadPrices(value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .describe('the price table of the cost ledger: inline JSON or a JSON file, merged over lib/cost/prices.ts DEFAULT_PRICES'),
+  AWS_LAMBDA_FUNCTION_MEMORY_SIZE: z.coerce
+    .number()
+    .int()
+    .min(128)
+    .max(10_240)
+    .default(DEFAULT_LAMBDA_MEMORY_MB)
+    .describe("Lambda sets it; locally a turn is priced as the stack's turn function (256 MB)"),
+});
+export type CostEnv = z.infer<typeof CostEnv>;
 
 /** What the Lambda functions read (set by the CDK construct). */
 export const FunctionEnv = z.object({

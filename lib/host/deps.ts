@@ -1,6 +1,8 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { webhookRunner } from '../actions/webhook';
 import { DynamoSessionStore } from '../checkpoint/dynamo-store';
+import { meterDynamoDb } from '../cost/meter';
+import { DEFAULT_LAMBDA_MEMORY_MB, DEFAULT_PRICES, type PriceTable } from '../cost/prices';
 import { buildFaqIndex } from '../faq/minisearch-index';
 import type { IntentClassifier } from '../flow/classifier';
 import type { DialogueMap } from '../flow/map';
@@ -45,6 +47,10 @@ export interface HostOptions {
   fetch?: typeof fetch;
   /** Rate, turns and session age (PARLEY_RATE_*, PARLEY_MAX_*: limitsFromEnv). Default: none; the hosts pass the environment's. */
   limits?: LimitSettings;
+  /** The cost ledger's prices (PARLEY_PRICES). Default: lib/cost/prices.ts DEFAULT_PRICES. */
+  prices?: PriceTable;
+  /** The turn function's memory, for Lambda GB-seconds (AWS_LAMBDA_FUNCTION_MEMORY_SIZE). Default: the stack's 256 MB. */
+  lambdaMemoryMb?: number;
   /**
    * Decorate the ports with OpenTelemetry spans (PARLEY_TRACING; lib/observability/tracing.ts). Spans
    * are recorded once startTracing has run; without this flag the ports are the bare adapters.
@@ -88,13 +94,16 @@ export function buildTurnDeps(options: HostOptions): TurnDeps {
 }
 
 function buildPorts(options: HostOptions, clock: Clock): TurnDeps {
+  const store = new DynamoSessionStore({
+    client: options.dynamo,
+    tableName: options.tableName,
+    ttlSeconds: options.sessionTtlHours * 3600,
+    now: () => clock.nowMs(),
+  });
+  // Each client message's DynamoDB calls are metered for its turn's cost ledger (lib/cost/meter.ts).
+  meterDynamoDb(options.dynamo);
   return {
-    store: new DynamoSessionStore({
-      client: options.dynamo,
-      tableName: options.tableName,
-      ttlSeconds: options.sessionTtlHours * 3600,
-      now: () => clock.nowMs(),
-    }),
+    store,
     connections: new DynamoConnectionStore(options.dynamo, options.tableName, () => clock.nowMs()),
     map: options.map,
     classifier: lazyClassifier(options.map, options.nluModel),
@@ -114,5 +123,10 @@ function buildPorts(options: HostOptions, clock: Clock): TurnDeps {
     limits: createLimits(options.limits ?? NO_LIMITS, { client: options.dynamo, tableName: options.tableName, now: () => clock.nowMs() }),
     speech: options.speech,
     leaseTiming: options.leaseTiming,
+    cost: {
+      prices: options.prices ?? DEFAULT_PRICES,
+      memoryMb: options.lambdaMemoryMb ?? DEFAULT_LAMBDA_MEMORY_MB,
+      recordWriteUnits: (sessionId, record) => store.recordWriteUnits(sessionId, record),
+    },
   };
 }

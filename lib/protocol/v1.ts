@@ -12,6 +12,7 @@
  * lives in ./parse and sets one. Keep ./parse (and any classic `zod`) out of this module's imports.
  */
 import * as z from 'zod/mini';
+import { CostLedger } from '../cost/schema';
 import { AudioFormat } from '../speech/format';
 
 export const PROTOCOL_VERSION = '1';
@@ -167,6 +168,21 @@ export const Usage = z.object({
   ),
   ttsCharacters: z._default(z.number(), 0),
   sttSeconds: z._default(z.number(), 0),
+  /*
+   * What the cost ledger (lib/cost) needs beyond the above, metered per turn. Optional rather than
+   * defaulted: a record from before metering parses as it was, and says "not measured", not "zero".
+   */
+  /** `ttsCharacters` by engine: Polly's (`neural`, `standard`, `generative`, `long-form`) or the local `espeak`. */
+  ttsCharactersByEngine: z.optional(z.record(z.string(), z.number())),
+  /** Lambda invocations that ran the turn, their billed time (1 ms steps) and GB-seconds (time × memory). */
+  lambdaRequests: z.optional(z.number()),
+  lambdaMs: z.optional(z.number()),
+  lambdaGbSeconds: z.optional(z.number()),
+  /** DynamoDB request units the turn's invocation consumed, its own commit included. */
+  dynamoReadUnits: z.optional(z.number()),
+  dynamoWriteUnits: z.optional(z.number()),
+  /** API Gateway messages, in and out, each counted per started 32 KB as they are billed; turn.completed included. */
+  apiGatewayMessages: z.optional(z.number()),
 });
 export type Usage = z.infer<typeof Usage>;
 
@@ -275,6 +291,10 @@ export const TurnCompleted = event('turn.completed', {
   usage: Usage,
   /** The session's usage so far, this turn included. */
   sessionUsage: z.optional(Usage),
+  /** `usage` priced (lib/cost): one line per model, engine and AWS service, and the total in USD. */
+  cost: z.optional(CostLedger),
+  /** `sessionUsage` priced. */
+  sessionCost: z.optional(CostLedger),
   metrics: Metrics,
 });
 export const SessionEnded = event('session.ended', { reason: z.string() });

@@ -9,6 +9,7 @@ import type { Log } from '../observability/log';
 import type { TurnMetricsSink } from '../observability/metrics';
 import type { Clock } from '../runner/ports';
 import type { TurnPorts } from '../runner/run-turn';
+import type { TurnCosting } from '../cost/turn';
 import type { AudioCache } from '../speech/audio-cache';
 import type { PlayerTiming } from '../speech/player';
 import type { Synthesizer, Voice } from '../speech/tts/port';
@@ -37,6 +38,8 @@ export interface TurnDeps extends Omit<TurnPorts, 'clock'> {
   limits?: Limits | undefined;
   /** The session lease's timings (tests shorten them). */
   leaseTiming?: Partial<LeaseTiming> | undefined;
+  /** Prices and metering of each turn's cost ledger (lib/cost/turn.ts); without it turns carry no cost. */
+  cost?: TurnCosting | undefined;
 }
 
 /** What the player needs from the host: a synthesizer (Polly or the local one), the audio cache, the voice per language. */

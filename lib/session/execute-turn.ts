@@ -3,6 +3,8 @@ import type { TurnRecord } from '../checkpoint/record';
 import { emptyCheckpoint, rememberTurn } from '../checkpoint/schema';
 import { addTurnLines } from '../checkpoint/transcript';
 import { traceIdFor } from '../checkpoint/trace';
+import { currentDynamoMeter } from '../cost/meter';
+import { completedCost, meterTurn } from '../cost/turn';
 import { inTurnSpan, type TurnSpan } from '../observability/tracing';
 import { localize } from '../flow/map';
 import type { ServerEvent } from '../protocol/v1';
@@ -12,6 +14,7 @@ import { cutToHeard, wordMarksFrom } from '../speech/heard';
 import { Player, type PlayerReport } from '../speech/player';
 import type { Voice } from '../speech/tts/port';
 import { Outbox } from '../transport/outbox';
+import { handOver } from '../transport/sender';
 import { stopReasonOf, watchTurn } from './cancel-watch';
 import { describe, leaseTiming, round, type Ctx, type RunnableInput, type TurnDeps } from './context';
 import { interruptCommitted } from './interrupt';
@@ -34,7 +37,10 @@ export async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord 
 async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, input: RunnableInput, span: TurnSpan): Promise<void> {
   const { deps, log } = ctx;
   const at = () => round(deps.clock.monotonicMs() - ctx.receivedAtMs);
-  const outbox = new Outbox(ctx.sender);
+  // Sends are handed to the sender at once (posted in order): when the record is made the sender has
+  // counted every message of the turn for its cost ledger, while the last burst is still on its way.
+  const wire = handOver(ctx.sender);
+  const outbox = new Outbox(wire);
   const outputs: ServerEvent[] = [];
   // The reply as the client saw it, even when a cancel stopped it before its text.done.
   let reply = '';
@@ -128,7 +134,7 @@ async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | unde
     ...(report.firstSentAtMs === undefined ? {} : { t6: report.firstSentAtMs }),
   };
   const seq = head ? head.seq + 1 : 0;
-  const record: TurnRecord = {
+  const draft: TurnRecord = {
     seq,
     turnId,
     status,
@@ -143,7 +149,11 @@ async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | unde
   };
   // The last burst is posted first, then the commit is written while it travels: a turn that did
   // no I/O (a cached reply) would otherwise hold its first audio until the put was on its way.
-  const drained = outbox.drain();
+  await outbox.drain();
+  const record = deps.cost
+    ? meterTurn(deps.cost, { sessionId, draft, voice, inboundBody: ctx.body, sender: ctx.sender, elapsedMs: deps.clock.monotonicMs() - ctx.receivedAtMs, completes: input.kind !== 'stop', meter: currentDynamoMeter() })
+    : draft;
+  const drained = wire.posted();
   const commitStarted = deps.clock.monotonicMs();
   const [commit] = await Promise.allSettled([deps.store.commitTurn(sessionId, record).then(() => deps.clock.monotonicMs()), drained]);
   if (commit.status === 'rejected') {
@@ -164,7 +174,7 @@ async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | unde
   const completed =
     input.kind === 'stop'
       ? Promise.resolve()
-      : ctx.sender.send({ type: 'turn.completed', turnId, usage: record.usage, sessionUsage: record.checkpoint.usage, metrics }).catch((err: unknown) => {
+      : ctx.sender.send({ type: 'turn.completed', turnId, usage: record.usage, sessionUsage: record.checkpoint.usage, ...completedCost(deps.cost, record), metrics }).catch((err: unknown) => {
           log.warn('could not send turn.completed', { turnId, error: describe(err) });
         });
   // A cancel written after the last poll but before the release is ours to apply, now that the turn is stored.

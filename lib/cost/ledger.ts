@@ -1,0 +1,118 @@
+/*
+ * Pricing usage: a pure function of (usage, price table). The turn prices its own usage when it
+ * commits (record.cost, turn.completed), and the replay report prices a replayed turn's usage and a
+ * session's the same way.
+ */
+import type { Usage } from '../protocol/v1';
+import { modelPrice, type PriceTable } from './prices';
+import type { CostItem, CostLedger, CostLine } from './schema';
+
+export { CostItem, CostLedger, CostLine } from './schema';
+
+/** Sub-nano-dollar noise of float products is not money: every amount is kept to 1e-12 USD. */
+const money = (usd: number) => Math.round(usd * 1e12) / 1e12;
+const PER_MILLION = 1e6;
+
+export interface CostOptions {
+  /**
+   * The engine of TTS characters the usage does not attribute to one (records from before
+   * `ttsCharactersByEngine`); default `neural`, the dialogue map's default engine. A replay can pass
+   * the record's `speech.voice.engine`.
+   */
+  ttsEngine?: string;
+}
+
+/**
+ * The ledger of `usage` at `prices`: one line per model and kind of token, TTS engine, and AWS
+ * meter, leaving out what is zero. A model or engine the table lacks is priced 0 and flagged
+ * `unpriced` (never a guess, never an error). Absent metered fields (old records) price nothing.
+ */
+export function costOf(usage: Usage, prices: PriceTable, options: CostOptions = {}): CostLedger {
+  const lines: CostLine[] = [];
+  const add = (item: CostItem, quantity: number | undefined, unit: string, unitPrice: number | undefined, detail?: string) => {
+    if (!quantity) return;
+    lines.push({
+      item,
+      quantity,
+      unit,
+      unitPrice: unitPrice ?? 0,
+      usd: money(quantity * (unitPrice ?? 0)),
+      ...(detail === undefined ? {} : { detail }),
+      ...(unitPrice === undefined ? { unpriced: true } : {}),
+    });
+  };
+
+  for (const [model, tokens] of Object.entries(usage.llm)) {
+    const price = modelPrice(prices, model);
+    // OpenAI counts cached tokens inside the prompt tokens; they are billed at the cached rate instead.
+    const cached = Math.min(tokens.cachedTokens, tokens.inputTokens);
+    add('llm', tokens.inputTokens - cached, 'token', price && price.input / PER_MILLION, `${model} input`);
+    add('llm', cached, 'token', price && (price.cachedInput ?? price.input) / PER_MILLION, `${model} cached input`);
+    add('llm', tokens.outputTokens, 'token', price && price.output / PER_MILLION, `${model} output`);
+  }
+
+  const byEngine = { ...usage.ttsCharactersByEngine };
+  const attributed = Object.values(byEngine).reduce((sum, n) => sum + n, 0);
+  const unattributed = usage.ttsCharacters - attributed;
+  if (unattributed > 0) {
+    const engine = options.ttsEngine ?? 'neural';
+    byEngine[engine] = (byEngine[engine] ?? 0) + unattributed;
+  }
+  for (const [engine, characters] of Object.entries(byEngine)) {
+    const perMillion = prices.tts[engine];
+    add('tts', characters, 'character', perMillion === undefined ? undefined : perMillion / PER_MILLION, engine);
+  }
+
+  add('stt', usage.sttSeconds, 'second', prices.stt.perMinute / 60, 'streaming');
+
+  const arch = prices.lambda.architecture;
+  add('lambda', usage.lambdaGbSeconds, 'GB-second', prices.lambda.perGbSecond[arch], `${arch}${usage.lambdaMs === undefined ? '' : `, ${usage.lambdaMs} ms`}`);
+  add('lambda', usage.lambdaRequests, 'request', prices.lambda.perMillionRequests / PER_MILLION);
+
+  add('dynamodb', usage.dynamoReadUnits, 'read request unit', prices.dynamodb.perMillionReadUnits / PER_MILLION);
+  add('dynamodb', usage.dynamoWriteUnits, 'write request unit', prices.dynamodb.perMillionWriteUnits / PER_MILLION);
+
+  add('apigateway', usage.apiGatewayMessages, 'message', prices.apiGateway.perMillionMessages / PER_MILLION, `per started ${prices.apiGateway.messageBytes / 1024} KB`);
+
+  return { currency: 'USD', lines, total: money(lines.reduce((sum, l) => sum + l.usd, 0)), pricesChecked: prices.checked };
+}
+
+/**
+ * The sum of ledgers (a session's turns, priced each at its own time): lines of the same item,
+ * unit, detail and unit price add up; anything else stays a line of its own.
+ */
+export function addLedgers(...ledgers: CostLedger[]): CostLedger {
+  const lines = new Map<string, CostLine>();
+  for (const ledger of ledgers) {
+    for (const line of ledger.lines) {
+      // A lambda line's detail carries the turn's own milliseconds: summed lines keep only the architecture.
+      const detail = line.item === 'lambda' && line.detail ? line.detail.split(',')[0] : line.detail;
+      const key = JSON.stringify([line.item, line.unit, detail ?? null, line.unitPrice, line.unpriced ?? false]);
+      const seen = lines.get(key);
+      lines.set(
+        key,
+        seen
+          ? { ...seen, quantity: seen.quantity + line.quantity, usd: money(seen.usd + line.usd) }
+          : { ...line, ...(detail === undefined ? {} : { detail }) },
+      );
+    }
+  }
+  const all = [...lines.values()];
+  const checked = [...new Set(ledgers.map((l) => l.pricesChecked).filter((c): c is string => c !== undefined))];
+  return {
+    currency: 'USD',
+    lines: all,
+    total: money(all.reduce((sum, l) => sum + l.usd, 0)),
+    ...(checked.length === 1 ? { pricesChecked: checked[0] } : {}),
+  };
+}
+
+/** Lines flagged `unpriced`: what the price table should learn (a model, an engine). */
+export const unpricedLines = (ledger: CostLedger): CostLine[] => ledger.lines.filter((l) => l.unpriced);
+
+/** USD as people read small amounts: 4 significant digits, never scientific notation. */
+export function formatUsd(usd: number): string {
+  if (usd === 0) return '$0';
+  const digits = Math.max(2, 3 - Math.floor(Math.log10(Math.abs(usd))));
+  return `$${usd.toFixed(Math.min(digits, 12))}`;
+}

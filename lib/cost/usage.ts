@@ -1,0 +1,33 @@
+import type { Usage } from '../protocol/v1';
+
+/** The metered fields of Usage (lib/protocol/v1.ts): what the cost ledger needs beyond tokens, characters and seconds. */
+export type MeteredUsage = Pick<
+  Usage,
+  'ttsCharactersByEngine' | 'lambdaRequests' | 'lambdaMs' | 'lambdaGbSeconds' | 'dynamoReadUnits' | 'dynamoWriteUnits' | 'apiGatewayMessages'
+>;
+
+const COUNTERS = ['lambdaRequests', 'lambdaMs', 'lambdaGbSeconds', 'dynamoReadUnits', 'dynamoWriteUnits', 'apiGatewayMessages'] as const;
+
+/**
+ * `total` with a turn's metered fields added (the session's usage in the checkpoint). A field stays
+ * absent until some turn measured it, so a session that began before metering does not claim zeros.
+ */
+export function addMetered(total: Usage, turn: MeteredUsage): Usage {
+  const sum: Usage = { ...total };
+  for (const key of COUNTERS) {
+    const more = turn[key];
+    if (more !== undefined) sum[key] = (total[key] ?? 0) + more;
+  }
+  if (turn.ttsCharactersByEngine) {
+    const engines = { ...total.ttsCharactersByEngine };
+    for (const [engine, n] of Object.entries(turn.ttsCharactersByEngine)) engines[engine] = (engines[engine] ?? 0) + n;
+    sum.ttsCharactersByEngine = engines;
+  }
+  return sum;
+}
+
+/** The engine key a voice's characters are priced by: Polly's engine, or the provider (`espeak`). */
+export function ttsEngineOf(voice: { provider: string; engine?: string | undefined }): string {
+  // Polly's own default when a request names no engine is `standard`.
+  return voice.provider === 'polly' ? (voice.engine ?? 'standard') : voice.provider;
+}
