@@ -110,8 +110,8 @@ export const FunctionEnv = z.object({
   PARLEY_AUDIO_CACHE_DIR: z.string().min(1).optional().describe('the audio cache folder; relative: to LAMBDA_TASK_ROOT in Lambda (the stack sets "audio"), else to the current directory; default build/audio locally'),
   PARLEY_TRACING: z
     .enum(['off', 'otlp'])
-    .default('off')
-    .describe('otlp: OpenTelemetry spans per turn and provider call, exported over OTLP/HTTP to OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (lib/observability/tracing.ts)'),
+    .optional()
+    .describe('otlp: OpenTelemetry spans per turn and provider call, exported over OTLP/HTTP to OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (lib/observability/tracing.ts); unset or off: none'),
   PARLEY_TRACE_URL: z
     .string()
     .refine((t) => /\{(traceId|xrayTraceId|sessionId)\}/.test(t), 'must name {traceId}, {xrayTraceId} or {sessionId}')

@@ -150,7 +150,8 @@ export const tracingActive = (): boolean => active !== undefined;
 
 /** The environment's tracing settings (lib/config/env.ts): PARLEY_TRACING and the OTLP protocol. */
 export interface TracingEnv {
-  PARLEY_TRACING: 'off' | 'otlp';
+  /** Unset means off. */
+  PARLEY_TRACING?: 'off' | 'otlp' | undefined;
   OTEL_EXPORTER_OTLP_PROTOCOL?: 'http/protobuf' | 'http/json' | undefined;
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL?: 'http/protobuf' | 'http/json' | undefined;
 }
@@ -161,7 +162,7 @@ export interface TracingEnv {
  * would with tracing off.
  */
 export function startTracingFromEnv(env: TracingEnv, log: Log): Promise<Tracing | undefined> | undefined {
-  if (env.PARLEY_TRACING === 'off') return undefined;
+  if (env.PARLEY_TRACING !== 'otlp') return undefined;
   const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL;
   return startTracing({ exporter: 'otlp', ...(protocol ? { protocol } : {}), log }).catch((err: unknown) => {
     log.warn('tracing could not start; turns run untraced', { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });

@@ -5,10 +5,12 @@ import type { ActionOutcome, ActionRunner } from '../../lib/actions/port';
 import { traceIdFor } from '../../lib/checkpoint/trace';
 import { FunctionEnv, readEnv } from '../../lib/config/env';
 import type { LlmClient, LlmStreamEvent } from '../../lib/llm/port';
+import { memoryLog } from '../../lib/observability/log';
 import {
   inTurnSpan,
   sessionRootSpanId,
   startTracing,
+  startTracingFromEnv,
   traceCall,
   tracedActions,
   tracedLlmPorts,
@@ -75,8 +77,10 @@ describe('trace ids and links', () => {
   });
 
   it('PARLEY_TRACING is off unless set; bad values stop the start', () => {
-    const env = readEnv(FunctionEnv, {});
-    expect(env.PARLEY_TRACING).toBe('off');
+    const env = readEnv(FunctionEnv, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' });
+    expect(env.PARLEY_TRACING).toBeUndefined();
+    expect(startTracingFromEnv(env, memoryLog())).toBeUndefined();
+    expect(startTracingFromEnv({ PARLEY_TRACING: 'off' }, memoryLog())).toBeUndefined();
     expect(readEnv(FunctionEnv, { PARLEY_TRACING: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).PARLEY_TRACING).toBe('otlp');
     expect(() => readEnv(FunctionEnv, { PARLEY_TRACING: 'jaeger' })).toThrow(/PARLEY_TRACING/);
     expect(() => readEnv(FunctionEnv, { OTEL_EXPORTER_OTLP_ENDPOINT: 'the collector' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
