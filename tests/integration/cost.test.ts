@@ -196,3 +196,84 @@ describe('the cost ledger of turns through the local gateway', () => {
   });
 
 });
+
+describe('the cost ledger of LLM and spoken turns, at overridden prices', () => {
+  const map = sampleMap();
+  const rig = new Rig();
+  let openai: FakeOpenAI;
+  let espeak: { close(): Promise<void> } | undefined;
+  // A deployment's own table: its DynamoDB write price, and a model of its own.
+  const prices: PriceTable = mergePrices({ dynamodb: { perMillionWriteUnits: 1.25 }, llm: { 'house-model': { input: 1, output: 2 } } });
+
+  beforeAll(async () => {
+    openai = await startFakeOpenAI();
+    const env = readEnv(FunctionEnv, { OPENAI_BASE_URL: openai.baseURL, OPENAI_MODEL: 'gpt-test', PARLEY_SAFETY: 'local', PARLEY_LLM_BUDGET_MS: '5000' });
+    let speech: LocalRuntimeOptions['speech'];
+    if (espeakInstalled) {
+      const { createEspeakSynthesizer } = await import('../../local/speech/espeak');
+      const synthesizer = await createEspeakSynthesizer();
+      espeak = synthesizer;
+      speech = { synthesizer, cache: emptyAudioCache, voiceFor: (language) => voiceFor(map, language, 'espeak') };
+    }
+    await rig.start({ llm: llmPortsFactory(env)('test-key'), prices, ...(speech ? { speech } : {}) });
+  });
+  afterEach(() => openai.reset());
+  afterAll(async () => {
+    await rig.close();
+    await openai?.close();
+    await espeak?.close();
+  });
+
+  const ask = async (client: TestClient, text: string) => (await client.say(text)).at(-1) as Completed;
+
+  it('prices tokens per model (a dated snapshot as its model), flags a model the table lacks, and uses the overridden prices', async () => {
+    const { client } = await rig.connect();
+    await client.open();
+    openai.script({ text: 'We roast on Tuesdays.', model: 'gpt-4o-mini-2024-07-18', usage: { prompt_tokens: 1200, completion_tokens: 40, cached: 1000 } });
+    const priced = await ask(client, 'where do your coffee beans come from?');
+    const llm = priced.cost!.lines.filter((l) => l.item === 'llm');
+    expect(llm.map((l) => [l.detail, l.quantity])).toEqual([
+      ['gpt-4o-mini-2024-07-18 input', 200],
+      ['gpt-4o-mini-2024-07-18 cached input', 1000],
+      ['gpt-4o-mini-2024-07-18 output', 40],
+    ]);
+    // 200 × $0.15/1M + 1000 × $0.075/1M + 40 × $0.60/1M
+    expect(llm.reduce((sum, l) => sum + l.usd, 0)).toBeCloseTo(0.00003 + 0.000075 + 0.000024, 12);
+    expect(lineOf(priced.cost!, 'dynamodb', 'write request unit')!.unitPrice).toBe(1.25 / 1e6);
+
+    openai.script({ text: 'It is a mural by a local artist.', usage: { prompt_tokens: 900, completion_tokens: 12 } });
+    const unpriced = await ask(client, 'who painted the mural?');
+    expect(unpricedLines(unpriced.cost!).map((l) => l.detail)).toEqual(['gpt-test input', 'gpt-test output']);
+    expect(unpricedLines(unpriced.cost!).every((l) => l.usd === 0)).toBe(true);
+    expect(unpriced.cost!.total).toBeGreaterThan(0); // AWS is still priced
+    // The session prices both models; the record holds what turn.completed said.
+    expect(unpriced.sessionCost!.lines.filter((l) => l.item === 'llm').map((l) => l.detail)).toEqual([
+      'gpt-4o-mini-2024-07-18 input',
+      'gpt-4o-mini-2024-07-18 cached input',
+      'gpt-4o-mini-2024-07-18 output',
+      'gpt-test input',
+      'gpt-test output',
+    ]);
+    expect((await rig.store.loadHead(client.sessionId!))!.cost).toEqual(unpriced.cost);
+    client.close();
+  });
+
+  it.skipIf(!espeakInstalled)('counts a spoken turn: characters by engine (eSpeak, free) and every audio frame as a message', async () => {
+    const { client, frames } = await rig.connect();
+    client.send({ type: 'hello', version: PROTOCOL_VERSION });
+    await client.next('hello.ack');
+    const before = rig.invocations;
+    const framesBefore = frames.length;
+    client.send({ type: 'session.start', audio: { format: 'pcm', sampleRate: 16000 } });
+    const greeting = await client.until('turn.completed');
+    await rig.handled(before + 1);
+    const completed = greeting.at(-1) as Completed;
+    const spoken = textOf(greeting);
+    expect(greeting.filter((e: ServerEvent) => e.type === 'response.audio.delta').length).toBeGreaterThan(1);
+    expect(completed.usage.ttsCharactersByEngine).toEqual({ espeak: spoken.length });
+    expect(lineOf(completed.cost!, 'tts')).toMatchObject({ quantity: spoken.length, unit: 'character', detail: 'espeak', usd: 0 });
+    expect(completed.usage.apiGatewayMessages).toBe(1 + billed(frames.slice(framesBefore)));
+    client.close();
+  });
+});
+
