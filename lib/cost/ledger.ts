@@ -11,6 +11,8 @@ export { CostItem, CostLedger, CostLine } from './schema';
 
 /** Sub-nano-dollar noise of float products is not money: every amount is kept to 1e-12 USD. */
 const money = (usd: number) => Math.round(usd * 1e12) / 1e12;
+/** A table price divided down to one unit, without the float tail (0.2 / 1e6 is 2.0000000000000002e-7). */
+const perUnit = (price: number, per = 1) => Number((price / per).toPrecision(12));
 const PER_MILLION = 1e6;
 
 export interface CostOptions {
@@ -46,9 +48,9 @@ export function costOf(usage: Usage, prices: PriceTable, options: CostOptions = 
     const price = modelPrice(prices, model);
     // OpenAI counts cached tokens inside the prompt tokens; they are billed at the cached rate instead.
     const cached = Math.min(tokens.cachedTokens, tokens.inputTokens);
-    add('llm', tokens.inputTokens - cached, 'token', price && price.input / PER_MILLION, `${model} input`);
-    add('llm', cached, 'token', price && (price.cachedInput ?? price.input) / PER_MILLION, `${model} cached input`);
-    add('llm', tokens.outputTokens, 'token', price && price.output / PER_MILLION, `${model} output`);
+    add('llm', tokens.inputTokens - cached, 'token', price && perUnit(price.input, PER_MILLION), `${model} input`);
+    add('llm', cached, 'token', price && perUnit(price.cachedInput ?? price.input, PER_MILLION), `${model} cached input`);
+    add('llm', tokens.outputTokens, 'token', price && perUnit(price.output, PER_MILLION), `${model} output`);
   }
 
   const byEngine = { ...usage.ttsCharactersByEngine };
@@ -60,19 +62,19 @@ export function costOf(usage: Usage, prices: PriceTable, options: CostOptions = 
   }
   for (const [engine, characters] of Object.entries(byEngine)) {
     const perMillion = prices.tts[engine];
-    add('tts', characters, 'character', perMillion === undefined ? undefined : perMillion / PER_MILLION, engine);
+    add('tts', characters, 'character', perMillion === undefined ? undefined : perUnit(perMillion, PER_MILLION), engine);
   }
 
-  add('stt', usage.sttSeconds, 'second', prices.stt.perMinute / 60, 'streaming');
+  add('stt', usage.sttSeconds, 'second', perUnit(prices.stt.perMinute, 60), 'streaming');
 
   const arch = prices.lambda.architecture;
-  add('lambda', usage.lambdaGbSeconds, 'GB-second', prices.lambda.perGbSecond[arch], `${arch}${usage.lambdaMs === undefined ? '' : `, ${usage.lambdaMs} ms`}`);
-  add('lambda', usage.lambdaRequests, 'request', prices.lambda.perMillionRequests / PER_MILLION);
+  add('lambda', usage.lambdaGbSeconds, 'GB-second', perUnit(prices.lambda.perGbSecond[arch]), `${arch}${usage.lambdaMs === undefined ? '' : `, ${usage.lambdaMs} ms`}`);
+  add('lambda', usage.lambdaRequests, 'request', perUnit(prices.lambda.perMillionRequests, PER_MILLION));
 
-  add('dynamodb', usage.dynamoReadUnits, 'read request unit', prices.dynamodb.perMillionReadUnits / PER_MILLION);
-  add('dynamodb', usage.dynamoWriteUnits, 'write request unit', prices.dynamodb.perMillionWriteUnits / PER_MILLION);
+  add('dynamodb', usage.dynamoReadUnits, 'read request unit', perUnit(prices.dynamodb.perMillionReadUnits, PER_MILLION));
+  add('dynamodb', usage.dynamoWriteUnits, 'write request unit', perUnit(prices.dynamodb.perMillionWriteUnits, PER_MILLION));
 
-  add('apigateway', usage.apiGatewayMessages, 'message', prices.apiGateway.perMillionMessages / PER_MILLION, `per started ${prices.apiGateway.messageBytes / 1024} KB`);
+  add('apigateway', usage.apiGatewayMessages, 'message', perUnit(prices.apiGateway.perMillionMessages, PER_MILLION), `per started ${prices.apiGateway.messageBytes / 1024} KB`);
 
   return { currency: 'USD', lines, total: money(lines.reduce((sum, l) => sum + l.usd, 0)), pricesChecked: prices.checked };
 }

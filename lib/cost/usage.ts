@@ -16,7 +16,8 @@ export function addMetered(total: Usage, turn: MeteredUsage): Usage {
   const sum: Usage = { ...total };
   for (const key of COUNTERS) {
     const more = turn[key];
-    if (more !== undefined) sum[key] = (total[key] ?? 0) + more;
+    // Rounded: GB-seconds summed over hundreds of turns would otherwise grow a float tail.
+    if (more !== undefined) sum[key] = Math.round(((total[key] ?? 0) + more) * 1e9) / 1e9;
   }
   if (turn.ttsCharactersByEngine) {
     const engines = { ...total.ttsCharactersByEngine };
