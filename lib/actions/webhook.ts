@@ -85,7 +85,7 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
 
   function check(action: Webhook, rendered: ReturnType<typeof renderActionRequest>, headers: Array<[string, ReturnType<typeof renderTemplate>]>): Request | string {
     const { url, body } = rendered.request;
-    const missing = [...new Set([...rendered.missing, ...headers.flatMap(([, h]) => h.missing)])];
+    const missing = [...new Set([...rendered.missing.url, ...headers.flatMap(([, h]) => h.missing), ...rendered.missing.body])];
     if (missing.length) return `missing variables: ${missing.join(', ')}`;
 
     // A relative URL (`/orders`) resolves against the deployment's base (PARLEY_ACTIONS_BASE_URL),
@@ -230,12 +230,12 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
  * The URL and body of an action as its templates render them (URL values URL-encoded, body values
  * JSON-escaped); the headers are left out, for they may hold secrets. Throws on a broken template.
  */
-export function renderActionRequest(action: Webhook, context: TemplateContext): { request: RenderedRequest; missing: string[] } {
+export function renderActionRequest(action: Webhook, context: TemplateContext): { request: RenderedRequest; missing: { url: string[]; body: string[] } } {
   const url = renderTemplate(action.url, context, 'url');
   const body = action.body === undefined ? undefined : renderTemplate(action.body, context, 'json');
   return {
     request: { method: action.method, url: url.text, ...(body ? { body: body.text } : {}) },
-    missing: [...url.missing, ...(body?.missing ?? [])],
+    missing: { url: url.missing, body: body?.missing ?? [] },
   };
 }
 
