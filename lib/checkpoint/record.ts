@@ -151,7 +151,7 @@ export interface TurnRecord {
 }
 
 /** The part of a record stored as one JSON document (compressed when large). */
-const RecordBody = z.object({
+export const RecordBody = z.object({
   input: TurnInput,
   outputs: z.array(ServerEvent),
   events: z.array(RecordedEvent),

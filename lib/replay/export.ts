@@ -1,9 +1,8 @@
 import * as z from 'zod';
 import { migrateCheckpoint } from '../checkpoint/migrations';
-import { RecordedEvent, TurnInput, TurnSpeech, TurnStatus, type TurnRecord } from '../checkpoint/record';
+import { RecordBody, TurnStatus, type TurnRecord } from '../checkpoint/record';
 import { traceIdFor } from '../checkpoint/trace';
 import { ParleyError } from '../errors';
-import { Metrics, ServerEvent, Usage } from '../protocol/v1';
 import type { StoredSession } from './replay';
 
 /*
@@ -28,20 +27,12 @@ export const TranscriptRow = z.object({
 });
 export type TranscriptRow = z.infer<typeof TranscriptRow>;
 
-const StoredTurn = z.object({
+/** A turn record as the file holds it: its stored body (the checkpoint of any version) and its key. */
+const StoredTurn = RecordBody.extend({
   seq: z.number().int().nonnegative(),
   turnId: z.string(),
   status: TurnStatus,
   createdAt: z.iso.datetime(),
-  input: TurnInput,
-  outputs: z.array(ServerEvent),
-  events: z.array(RecordedEvent),
-  usage: Usage,
-  metrics: Metrics,
-  /** Any stored version: migrated to the current one on load. */
-  checkpoint: z.unknown(),
-  speech: TurnSpeech.optional(),
-  cost: z.unknown().optional(),
 });
 
 export const SessionExport = z.object({

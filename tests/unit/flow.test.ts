@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { mapError } from '../support/map-error';
 import { describe, expect, it } from 'vitest';
 import type { ActionOutcome } from '../../lib/actions/port';
 import { NODE_HISTORY_LIMIT } from '../../lib/checkpoint/schema';
@@ -22,16 +23,6 @@ type Raw = Record<string, any>;
 
 const rawSample = (): Raw => JSON.parse(readFileSync(new URL('../../dialogue_map.json', import.meta.url), 'utf8')) as Raw;
 
-function mapError(input: unknown): ParleyError {
-  try {
-    loadDialogueMap(input);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ParleyError);
-    expect((err as ParleyError).code).toBe('map.invalid');
-    return err as ParleyError;
-  }
-  throw new Error('expected loadDialogueMap to throw');
-}
 
 /** A fake classification, as the NLU port would return it. */
 const cls = (intent: string | null, entities: Entities = {}, leader: string | null = intent): Classification => ({

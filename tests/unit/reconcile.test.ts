@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { mapError } from '../support/map-error';
 import { describe, expect, it } from 'vitest';
 import type { ActionRunner } from '../../lib/actions/port';
 import { emptyCheckpoint, type Checkpoint } from '../../lib/checkpoint/schema';
@@ -30,16 +31,6 @@ function redesigned(migrations: Raw | undefined): Raw {
 const RENAMED = loadDialogueMap(redesigned({ renames: { menu: 'drinks_menu' } }));
 const RECOVERING = loadDialogueMap(redesigned({ renames: { menu: 'drinks_menu' }, recovery_state: 'change_order' }));
 
-function mapError(input: unknown): ParleyError {
-  try {
-    loadDialogueMap(input);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ParleyError);
-    expect((err as ParleyError).code).toBe('map.invalid');
-    return err as ParleyError;
-  }
-  throw new Error('expected loadDialogueMap to throw');
-}
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object') {
