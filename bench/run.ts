@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: per-turn server time through the local gateway and dynalite, Lambda bundle sizes, the chat widget's size,
  * the cold import time of the turn bundle, the NLU (model load, classification), the LLM path and
- * speech latency, what tracing adds to a turn. Prints one JSON document on stdout; progress on stderr.
+ * speech latency, what tracing adds to a turn, how fast a recorded replay runs. Prints one JSON document on stdout; progress on stderr.
  * `npm run bench -- --only speech` runs the speech section alone.
  */
 import './env';
@@ -13,6 +13,7 @@ import { benchLlm } from './llm';
 import { benchNlu } from './nlu';
 import { benchSpeech } from './speech';
 import { progress } from './stats';
+import { benchReplay } from './replay';
 import { benchTracing } from './tracing';
 import { benchTurns } from './turns';
 import { bundleWidget } from '../web/build';
@@ -132,6 +133,11 @@ async function main(): Promise<void> {
     error: `the tracing benchmark failed: ${err instanceof Error ? err.message : String(err)}`,
   }));
 
+  progress('replay');
+  const replay = await benchReplay(REPO_ROOT).catch((err: unknown) => ({
+    error: `the replay benchmark failed: ${err instanceof Error ? err.message : String(err)}`,
+  }));
+
   // The 1.5 MB target is met by the deployed bundles, which include the SDK, not only by the external ones.
   const largestBundle = Math.max(...FUNCTIONS.map((name) => Math.max(bundles[name].bytes, deployed[name].bytes)));
   const result = {
@@ -155,6 +161,7 @@ async function main(): Promise<void> {
     llm,
     speech,
     tracing,
+    replay,
     targets: TARGETS,
     pass: {
       turnP50Ms: turn.p50 <= TARGETS.turnP50Ms,
