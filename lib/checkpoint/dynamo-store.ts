@@ -6,8 +6,13 @@ import {
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
+  type GetItemCommandInput,
+  type PutItemCommandInput,
+  type QueryCommandInput,
+  type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { writeUnitsOf } from '../cost/item-size';
+import { metered, type DynamoMeter } from '../cost/meter';
 import { ParleyError } from '../errors';
 import { decodeBody, encodeBounded, TurnStatus, type TurnRecord } from './record';
 import { cancelOf, type CancelReasonKind, type CancelRequest, type Lease, type LeaseAttempt, type SessionMeta, type SessionStore } from './store';
@@ -53,6 +58,12 @@ export class DynamoSessionStore implements SessionStore {
   private readonly table: string;
   private readonly ttlSeconds: number;
   private readonly now: () => number;
+  /**
+   * The item of a record sized by recordWriteUnits, for its commit: encoding a record (brotli) is
+   * most of a commit's CPU, and a turn sizes the very record it then commits. Keyed weakly by the
+   * record object, which nothing mutates: an entry is gone with its turn.
+   */
+  private readonly sized = new WeakMap<TurnRecord, { sessionId: string; item: Record<string, AttributeValue> }>();
 
   constructor(options: DynamoSessionStoreOptions) {
     this.client = options.client;
@@ -61,36 +72,30 @@ export class DynamoSessionStore implements SessionStore {
     this.now = options.now ?? Date.now;
   }
 
-  async createSession(meta: SessionMeta): Promise<void> {
+  async createSession(meta: SessionMeta, meter?: DynamoMeter): Promise<void> {
+    const input: PutItemCommandInput = {
+      TableName: this.table,
+      Item: {
+        pk: { S: sessionPk(meta.sessionId) },
+        sk: { S: 'META' },
+        resumeTokenHash: { S: meta.resumeTokenHash },
+        principal: { S: meta.principal },
+        createdAt: { S: meta.createdAt },
+        metadata: { S: JSON.stringify(meta.metadata) },
+        expiresAt: { N: String(this.expiry()) },
+      },
+      ConditionExpression: recordNotYetWritten,
+    };
     try {
-      await this.client.send(
-        new PutItemCommand({
-          TableName: this.table,
-          Item: {
-            pk: { S: sessionPk(meta.sessionId) },
-            sk: { S: 'META' },
-            resumeTokenHash: { S: meta.resumeTokenHash },
-            principal: { S: meta.principal },
-            createdAt: { S: meta.createdAt },
-            metadata: { S: JSON.stringify(meta.metadata) },
-            expiresAt: { N: String(this.expiry()) },
-          },
-          ConditionExpression: recordNotYetWritten,
-        }),
-      );
+      await metered(meter, 'write', input, () => this.client.send(new PutItemCommand(input)));
     } catch (err) {
       throw this.mapConflict(err, `session ${meta.sessionId} already exists`);
     }
   }
 
-  async getSession(sessionId: string): Promise<SessionMeta | undefined> {
-    const { Item } = await this.client.send(
-      new GetItemCommand({
-        TableName: this.table,
-        Key: { pk: { S: sessionPk(sessionId) }, sk: { S: 'META' } },
-        ConsistentRead: true,
-      }),
-    );
+  async getSession(sessionId: string, meter?: DynamoMeter): Promise<SessionMeta | undefined> {
+    const input: GetItemCommandInput = { TableName: this.table, Key: { pk: { S: sessionPk(sessionId) }, sk: { S: 'META' } }, ConsistentRead: true };
+    const { Item } = await metered(meter, 'read', input, () => this.client.send(new GetItemCommand(input)));
     if (!Item || this.expired(Item)) return undefined;
     return {
       sessionId,
@@ -101,31 +106,30 @@ export class DynamoSessionStore implements SessionStore {
     };
   }
 
-  async loadHead(sessionId: string): Promise<TurnRecord | undefined> {
-    const { Items } = await this.client.send(
-      new QueryCommand({
-        TableName: this.table,
-        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :turn)',
-        ExpressionAttributeValues: { ':pk': { S: sessionPk(sessionId) }, ':turn': { S: TURN_PREFIX } },
-        ScanIndexForward: false,
-        Limit: 1,
-        ConsistentRead: true,
-      }),
-    );
+  async loadHead(sessionId: string, meter?: DynamoMeter): Promise<TurnRecord | undefined> {
+    const input: QueryCommandInput = {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :turn)',
+      ExpressionAttributeValues: { ':pk': { S: sessionPk(sessionId) }, ':turn': { S: TURN_PREFIX } },
+      ScanIndexForward: false,
+      Limit: 1,
+      ConsistentRead: true,
+    };
+    const { Items } = await metered(meter, 'read', input, () => this.client.send(new QueryCommand(input)));
     const item = Items?.[0];
     return item && !this.expired(item) ? fromItem(item) : undefined;
   }
 
-  async commitTurn(sessionId: string, record: TurnRecord): Promise<void> {
-    const item = this.turnItem(sessionId, record);
+  async commitTurn(sessionId: string, record: TurnRecord, meter?: DynamoMeter): Promise<void> {
+    const sized = this.sized.get(record);
+    const item = sized?.sessionId === sessionId ? sized.item : this.turnItem(sessionId, record);
+    const input: PutItemCommandInput = { TableName: this.table, Item: item, ConditionExpression: recordNotYetWritten };
     try {
-      await this.client.send(
-        new PutItemCommand({ TableName: this.table, Item: item, ConditionExpression: recordNotYetWritten }),
-      );
+      await metered(meter, 'write', input, () => this.client.send(new PutItemCommand(input)));
     } catch (err) {
       // A put whose answer was lost is retried by the SDK and then fails its own condition: if the
       // record there is this turn's, the commit succeeded.
-      if (err instanceof ConditionalCheckFailedException && (await this.loadTurn(sessionId, record.seq).catch(() => undefined))?.turnId === record.turnId) return;
+      if (err instanceof ConditionalCheckFailedException && (await this.loadTurn(sessionId, record.seq, meter).catch(() => undefined))?.turnId === record.turnId) return;
       throw this.mapConflict(err, `turn ${record.seq} of session ${sessionId} was committed by another turn`, record.turnId);
     }
   }
@@ -135,7 +139,9 @@ export class DynamoSessionStore implements SessionStore {
    * commit, so the record has to know them before it is written (one item, one unit per started KB).
    */
   recordWriteUnits(sessionId: string, record: TurnRecord): number {
-    return writeUnitsOf(this.turnItem(sessionId, record));
+    const item = this.turnItem(sessionId, record);
+    this.sized.set(record, { sessionId, item });
+    return writeUnitsOf(item);
   }
 
   private turnItem(sessionId: string, record: TurnRecord): Record<string, AttributeValue> {
@@ -155,89 +161,84 @@ export class DynamoSessionStore implements SessionStore {
     };
   }
 
-  async listTurns(sessionId: string): Promise<TurnRecord[]> {
+  async listTurns(sessionId: string, meter?: DynamoMeter): Promise<TurnRecord[]> {
     const records: TurnRecord[] = [];
     let ExclusiveStartKey: Record<string, AttributeValue> | undefined;
     do {
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :turn)',
-          ExpressionAttributeValues: { ':pk': { S: sessionPk(sessionId) }, ':turn': { S: TURN_PREFIX } },
-          ConsistentRead: true,
-          ExclusiveStartKey,
-        }),
-      );
+      const input: QueryCommandInput = {
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :turn)',
+        ExpressionAttributeValues: { ':pk': { S: sessionPk(sessionId) }, ':turn': { S: TURN_PREFIX } },
+        ConsistentRead: true,
+        ExclusiveStartKey,
+      };
+      const page = await metered(meter, 'read', input, () => this.client.send(new QueryCommand(input)));
       for (const item of page.Items ?? []) if (!this.expired(item)) records.push(fromItem(item));
       ExclusiveStartKey = page.LastEvaluatedKey;
     } while (ExclusiveStartKey);
     return records;
   }
 
-  async loadTurn(sessionId: string, seq: number): Promise<TurnRecord | undefined> {
-    const { Item } = await this.client.send(
-      new GetItemCommand({ TableName: this.table, Key: { pk: { S: sessionPk(sessionId) }, sk: { S: turnSk(seq) } }, ConsistentRead: true }),
-    );
+  async loadTurn(sessionId: string, seq: number, meter?: DynamoMeter): Promise<TurnRecord | undefined> {
+    const input: GetItemCommandInput = { TableName: this.table, Key: { pk: { S: sessionPk(sessionId) }, sk: { S: turnSk(seq) } }, ConsistentRead: true };
+    const { Item } = await metered(meter, 'read', input, () => this.client.send(new GetItemCommand(input)));
     return Item && !this.expired(Item) ? fromItem(Item) : undefined;
   }
 
-  async acquireTurn(sessionId: string, turnId: string, arrivedAt: number, leaseMs: number): Promise<LeaseAttempt> {
+  async acquireTurn(sessionId: string, turnId: string, arrivedAt: number, leaseMs: number, meter?: DynamoMeter): Promise<LeaseAttempt> {
     const now = this.now();
+    // Only the holder's attributes: a cancel that came first stays, and the first poll finds it.
+    const input: UpdateItemCommandInput = {
+      TableName: this.table,
+      Key: this.leaseKey(sessionId),
+      UpdateExpression: 'SET turnId = :t, leaseUntil = :u, arrivedAt = :a, expiresAt = :e',
+      ConditionExpression: 'attribute_not_exists(turnId) OR leaseUntil < :now',
+      ExpressionAttributeValues: {
+        ':t': { S: turnId },
+        ':u': { N: String(now + leaseMs) },
+        ':a': { N: String(arrivedAt) },
+        ':now': { N: String(now) },
+        ':e': { N: String(this.expiry()) },
+      },
+      // What was there before: a holder whose lease expired (it died), the last seq released, the newest waiting.
+      ReturnValues: 'ALL_OLD',
+    };
     try {
-      // Only the holder's attributes: a cancel that came first stays, and the first poll finds it.
-      const { Attributes } = await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: this.leaseKey(sessionId),
-          UpdateExpression: 'SET turnId = :t, leaseUntil = :u, arrivedAt = :a, expiresAt = :e',
-          ConditionExpression: 'attribute_not_exists(turnId) OR leaseUntil < :now',
-          ExpressionAttributeValues: {
-            ':t': { S: turnId },
-            ':u': { N: String(now + leaseMs) },
-            ':a': { N: String(arrivedAt) },
-            ':now': { N: String(now) },
-            ':e': { N: String(this.expiry()) },
-          },
-          // What was there before: a holder whose lease expired (it died), the last seq released, the newest waiting.
-          ReturnValues: 'ALL_OLD',
-        }),
-      );
+      const { Attributes } = await metered(meter, 'write', input, () => this.client.send(new UpdateItemCommand(input)));
       return { acquired: true, lease: leaseOf(Attributes ?? {}) };
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      return { acquired: false, lease: await this.readLease(sessionId) };
+      return { acquired: false, lease: await this.readLease(sessionId, meter) };
     }
   }
 
-  async announceTurn(sessionId: string, turnId: string, arrivedAt: number): Promise<void> {
+  async announceTurn(sessionId: string, turnId: string, arrivedAt: number, meter?: DynamoMeter): Promise<void> {
+    const input: UpdateItemCommandInput = {
+      TableName: this.table,
+      Key: this.leaseKey(sessionId),
+      UpdateExpression: 'SET newest = :a, newestTurnId = :t, expiresAt = :e',
+      // Only a newer input moves the mark (ties broken by turn id, so every caller agrees).
+      ConditionExpression: 'attribute_not_exists(newest) OR newest < :a OR (newest = :a AND newestTurnId < :t)',
+      ExpressionAttributeValues: { ':a': { N: String(arrivedAt) }, ':t': { S: turnId }, ':e': { N: String(this.expiry()) } },
+    };
     try {
-      await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: this.leaseKey(sessionId),
-          UpdateExpression: 'SET newest = :a, newestTurnId = :t, expiresAt = :e',
-          // Only a newer input moves the mark (ties broken by turn id, so every caller agrees).
-          ConditionExpression: 'attribute_not_exists(newest) OR newest < :a OR (newest = :a AND newestTurnId < :t)',
-          ExpressionAttributeValues: { ':a': { N: String(arrivedAt) }, ':t': { S: turnId }, ':e': { N: String(this.expiry()) } },
-        }),
-      );
+      await metered(meter, 'write', input, () => this.client.send(new UpdateItemCommand(input)));
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
     }
   }
 
-  async renewTurn(sessionId: string, turnId: string, leaseMs: number): Promise<Lease | undefined> {
+  async renewTurn(sessionId: string, turnId: string, leaseMs: number, meter?: DynamoMeter): Promise<Lease | undefined> {
+    const input: UpdateItemCommandInput = {
+      TableName: this.table,
+      Key: this.leaseKey(sessionId),
+      UpdateExpression: 'SET leaseUntil = :u',
+      ConditionExpression: 'turnId = :t',
+      ExpressionAttributeValues: { ':t': { S: turnId }, ':u': { N: String(this.now() + leaseMs) } },
+      ReturnValues: 'ALL_NEW',
+    };
     try {
-      const { Attributes } = await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: this.leaseKey(sessionId),
-          UpdateExpression: 'SET leaseUntil = :u',
-          ConditionExpression: 'turnId = :t',
-          ExpressionAttributeValues: { ':t': { S: turnId }, ':u': { N: String(this.now() + leaseMs) } },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
+      const { Attributes } = await metered(meter, 'write', input, () => this.client.send(new UpdateItemCommand(input)));
       return leaseOf(Attributes ?? {});
     } catch (err) {
       // The lease expired and another turn took it: this turn no longer holds the session.
@@ -246,47 +247,46 @@ export class DynamoSessionStore implements SessionStore {
     }
   }
 
-  async readLease(sessionId: string): Promise<Lease> {
-    const { Item } = await this.client.send(new GetItemCommand({ TableName: this.table, Key: this.leaseKey(sessionId), ConsistentRead: true }));
+  async readLease(sessionId: string, meter?: DynamoMeter): Promise<Lease> {
+    const input: GetItemCommandInput = { TableName: this.table, Key: this.leaseKey(sessionId), ConsistentRead: true };
+    const { Item } = await metered(meter, 'read', input, () => this.client.send(new GetItemCommand(input)));
     return Item && !this.expired(Item) ? leaseOf(Item) : {};
   }
 
-  async requestCancel(sessionId: string, turnId: string, playedMs: number | undefined, reason: CancelReasonKind = 'client'): Promise<'running' | 'not_running'> {
-    const { Attributes } = await this.client.send(
-      new UpdateItemCommand({
-        TableName: this.table,
-        Key: this.leaseKey(sessionId),
-        UpdateExpression: `SET cancelTurnId = :c, requestedAt = :r, cancelReason = :why, expiresAt = :e${playedMs === undefined ? ' REMOVE playedMs' : ', playedMs = :p'}`,
-        ExpressionAttributeValues: {
-          ':c': { S: turnId },
-          ':r': { N: String(this.now()) },
-          ':why': { S: reason },
-          ':e': { N: String(this.expiry()) },
-          ...(playedMs === undefined ? {} : { ':p': { N: String(playedMs) } }),
-        },
-        ReturnValues: 'ALL_NEW',
-      }),
-    );
+  async requestCancel(sessionId: string, turnId: string, playedMs: number | undefined, reason: CancelReasonKind = 'client', meter?: DynamoMeter): Promise<'running' | 'not_running'> {
+    const input: UpdateItemCommandInput = {
+      TableName: this.table,
+      Key: this.leaseKey(sessionId),
+      UpdateExpression: `SET cancelTurnId = :c, requestedAt = :r, cancelReason = :why, expiresAt = :e${playedMs === undefined ? ' REMOVE playedMs' : ', playedMs = :p'}`,
+      ExpressionAttributeValues: {
+        ':c': { S: turnId },
+        ':r': { N: String(this.now()) },
+        ':why': { S: reason },
+        ':e': { N: String(this.expiry()) },
+        ...(playedMs === undefined ? {} : { ':p': { N: String(playedMs) } }),
+      },
+      ReturnValues: 'ALL_NEW',
+    };
+    const { Attributes } = await metered(meter, 'write', input, () => this.client.send(new UpdateItemCommand(input)));
     const lease = leaseOf(Attributes ?? {});
     return lease.turnId === turnId && (lease.leaseUntil ?? 0) >= this.now() ? 'running' : 'not_running';
   }
 
-  async cancelRequested(sessionId: string, turnId: string): Promise<CancelRequest | undefined> {
-    return cancelOf(await this.readLease(sessionId), turnId);
+  async cancelRequested(sessionId: string, turnId: string, meter?: DynamoMeter): Promise<CancelRequest | undefined> {
+    return cancelOf(await this.readLease(sessionId, meter), turnId);
   }
 
-  async endTurn(sessionId: string, turnId: string, committedSeq?: number): Promise<CancelRequest | undefined> {
+  async endTurn(sessionId: string, turnId: string, committedSeq?: number, meter?: DynamoMeter): Promise<CancelRequest | undefined> {
+    const input: UpdateItemCommandInput = {
+      TableName: this.table,
+      Key: this.leaseKey(sessionId),
+      UpdateExpression: `REMOVE turnId, leaseUntil${committedSeq === undefined ? '' : ' SET lastSeq = :s'}`,
+      ConditionExpression: 'turnId = :t',
+      ExpressionAttributeValues: { ':t': { S: turnId }, ...(committedSeq === undefined ? {} : { ':s': { N: String(committedSeq) } }) },
+      ReturnValues: 'ALL_OLD',
+    };
     try {
-      const { Attributes } = await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: this.leaseKey(sessionId),
-          UpdateExpression: `REMOVE turnId, leaseUntil${committedSeq === undefined ? '' : ' SET lastSeq = :s'}`,
-          ConditionExpression: 'turnId = :t',
-          ExpressionAttributeValues: { ':t': { S: turnId }, ...(committedSeq === undefined ? {} : { ':s': { N: String(committedSeq) } }) },
-          ReturnValues: 'ALL_OLD',
-        }),
-      );
+      const { Attributes } = await metered(meter, 'write', input, () => this.client.send(new UpdateItemCommand(input)));
       return Attributes ? cancelOf(leaseOf(Attributes), turnId) : undefined;
     } catch (err) {
       // Another turn holds the lease now: it took over, nothing of ours to release.
@@ -359,3 +359,34 @@ function fromItem(item: Record<string, AttributeValue>): TurnRecord {
     ...body,
   };
 }
+
+/**
+ * The store for one client message: every call hands `meter` on, so the units it consumes count for
+ * that message's turn (lib/cost/turn.ts). `store` may be anything that implements the port (a test
+ * wraps the adapter to inject faults); DynamoSessionStore takes the meter as its methods' last
+ * argument, others ignore it.
+ */
+export function meteredSessionStore(store: SessionStore, meter: DynamoMeter): SessionStore {
+  const s = store as SessionStore & MeterAware;
+  return {
+    createSession: (meta) => s.createSession(meta, meter),
+    getSession: (sessionId) => s.getSession(sessionId, meter),
+    loadHead: (sessionId) => s.loadHead(sessionId, meter),
+    commitTurn: (sessionId, record) => s.commitTurn(sessionId, record, meter),
+    listTurns: (sessionId) => s.listTurns(sessionId, meter),
+    loadTurn: (sessionId, seq) => s.loadTurn(sessionId, seq, meter),
+    acquireTurn: (sessionId, turnId, arrivedAt, leaseMs) => s.acquireTurn(sessionId, turnId, arrivedAt, leaseMs, meter),
+    announceTurn: (sessionId, turnId, arrivedAt) => s.announceTurn(sessionId, turnId, arrivedAt, meter),
+    renewTurn: (sessionId, turnId, leaseMs) => s.renewTurn(sessionId, turnId, leaseMs, meter),
+    readLease: (sessionId) => s.readLease(sessionId, meter),
+    requestCancel: (sessionId, turnId, playedMs, reason) => s.requestCancel(sessionId, turnId, playedMs, reason, meter),
+    cancelRequested: (sessionId, turnId) => s.cancelRequested(sessionId, turnId, meter),
+    endTurn: (sessionId, turnId, committedSeq) => s.endTurn(sessionId, turnId, committedSeq, meter),
+  };
+}
+
+/** The port's methods as DynamoSessionStore implements them: a meter after the port's own arguments. */
+type MeterAware = {
+  [K in keyof SessionStore]: SessionStore[K] extends (...args: infer A) => infer R ? (...args: [...Required<A> | A, DynamoMeter]) => R : never;
+};
+

@@ -1,15 +1,23 @@
 /*
- * Metering DynamoDB per invocation. The stores are shared by every message a process handles (the
- * local runtime runs turns concurrently), so a counter on a store would mix turns up. Instead each
- * client message runs inside its own meter scope (an AsyncLocalStorage, like a trace context), and
- * a middleware on the DynamoDB client asks every call for its ConsumedCapacity and adds it to the
- * meter of the message that made the call. Nothing is read or written for it: the units ride on
- * the responses the calls get anyway.
+ * Metering DynamoDB per client message. The adapters are shared by every message a process handles
+ * (the local runtime runs turns concurrently), so a counter inside them would mix turns up; and an
+ * ambient context (AsyncLocalStorage) costs every promise of the process a hook: measured at about
+ * 2.5 ms of CPU per turn. So the meter is passed explicitly: each message gets views of the stores
+ * that hand its meter to every call (lib/cost/turn.ts meteredDeps). A metered call asks DynamoDB
+ * for its ConsumedCapacity, which comes with the answer the call gets anyway: no extra I/O.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
-import type { ConsumedCapacity, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetItemCommand,
+  GetItemCommand,
+  QueryCommand,
+  ScanCommand,
+  TransactGetItemsCommand,
+  type ConsumedCapacity,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import type { ConnectionStore } from '../session/connections';
 
-/** The request units one client message's DynamoDB calls consumed, as DynamoDB reported them. */
+/** The request units one client message's DynamoDB calls consumed. */
 export class DynamoMeter {
   readUnits = 0;
   writeUnits = 0;
@@ -23,45 +31,67 @@ export class DynamoMeter {
       else this.writeUnits += units ?? 0;
     }
   }
+
+  failedCondition(): void {
+    this.failedConditions += 1;
+    this.writeUnits += 1;
+  }
 }
 
-const scope = new AsyncLocalStorage<DynamoMeter>();
-
-/** Runs `fn` (the handling of one client message) with a meter of its own. */
-export function withDynamoMeter<T>(fn: () => T, meter: DynamoMeter = new DynamoMeter()): T {
-  return scope.run(meter, fn);
-}
-
-/** The meter of the message being handled; undefined outside any (tests calling a turn directly). */
-export const currentDynamoMeter = (): DynamoMeter | undefined => scope.getStore();
-
-const READS = new Set(['GetItemCommand', 'QueryCommand', 'ScanCommand', 'BatchGetItemCommand', 'TransactGetItemsCommand']);
-const WRITES = new Set(['PutItemCommand', 'UpdateItemCommand', 'DeleteItemCommand', 'BatchWriteItemCommand', 'TransactWriteItemsCommand']);
+type Metered = { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[] | undefined };
 
 /**
- * Adds the metering middleware to `client` (once: adding it again replaces it). Calls made outside
- * a meter scope (the connect function, scripts) are left exactly as they were.
+ * Runs one DynamoDB call for `meter` (none: the call as it was): asks for the units on `input`
+ * before `send` builds the command from it, and adds what the answer reports.
  */
-export function meterDynamoDb<C extends Pick<DynamoDBClient, 'middlewareStack'>>(client: C): C {
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const meter = scope.getStore();
-      const kind = READS.has(context.commandName ?? '') ? 'read' : WRITES.has(context.commandName ?? '') ? 'write' : undefined;
-      if (!meter || !kind) return next(args);
-      try {
-        const result = await next({ ...args, input: { ...(args.input as object), ReturnConsumedCapacity: 'TOTAL' } as typeof args.input });
-        meter.add(kind, (result.output as { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[] }).ConsumedCapacity);
-        return result;
-      } catch (err) {
-        // Initialize runs outside the SDK's retries: one failed condition per call, whatever was retried.
-        if (kind === 'write' && (err as { name?: unknown }).name === 'ConditionalCheckFailedException') {
-          meter.failedConditions += 1;
-          meter.writeUnits += 1;
-        }
-        throw err;
-      }
-    },
-    { step: 'initialize', name: 'parleyConsumedCapacity', override: true },
-  );
-  return client;
+export async function metered<T extends Metered>(
+  meter: DynamoMeter | undefined,
+  kind: 'read' | 'write',
+  input: { ReturnConsumedCapacity?: string | undefined },
+  send: () => Promise<T>,
+): Promise<T> {
+  if (!meter) return send();
+  input.ReturnConsumedCapacity = 'TOTAL';
+  try {
+    const out = await send();
+    meter.add(kind, out.ConsumedCapacity);
+    return out;
+  } catch (err) {
+    if (kind === 'write' && (err as { name?: unknown }).name === 'ConditionalCheckFailedException') meter.failedCondition();
+    throw err;
+  }
+}
+
+const READS = [GetItemCommand, QueryCommand, ScanCommand, BatchGetItemCommand, TransactGetItemsCommand];
+
+/**
+ * `client` for one message: every item call it sends is metered. For adapters that take a client and
+ * are cheap to make per message (the rate limiter); the shared client itself is never changed.
+ */
+export function meteringClient(client: DynamoDBClient, meter: DynamoMeter): DynamoDBClient {
+  const send = (command: { input: object }) =>
+    metered(meter, READS.some((C) => command instanceof C) ? 'read' : 'write', command.input as { ReturnConsumedCapacity?: string }, () =>
+      (client.send as (c: unknown) => Promise<Metered>)(command),
+    );
+  return { send } as unknown as DynamoDBClient;
+}
+
+/**
+ * The connection store for one message, counting its calls: a connection item is a few hundred
+ * bytes, so each read is one unit (strongly consistent, even when nothing is found) and each write
+ * one unit (a failed condition too). Counted when a call settles; one that throws was not billed.
+ */
+export function meteredConnections(connections: ConnectionStore, meter: DynamoMeter): ConnectionStore {
+  const count = async <T>(kind: 'read' | 'write', call: Promise<T>): Promise<T> => {
+    const result = await call;
+    if (kind === 'read') meter.readUnits += 1;
+    else meter.writeUnits += 1;
+    return result;
+  };
+  return {
+    create: (record) => count('write', connections.create(record)),
+    get: (connectionId) => count('read', connections.get(connectionId)),
+    update: (record) => count('write', connections.update(record)),
+    delete: (connectionId) => count('write', connections.delete(connectionId)),
+  };
 }

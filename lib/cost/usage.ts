@@ -3,10 +3,10 @@ import type { Usage } from '../protocol/v1';
 /** The metered fields of Usage (lib/protocol/v1.ts): what the cost ledger needs beyond tokens, characters and seconds. */
 export type MeteredUsage = Pick<
   Usage,
-  'ttsCharactersByEngine' | 'lambdaRequests' | 'lambdaMs' | 'lambdaGbSeconds' | 'dynamoReadUnits' | 'dynamoWriteUnits' | 'apiGatewayMessages'
+  'ttsCharactersByEngine' | 'lambdaRequests' | 'lambdaMs' | 'lambdaGbSeconds' | 'dynamoReadUnits' | 'dynamoWriteUnits' | 'dynamoRecordWriteUnits' | 'apiGatewayMessages'
 >;
 
-const COUNTERS = ['lambdaRequests', 'lambdaMs', 'lambdaGbSeconds', 'dynamoReadUnits', 'dynamoWriteUnits', 'apiGatewayMessages'] as const;
+const COUNTERS = ['lambdaRequests', 'lambdaMs', 'lambdaGbSeconds', 'dynamoReadUnits', 'dynamoWriteUnits', 'dynamoRecordWriteUnits', 'apiGatewayMessages'] as const;
 
 /**
  * `total` with a turn's metered fields added (the session's usage in the checkpoint). A field stays

@@ -1,8 +1,9 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { webhookRunner } from '../actions/webhook';
 import { DynamoSessionStore } from '../checkpoint/dynamo-store';
-import { meterDynamoDb } from '../cost/meter';
+import { meteringClient } from '../cost/meter';
 import { DEFAULT_LAMBDA_MEMORY_MB, DEFAULT_PRICES, type PriceTable } from '../cost/prices';
+import type { TurnCosting } from '../cost/turn';
 import { buildFaqIndex } from '../faq/minisearch-index';
 import type { IntentClassifier } from '../flow/classifier';
 import type { DialogueMap } from '../flow/map';
@@ -20,6 +21,7 @@ import type { SpeechDeps, TurnDeps } from '../session/dispatch';
 import type { LeaseTiming } from '../session/turn-lease';
 import { cryptoIds, type Ids } from '../session/ids';
 import { createLimits, NO_LIMITS, type LimitSettings } from '../session/limits';
+import { DynamoRateLimiter } from '../session/rate-limit';
 
 export interface HostOptions {
   dynamo: DynamoDBClient;
@@ -93,6 +95,14 @@ export function buildTurnDeps(options: HostOptions): TurnDeps {
   };
 }
 
+/** A message's own rate limiter over the shared bucket, its calls metered (a limiter is two fields: cheap per message). */
+function rateLimiter(options: HostOptions, clock: Clock): TurnCosting['meteredRate'] {
+  const settings = options.limits ?? NO_LIMITS;
+  if (settings.ratePerSecond <= 0) return undefined;
+  const rate = { perSecond: settings.ratePerSecond, burst: settings.rateBurst };
+  return (meter) => new DynamoRateLimiter(meteringClient(options.dynamo, meter), options.tableName, rate, () => clock.nowMs());
+}
+
 function buildPorts(options: HostOptions, clock: Clock): TurnDeps {
   const store = new DynamoSessionStore({
     client: options.dynamo,
@@ -100,8 +110,6 @@ function buildPorts(options: HostOptions, clock: Clock): TurnDeps {
     ttlSeconds: options.sessionTtlHours * 3600,
     now: () => clock.nowMs(),
   });
-  // Each client message's DynamoDB calls are metered for its turn's cost ledger (lib/cost/meter.ts).
-  meterDynamoDb(options.dynamo);
   return {
     store,
     connections: new DynamoConnectionStore(options.dynamo, options.tableName, () => clock.nowMs()),
@@ -127,6 +135,7 @@ function buildPorts(options: HostOptions, clock: Clock): TurnDeps {
       prices: options.prices ?? DEFAULT_PRICES,
       memoryMb: options.lambdaMemoryMb ?? DEFAULT_LAMBDA_MEMORY_MB,
       recordWriteUnits: (sessionId, record) => store.recordWriteUnits(sessionId, record),
+      meteredRate: rateLimiter(options, clock),
     },
   };
 }

@@ -181,6 +181,8 @@ export const Usage = z.object({
   /** DynamoDB request units the turn's invocation consumed, its own commit included. */
   dynamoReadUnits: z.optional(z.number()),
   dynamoWriteUnits: z.optional(z.number()),
+  /** Of `dynamoWriteUnits`, the put of the turn record itself (one per started KB of it). */
+  dynamoRecordWriteUnits: z.optional(z.number()),
   /** API Gateway messages, in and out, each counted per started 32 KB as they are billed; turn.completed included. */
   apiGatewayMessages: z.optional(z.number()),
 });

@@ -1,6 +1,6 @@
 /* One client message: parsing, protocol order on the connection, hello, session start and stop. */
 import { traceIdFor } from '../checkpoint/trace';
-import { withDynamoMeter } from '../cost/meter';
+import { meteredDeps } from '../cost/turn';
 import { ParleyError, toWireError } from '../errors';
 import { parseClientMessage } from '../protocol/parse';
 import { PROTOCOL_VERSION, type ClientMessage } from '../protocol/v1';
@@ -20,12 +20,9 @@ export type { Inbound, SpeechDeps, TurnDeps } from './context';
  * Handles one client message: parse, check the protocol order stored on the connection, act, reply.
  * Every failure becomes a typed `error` event; nothing is committed for a message that fails.
  */
-export function handleClientMessage(deps: TurnDeps, inbound: Inbound): Promise<void> {
-  // The message's DynamoDB calls are metered apart from every other message's (its turn's cost ledger).
-  return withDynamoMeter(() => handleMessage(deps, inbound));
-}
-
-async function handleMessage(deps: TurnDeps, inbound: Inbound): Promise<void> {
+export async function handleClientMessage(deps: TurnDeps, inbound: Inbound): Promise<void> {
+  // This message's DynamoDB units are metered apart from every other message's (its turn's cost ledger).
+  deps = meteredDeps(deps);
   const log = deps.log.with({ connectionId: inbound.connectionId });
   const parsed = parseClientMessage(inbound.body);
   if (!parsed.ok) {

@@ -3,7 +3,6 @@ import type { TurnRecord } from '../checkpoint/record';
 import { emptyCheckpoint, rememberTurn } from '../checkpoint/schema';
 import { addTurnLines } from '../checkpoint/transcript';
 import { traceIdFor } from '../checkpoint/trace';
-import { currentDynamoMeter } from '../cost/meter';
 import { completedCost, meterTurn } from '../cost/turn';
 import { inTurnSpan, type TurnSpan } from '../observability/tracing';
 import { localize } from '../flow/map';
@@ -151,7 +150,7 @@ async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | unde
   // no I/O (a cached reply) would otherwise hold its first audio until the put was on its way.
   await outbox.drain();
   const record = deps.cost
-    ? meterTurn(deps.cost, { sessionId, draft, voice, inboundBody: ctx.body, sender: ctx.sender, elapsedMs: deps.clock.monotonicMs() - ctx.receivedAtMs, completes: input.kind !== 'stop', meter: currentDynamoMeter() })
+    ? meterTurn(deps.cost, { sessionId, draft, voice, inboundBody: ctx.body, sender: ctx.sender, elapsedMs: deps.clock.monotonicMs() - ctx.receivedAtMs, completes: input.kind !== 'stop', previous: head })
     : draft;
   const drained = wire.posted();
   const commitStarted = deps.clock.monotonicMs();

@@ -1,11 +1,13 @@
 import { GetItemCommand, PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
+import { DynamoSessionStore, meteredSessionStore } from '../../lib/checkpoint/dynamo-store';
 import type { TurnRecord } from '../../lib/checkpoint/record';
 import { emptyCheckpoint } from '../../lib/checkpoint/schema';
 import { itemBytes, numberBytes, writeUnitsOf } from '../../lib/cost/item-size';
-import { currentDynamoMeter, DynamoMeter, meterDynamoDb, withDynamoMeter } from '../../lib/cost/meter';
+import { DynamoMeter, meteredConnections, meteringClient } from '../../lib/cost/meter';
+import { DynamoConnectionStore } from '../../lib/session/connections';
+import { DynamoRateLimiter } from '../../lib/session/rate-limit';
 import { ensureTable, startDynalite, type LocalDynamo } from '../../local/dynamodb';
 
 /*
@@ -16,11 +18,24 @@ import { ensureTable, startDynalite, type LocalDynamo } from '../../local/dynamo
 describe('DynamoDB units for the cost ledger', () => {
   let dynamo: LocalDynamo;
   const table = 'cost-test';
+  const asked: Array<string | undefined> = [];
+  const reported: number[] = [];
 
   beforeAll(async () => {
     dynamo = await startDynalite({});
     await ensureTable(dynamo.client, table);
-    meterDynamoDb(dynamo.client);
+    // What DynamoDB reports for every call, whoever made it: the independent tally the meters must match.
+    dynamo.client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { ReturnConsumedCapacity?: string };
+        asked.push(input.ReturnConsumedCapacity);
+        const out = await next(args);
+        const c = (out.output as { ConsumedCapacity?: { CapacityUnits?: number } }).ConsumedCapacity;
+        if (c) reported.push(c.CapacityUnits ?? 0);
+        return out;
+      },
+      { step: 'initialize', name: 'testTally', priority: 'low' },
+    );
   });
   afterAll(async () => {
     await dynamo?.close();
@@ -103,7 +118,7 @@ describe('DynamoDB units for the cost ledger', () => {
       };
       const predicted = store.recordWriteUnits(sessionId, record);
       const meter = new DynamoMeter();
-      await withDynamoMeter(() => store.commitTurn(sessionId, record), meter);
+      await store.commitTurn(sessionId, record, meter);
       checked.push([predicted, meter.writeUnits]);
     }
     expect(checked.map(([p]) => p)).toEqual(checked.map(([, c]) => c));
@@ -112,43 +127,76 @@ describe('DynamoDB units for the cost ledger', () => {
   });
 
   it('meters each message apart, even when their calls interleave, and leaves unmetered calls alone', async () => {
-    const big: Record<string, AttributeValue> = { pk: { S: 'BIG' }, sk: { S: 'X' }, s: { S: 'x'.repeat(5000) } };
+    const store = new DynamoSessionStore({ client: dynamo.client, tableName: table, ttlSeconds: 3600 });
+    const big: Record<string, AttributeValue> = { pk: { S: 'SESS#big' }, sk: { S: 'META' }, resumeTokenHash: { S: 'x'.repeat(5000) }, principal: { S: 'p' }, createdAt: { S: new Date().toISOString() }, metadata: { S: '{}' } };
     await dynamo.client.send(new PutItemCommand({ TableName: table, Item: big }));
-    const get = () => dynamo.client.send(new GetItemCommand({ TableName: table, Key: { pk: { S: 'BIG' }, sk: { S: 'X' } }, ConsistentRead: true }));
-    const put = (k: string) => dynamo.client.send(new PutItemCommand({ TableName: table, Item: { pk: { S: k }, sk: { S: 'X' } } }));
     const pause = () => new Promise((resolve) => setTimeout(resolve, 1));
-
     const a = new DynamoMeter();
     const b = new DynamoMeter();
+    const viewA = meteredSessionStore(store, a);
+    const viewB = meteredSessionStore(store, b);
     await Promise.all([
-      withDynamoMeter(async () => {
+      (async () => {
         for (let i = 0; i < 3; i += 1) {
-          await get(); // 5 KB, strongly consistent: 2 read units each
+          await viewA.getSession('big'); // 5 KB, strongly consistent: 2 read units each
           await pause();
         }
-      }, a),
-      withDynamoMeter(async () => {
-        await put('B1');
+      })(),
+      (async () => {
+        await viewB.createSession({ sessionId: crypto.randomUUID(), resumeTokenHash: 'h', principal: 'p', createdAt: new Date().toISOString(), metadata: {} });
         await pause();
-        await put('B2');
-        expect(currentDynamoMeter()).toBe(b);
-      }, b),
+        await viewB.announceTurn('big', 't', 1);
+      })(),
     ]);
     expect([a.readUnits, a.writeUnits]).toEqual([6, 0]);
     expect([b.readUnits, b.writeUnits]).toEqual([0, 2]);
 
-    // Outside a meter the call is not changed: no ConsumedCapacity is asked for.
-    const plain = await get();
-    expect(plain.ConsumedCapacity).toBeUndefined();
+    // Without a meter the call is what it was: no ConsumedCapacity is asked for.
+    asked.length = 0;
+    await store.getSession('big');
+    expect(asked).toEqual([undefined]);
   });
 
   it('counts a failed conditional write as one unit: DynamoDB charges it but reports nothing', async () => {
+    const store = new DynamoSessionStore({ client: dynamo.client, tableName: table, ttlSeconds: 3600 });
+    const sessionId = crypto.randomUUID();
+    await store.acquireTurn(sessionId, 'first', 1, 60_000);
     const meter = new DynamoMeter();
-    await withDynamoMeter(async () => {
-      await expect(
-        dynamo.client.send(new PutItemCommand({ TableName: table, Item: { pk: { S: 'BIG' }, sk: { S: 'X' } }, ConditionExpression: 'attribute_not_exists(pk)' })),
-      ).rejects.toMatchObject({ name: 'ConditionalCheckFailedException' });
-    }, meter);
-    expect(meter).toMatchObject({ writeUnits: 1, failedConditions: 1, readUnits: 0 });
+    const attempt = await store.acquireTurn(sessionId, 'second', 2, 60_000, meter); // held: refused, then the lease is read
+    expect(attempt.acquired).toBe(false);
+    expect(meter).toMatchObject({ writeUnits: 1, failedConditions: 1, readUnits: 1 });
+  });
+
+  it('meters a rate limiter made for the message, and counts connection calls as the units DynamoDB reports', async () => {
+    const meter = new DynamoMeter();
+    const limiter = new DynamoRateLimiter(meteringClient(dynamo.client, meter), table, { perSecond: 1, burst: 3 }, () => 1_000_000);
+    reported.length = 0;
+    expect(await limiter.take('c1')).toEqual({ allowed: true }); // a fresh bucket: one update
+    expect(await limiter.take('c1')).toEqual({ allowed: true }); // the first condition fails, the second update passes
+    expect(meter).toMatchObject({ writeUnits: 3, failedConditions: 1 });
+    expect(reported).toEqual([1, 1]);
+
+    const connections = new DynamoConnectionStore(dynamo.client, table);
+    const counted = new DynamoMeter();
+    const view = meteredConnections(connections, counted);
+    reported.length = 0;
+    asked.length = 0;
+    // The view cannot ask for units (the store is not ours to change): it counts, and DynamoDB agrees.
+    const withUnits = new DynamoConnectionStore(meteringClient(dynamo.client, new DynamoMeter()), table);
+    const record = { connectionId: 'c1', phase: 'active' as const, principal: 'key-1', sessionId: crypto.randomUUID(), audio: { format: 'pcm' as const, sampleRate: 16000 as const }, connectedAt: new Date().toISOString() };
+    await view.create(record);
+    await view.get('c1');
+    await view.get('missing');
+    expect(await view.update({ ...record, phase: 'ready' })).toBe(true);
+    expect(await view.update({ ...record, connectionId: 'gone' })).toBe(false);
+    await view.delete('c1');
+    expect(counted).toMatchObject({ readUnits: 2, writeUnits: 4 });
+    reported.length = 0;
+    await withUnits.create(record);
+    await withUnits.get('c1');
+    await withUnits.get('missing');
+    await withUnits.update({ ...record, phase: 'ready' });
+    await withUnits.delete('c1');
+    expect(reported).toEqual([1, 1, 1, 1, 1]);
   });
 });

@@ -221,9 +221,10 @@ describe('meterTurn: the record carries its whole turn, its own commit included'
   const bySize = (record: TurnRecord) => Math.ceil(JSON.stringify(record).length / 300);
   const costing: TurnCosting = { prices: DEFAULT_PRICES, memoryMb: 512, recordWriteUnits: (_id, record) => bySize(record) };
   const meter = Object.assign(new DynamoMeter(), { readUnits: 2, writeUnits: 1 });
+  const metered: TurnCosting = { ...costing, meter };
 
   it('adds the commit as big as the record it is in, the lease release, the inbound message and turn.completed', () => {
-    const record = meterTurn(costing, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: 'x'.repeat(40_000), sender: sender(3), elapsedMs: 120.2, completes: true, meter });
+    const record = meterTurn(metered, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: 'x'.repeat(40_000), sender: sender(3), elapsedMs: 120.2, completes: true });
     const commit = bySize(record);
     expect(commit).toBeGreaterThan(1);
     expect(record.usage).toEqual({
@@ -233,6 +234,7 @@ describe('meterTurn: the record carries its whole turn, its own commit included'
       lambdaGbSeconds: 0.121 * 0.5,
       dynamoReadUnits: 2,
       dynamoWriteUnits: 1 + commit + 1,
+      dynamoRecordWriteUnits: commit,
       apiGatewayMessages: 2 + 3 + 1, // a 40,000-byte inbound message is two; three sent; turn.completed
     });
     expect(record.checkpoint.usage).toMatchObject({ ttsCharacters: 40, dynamoWriteUnits: 20 + 1 + commit + 1, apiGatewayMessages: 9 + 6, dynamoReadUnits: 2 });
@@ -240,26 +242,37 @@ describe('meterTurn: the record carries its whole turn, its own commit included'
   });
 
   it('counts no turn.completed for a stop or a gone client, and no DynamoDB outside a meter', () => {
-    const stop = meterTurn(costing, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: '{}', sender: sender(2), elapsedMs: 5, completes: false, meter });
+    const stop = meterTurn(metered, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: '{}', sender: sender(2), elapsedMs: 5, completes: false });
     expect(stop.usage.apiGatewayMessages).toBe(1 + 2);
-    const gone = meterTurn(costing, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: '{}', sender: sender(2, true), elapsedMs: 5, completes: true, meter });
+    const gone = meterTurn(metered, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: '{}', sender: sender(2, true), elapsedMs: 5, completes: true });
     expect(gone.usage.apiGatewayMessages).toBe(1 + 2);
-    const unmetered = meterTurn(costing, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: '{}', sender: sender(2), elapsedMs: 5, completes: true, meter: undefined });
+    const unmetered = meterTurn(costing, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: '{}', sender: sender(2), elapsedMs: 5, completes: true });
     expect(unmetered.usage.dynamoReadUnits).toBeUndefined();
     expect(unmetered.usage.dynamoWriteUnits).toBeUndefined();
   });
 
   it('attributes spoken characters to the voice engine', () => {
-    const record = meterTurn(costing, { sessionId: 's', draft: draft(25), voice: { provider: 'polly', engine: 'neural' }, inboundBody: '{}', sender: sender(1), elapsedMs: 5, completes: true, meter });
+    const record = meterTurn(metered, { sessionId: 's', draft: draft(25), voice: { provider: 'polly', engine: 'neural' }, inboundBody: '{}', sender: sender(1), elapsedMs: 5, completes: true });
     expect(record.usage.ttsCharactersByEngine).toEqual({ neural: 25 });
     expect(line(record.cost!, 'tts', 'character', 'neural')).toMatchObject({ quantity: 25, usd: 0.0004 });
+  });
+
+  it("starts from the previous record's size, so a turn usually sizes its record once", () => {
+    let calls = 0;
+    const counting: TurnCosting = { ...metered, recordWriteUnits: (id, r) => (calls++, bySize(r)) };
+    const first = meterTurn(counting, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: '{}', sender: sender(1), elapsedMs: 5, completes: true });
+    expect(calls).toBe(2); // no previous record: 1 unit guessed, then the size's
+    calls = 0;
+    const next = meterTurn(counting, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: '{}', sender: sender(1), elapsedMs: 5, completes: true, previous: first });
+    expect(calls).toBe(1);
+    expect(next.usage.dynamoRecordWriteUnits).toBe(first.usage.dynamoRecordWriteUnits);
   });
 
   it('settles on a consistent count when the record sits at a unit boundary', () => {
     // Sizing that flips with the count: whatever it says, meterTurn returns a record it was sized for or one unit over.
     let calls = 0;
     const flipping: TurnCosting = { ...costing, recordWriteUnits: (_id, r) => (calls++, (r.usage.dynamoWriteUnits ?? 0) % 2 === 0 ? 3 : 4) };
-    const record = meterTurn(flipping, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: '{}', sender: sender(1), elapsedMs: 5, completes: true, meter });
+    const record = meterTurn({ ...flipping, meter }, { sessionId: 's', draft: draft(), voice: undefined, inboundBody: '{}', sender: sender(1), elapsedMs: 5, completes: true });
     expect(calls).toBeLessThanOrEqual(4);
     expect([3, 4]).toContain(record.usage.dynamoWriteUnits! - 2);
   });
