@@ -71,6 +71,16 @@ export function sessionContext(sessionId: string, base: Context = context.active
   });
 }
 
+/**
+ * Runs `work` in the session's trace, so what a message does around its turn (the lease, the
+ * idempotency look-up, a cancel, a resume's reads) lands in the conversation's trace as children of
+ * the session root. Without tracing, or before a session is known, it just runs.
+ */
+export function inSessionTrace<T>(sessionId: string | undefined, work: () => Promise<T>): Promise<T> {
+  if (!active || !sessionId) return work();
+  return context.with(sessionContext(sessionId), work);
+}
+
 /** The placeholders a trace URL template may use. */
 export const TRACE_URL_PLACEHOLDERS = ['{traceId}', '{xrayTraceId}', '{sessionId}'] as const;
 

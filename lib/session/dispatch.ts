@@ -1,6 +1,7 @@
 /* One client message: parsing, protocol order on the connection, hello, session start and stop. */
 import { traceIdFor } from '../checkpoint/trace';
 import { meteredDeps } from '../cost/turn';
+import { inSessionTrace } from '../observability/tracing';
 import { ParleyError, toWireError } from '../errors';
 import { parseClientMessage } from '../protocol/parse';
 import { PROTOCOL_VERSION, type ClientMessage } from '../protocol/v1';
@@ -54,7 +55,8 @@ export async function handleClientMessage(deps: TurnDeps, inbound: Inbound): Pro
       log: sessionLog(log, connection.sessionId),
       ...(named && head ? { preloaded: { sessionId: named, head } } : {}),
     };
-    await dispatch(ctx, message);
+    // Once the connection names its session, everything the message does is in that session's trace.
+    await inSessionTrace(connection.sessionId, () => dispatch(ctx, message));
   } catch (err) {
     // The client correlates a failed turn by its turnId, whichever layer failed.
     const turnId = 'turnId' in message ? message.turnId : undefined;

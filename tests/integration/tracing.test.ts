@@ -201,8 +201,12 @@ describe('tracing a conversation through the local gateway', () => {
       const trace = inTrace(id);
       const turnIds = new Set(trace.filter((s) => s.name === 'parley.turn').map((s) => s.spanContext().spanId));
       for (const s of trace.filter((s) => s.name === 'parley.turn')) expect(s.attributes['parley.session.id']).toBe(id);
-      // Every call is a child of one of this session's turns.
-      for (const s of trace.filter((s) => s.name !== 'parley.turn')) expect(turnIds).toContain(s.parentSpanContext?.spanId);
+      // Every call is a child of one of this session's turns, or of the session root: what a message
+      // did around its turn (taking the lease, the idempotency look-up) once its session was known.
+      const root = sessionRootSpanId(id);
+      for (const s of trace.filter((s) => s.name !== 'parley.turn')) expect([...turnIds, root]).toContain(s.parentSpanContext?.spanId);
+      const around = trace.filter((s) => s.name !== 'parley.turn' && s.parentSpanContext?.spanId === root).map((s) => s.name);
+      expect(around).toContain('dynamodb.UpdateItem'); // the lease, taken before the turn's span starts
       expect(trace.filter((s) => s.name === 'llm.stream')).toHaveLength(1);
     }
     // No span of the run sits in a trace of its own (the connection lookups before a session is known get none).
