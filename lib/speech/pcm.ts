@@ -1,5 +1,5 @@
 /**
- * Pure audio helpers: durations of PCM and MP3 bytes, resampling of 16-bit PCM, loudness.
+ * Pure audio helpers: durations of PCM, MP3 and Ogg Opus bytes, resampling of 16-bit PCM, loudness.
  *
  * PCM here is what `AudioFormat` calls pcm: 16-bit signed little-endian mono.
  */
@@ -231,4 +231,49 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
     at += c.byteLength;
   }
   return out;
+}
+
+// --- Ogg Opus --------------------------------------------------------------------------------
+
+/**
+ * Duration of an Ogg Opus stream from its pages' granule positions (RFC 7845): the granule position
+ * of the last complete page of the Opus stream, minus the pre-skip of its OpusHead, at 48 kHz
+ * (Opus granules count 48 kHz samples whatever the input rate). Only the stream that starts with an
+ * OpusHead is read; bytes between pages are skipped; a page cut off at the end is not counted, and
+ * pages on which no packet ends (granule -1) carry no position. Undefined when the bytes hold no
+ * Ogg Opus stream. No CRC check: this meters audio, it does not validate it.
+ */
+export function oggOpusDurationMs(bytes: Uint8Array): number | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let serial: number | undefined;
+  let preSkip = 0;
+  let granule = 0;
+  let i = 0;
+  while (i + 27 <= bytes.length) {
+    if (!ascii(bytes, i, 'OggS') || bytes[i + 4] !== 0) {
+      i++;
+      continue;
+    }
+    const segments = bytes[i + 26]!;
+    const bodyAt = i + 27 + segments;
+    if (bodyAt > bytes.length) break;
+    let bodyLength = 0;
+    for (let s = 0; s < segments; s++) bodyLength += bytes[i + 27 + s]!;
+    if (bodyAt + bodyLength > bytes.length) break; // a truncated last page
+    const pageSerial = view.getUint32(i + 14, true);
+    const low = view.getUint32(i + 6, true);
+    const high = view.getUint32(i + 10, true);
+    const beginsStream = (bytes[i + 5]! & 0x02) !== 0;
+    if (serial === undefined) {
+      if (beginsStream && bodyLength >= 19 && ascii(bytes, bodyAt, 'OpusHead')) {
+        serial = pageSerial;
+        preSkip = view.getUint16(bodyAt + 10, true);
+      }
+    } else if (pageSerial === serial && !(low === 0xffff_ffff && high === 0xffff_ffff)) {
+      granule = high * 2 ** 32 + low;
+    }
+    i = bodyAt + bodyLength;
+  }
+  if (serial === undefined) return undefined;
+  return (Math.max(0, granule - preSkip) * 1000) / 48_000;
 }
