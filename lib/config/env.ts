@@ -108,6 +108,11 @@ export const FunctionEnv = z.object({
     .transform((s) => (s ?? '').split(',').map((w) => w.trim()).filter(Boolean)),
   PARLEY_AUDIO_FORMATS: z.string().optional().describe('formats the audio cache renders, comma-separated (pcm16000, mp3-24000); default pcm16000'),
   PARLEY_AUDIO_CACHE_DIR: z.string().min(1).optional().describe('the audio cache folder; relative: to LAMBDA_TASK_ROOT in Lambda (the stack sets "audio"), else to the current directory; default build/audio locally'),
+  PARLEY_TRANSCRIBE_ROLE_ARN: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'an IAM role ARN (arn:aws:iam::<account>:role/<name>)')
+    .optional()
+    .describe('voice input: the role assumed to presign Transcribe streaming URLs for clients; it may only transcribe:StartStreamTranscriptionWebSocket (the CDK prop voiceInput sets it); unset: no Transcribe access'),
   PARLEY_TRACING: z
     .enum(['off', 'otlp'])
     .optional()

@@ -8,7 +8,9 @@ export type InternalErrorCode =
   | 'export.invalid'
   | 'export.version_unsupported'
   | 'map.invalid'
-  | 'store.unavailable';
+  | 'store.unavailable'
+  /** STS refused or could not be reached when issuing Transcribe access (lib/speech/stt/transcribe-access.ts). */
+  | 'stt.access_failed';
 
 export type ParleyErrorCode = ErrorCode | InternalErrorCode;
 
@@ -33,7 +35,8 @@ export class ParleyError extends Error {
   }
 }
 
-const INTERNAL_PREFIXES = ['checkpoint.', 'config.', 'export.', 'map.', 'store.'];
+// `stt.access_failed` whole, not `stt.`: speech-input codes the protocol adds (stt.unavailable) stay client-facing.
+const INTERNAL_PREFIXES = ['checkpoint.', 'config.', 'export.', 'map.', 'store.', 'stt.access_failed'];
 
 /** What the client is told about any thrown value: its own code when it has one, else server.internal. */
 export function toWireError(err: unknown): { code: ErrorCode; message: string; turnId?: string; retryAfterMs?: number } {
