@@ -133,6 +133,17 @@ export interface ParleyProps {
    */
   readonly speech?: 'polly' | 'off';
   /**
+   * Speech input through Amazon Transcribe streaming, which the client feeds itself (at real-time
+   * pace) over a presigned WebSocket URL the turn function issues (lib/speech/stt/transcribe-access.ts).
+   * `transcribe` creates a role (`transcribeRole`) that only the turn function's role may assume and
+   * that may only `transcribe:StartStreamTranscriptionWebSocket` (on `*`: Transcribe streaming has no
+   * resource type); the turn function may `sts:AssumeRole` on that role only, and finds it in
+   * `PARLEY_TRANSCRIBE_ROLE_ARN`. The URLs are signed with that role's temporary credentials, never
+   * the function's own. `off` creates and grants nothing.
+   * @default 'off'
+   */
+  readonly voiceInput?: 'transcribe' | 'off';
+  /**
    * OpenTelemetry tracing in the turn function (`PARLEY_TRACING=otlp`; README, Tracing): a span per
    * turn and per provider call, exported over OTLP/HTTP before each invocation returns.
    * `endpoint` is the collector's base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`, `/v1/traces` is added);
@@ -183,6 +194,8 @@ export class Parley extends Construct {
   readonly turnInvokeRole: iam.Role;
   /** The widget's static site, when `widget` is on. */
   readonly widgetSite?: WidgetSite;
+  /** The role whose temporary credentials sign Transcribe streaming URLs, when `voiceInput` is `transcribe`. */
+  readonly transcribeRole?: iam.Role;
 
   constructor(scope: Construct, id: string, props: ParleyProps = {}) {
     super(scope, id);
@@ -394,6 +407,24 @@ export class Parley extends Construct {
       // reference lists its resource as "*". The one wildcard resource of the stack (with `widget`, the
       // CDK's bucket deployment adds its own: cloudfront:CreateInvalidation and GetInvalidation on "*").
       this.turnFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['polly:SynthesizeSpeech'], resources: ['*'] }));
+    }
+
+    if (props.voiceInput === 'transcribe') {
+      // Trusts the turn function's role by ARN and nothing else; the turn function assumes it per
+      // session (with a session policy naming the same one action) to presign a URL for the client.
+      const transcribeRole = new iam.Role(this, 'TranscribeRole', {
+        assumedBy: new iam.ArnPrincipal(this.turnFunction.role!.roleArn),
+        description: 'Parley: presigns Transcribe streaming URLs for clients (voice input); may do nothing else',
+        inlinePolicies: {
+          TranscribeStreaming: new iam.PolicyDocument({
+            // No resource type for streaming transcription (the Transcribe guide's WebSocket policy uses "*").
+            statements: [new iam.PolicyStatement({ actions: ['transcribe:StartStreamTranscriptionWebSocket'], resources: ['*'] })],
+          }),
+        },
+      });
+      transcribeRole.grantAssumeRole(this.turnFunction.role!);
+      this.turnFunction.addEnvironment('PARLEY_TRANSCRIBE_ROLE_ARN', transcribeRole.roleArn);
+      this.transcribeRole = transcribeRole;
     }
 
     if (props.widget) {

@@ -636,3 +636,67 @@ describe('Parley props (synthesized without bundling)', () => {
     expect(() => synth({ jwt: { jwksUrl: 'http://id.example.com/jwks.json' } })).toThrow(/jwksUrl/);
   });
 });
+
+describe('voiceInput: transcribe (presigned Transcribe streaming URLs)', () => {
+  const synthVoice = (props: ConstructorParameters<typeof Parley>[2]) => {
+    const noBundlingApp = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const s = new Stack(noBundlingApp, 'VoiceStack');
+    const parley = new Parley(s, 'Parley', props);
+    return { t: Template.fromStack(s), s, parley };
+  };
+  const turnRoleArn = (s: Stack, parley: Parley): Json => ({ 'Fn::GetAtt': [s.getLogicalId(parley.turnFunction.role!.node.defaultChild as CfnFunction), 'Arn'] });
+  const allStatements = (t: Template): Statement[] => {
+    const out: Statement[] = [];
+    for (const r of Object.values(t.toJSON().Resources as Record<string, Json>)) {
+      if (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') out.push(...r.Properties.PolicyDocument.Statement);
+      if (r.Type === 'AWS::IAM::Role') for (const p of r.Properties.Policies ?? []) out.push(...p.PolicyDocument.Statement);
+    }
+    return out;
+  };
+
+  it('creates a role that may only StartStreamTranscriptionWebSocket, assumable by the turn function\'s role alone, which may assume exactly it', () => {
+    const { t, s, parley } = synthVoice({ voiceInput: 'transcribe' });
+    const roleId = s.getLogicalId(parley.transcribeRole!.node.defaultChild as CfnFunction);
+    const role = t.toJSON().Resources[roleId];
+    // Its permissions: one statement, one action, on "*" (Transcribe streaming has no resource type); no managed policies.
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    const own = (role.Properties.Policies as Json[]).flatMap((p) => p.PolicyDocument.Statement);
+    expect(own).toEqual([{ Effect: 'Allow', Action: 'transcribe:StartStreamTranscriptionWebSocket', Resource: '*' }]);
+    // No separate policy is attached to it either.
+    expect(t.findResources('AWS::IAM::Policy', { Properties: { Roles: Match.arrayWith([{ Ref: roleId }]) } })).toEqual({});
+    // Trust: sts:AssumeRole by the turn function's role, by ARN, and nobody else.
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Effect: 'Allow', Action: 'sts:AssumeRole', Principal: { AWS: turnRoleArn(s, parley) } },
+    ]);
+    // The turn function: sts:AssumeRole on exactly this role; connect and disconnect: no sts at all.
+    const turnId = s.getLogicalId(parley.turnFunction.node.defaultChild as CfnFunction);
+    const stsStatements = Object.values(
+      t.findResources('AWS::IAM::Policy', { Properties: { Roles: Match.arrayWith([{ Ref: t.toJSON().Resources[turnId].Properties.Role['Fn::GetAtt'][0] }]) } }),
+    )
+      .flatMap((p: Json) => p.Properties.PolicyDocument.Statement as Statement[])
+      .filter((st) => asArray(st.Action).some((a) => a.startsWith('sts:')));
+    expect(stsStatements).toEqual([{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: { 'Fn::GetAtt': [roleId, 'Arn'] } }]);
+    // Across the whole stack: transcribe only in that role, sts only towards it.
+    const statements = allStatements(t);
+    expect(statements.filter((st) => asArray(st.Action).some((a) => a.startsWith('transcribe:')))).toHaveLength(1);
+    expect(statements.filter((st) => asArray(st.Action).some((a) => a.startsWith('sts:')))).toHaveLength(1);
+    // The turn function finds the role; the others know nothing of it.
+    const env = (fn: NodejsFunction): Json => t.toJSON().Resources[s.getLogicalId(fn.node.defaultChild as CfnFunction)].Properties.Environment.Variables;
+    expect(env(parley.turnFunction).PARLEY_TRANSCRIBE_ROLE_ARN).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
+    expect(env(parley.connectFunction).PARLEY_TRANSCRIBE_ROLE_ARN).toBeUndefined();
+    expect(env(parley.disconnectFunction).PARLEY_TRANSCRIBE_ROLE_ARN).toBeUndefined();
+  });
+
+  it('off by default (and with voiceInput: off): no such role, no transcribe or sts permission, no variable', () => {
+    for (const props of [{}, { voiceInput: 'off' as const }]) {
+      const { t, s, parley } = synthVoice(props);
+      expect(parley.transcribeRole).toBeUndefined();
+      const statements = allStatements(t);
+      expect(statements.flatMap((st) => asArray(st.Action)).filter((a) => a.startsWith('transcribe:') || a.startsWith('sts:'))).toEqual([]);
+      const turnEnv = t.toJSON().Resources[s.getLogicalId(parley.turnFunction.node.defaultChild as CfnFunction)].Properties.Environment.Variables;
+      expect(turnEnv.PARLEY_TRANSCRIBE_ROLE_ARN).toBeUndefined();
+      // Only the functions' roles and API Gateway's invoke role.
+      expect(Object.keys(t.findResources('AWS::IAM::Role'))).toHaveLength(4);
+    }
+  });
+});
