@@ -113,6 +113,16 @@ export const FunctionEnv = z.object({
     .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'an IAM role ARN (arn:aws:iam::<account>:role/<name>)')
     .optional()
     .describe('voice input: the role assumed to presign Transcribe streaming URLs for clients; it may only transcribe:StartStreamTranscriptionWebSocket (the CDK prop voiceInput sets it); unset: no Transcribe access'),
+  PARLEY_STT_BASE_URL: z
+    .url()
+    .optional()
+    .describe('voice input: an OpenAI-compatible transcription endpoint (POST <url>/audio/transcriptions), e.g. https://api.openai.com/v1 or a self-hosted http://127.0.0.1:8000/v1; unset (and no Transcribe): voice input answers stt.unavailable'),
+  PARLEY_STT_MODEL: z.string().min(1).default('whisper-1').describe('the transcription model at PARLEY_STT_BASE_URL (whisper-1, gpt-4o-mini-transcribe, or what a self-hosted server names)'),
+  PARLEY_STT_API_KEY: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('the key for PARLEY_STT_BASE_URL; unset: OPENAI_API_KEY when that is api.openai.com, else none (self-hosted servers)'),
   PARLEY_TRACING: z
     .enum(['off', 'otlp'])
     .optional()

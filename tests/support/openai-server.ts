@@ -8,6 +8,8 @@ import { performance } from 'node:perf_hooks';
  *   POST /v1/chat/completions  (stream: true -> SSE `data: {chat.completion.chunk}\n\n` ... `data: [DONE]\n\n`;
  *                               otherwise one `chat.completion` JSON)
  *   POST /v1/moderations       (a `ModerationCreateResponse`)
+ *   POST /v1/audio/transcriptions  (multipart/form-data in, parsed into `FakeRequest.form`; a `Transcription`
+ *                               JSON out, `verbose_json` or plain text as the request's response_format asks)
  * Answers are scripted: each endpoint has its own queue, answered in order, one entry per request.
  * Anything else answers 404 with an OpenAI-style error body.
  *
@@ -66,6 +68,23 @@ export type ScriptedModeration =
   | { status: number; errorMessage?: string; headers?: Record<string, string> }
   | { hang: true };
 
+/**
+ * One scripted answer to POST /v1/audio/transcriptions: a transcript (`seconds` goes into the json
+ * answer's `usage` and the verbose_json answer's `duration`), an error status, or a hang.
+ */
+export type ScriptedTranscription =
+  | { text: string; seconds?: number; delayMs?: number; headers?: Record<string, string> }
+  | { status: number; errorMessage?: string; headers?: Record<string, string> }
+  | { hang: true };
+
+/** A multipart/form-data body as the server received it. */
+export interface FakeForm {
+  /** The text parts (model, language, response_format, …). */
+  fields: Record<string, string>;
+  /** The file parts by field name: the filename, content type and bytes as sent. */
+  files: Record<string, { name: string; type: string; bytes: Uint8Array }>;
+}
+
 /** What `script` accepts: an object with a `flagged` key goes to the moderation queue, anything else to chat. */
 export type ScriptedResponse = ScriptedChatResponse | Extract<ScriptedModeration, { flagged: boolean }>;
 
@@ -75,6 +94,8 @@ export interface FakeRequest {
   path: string;
   /** The parsed JSON body (undefined when the body was not JSON). */
   body: any;
+  /** The parsed multipart/form-data body (transcription requests), set before the server answers. */
+  form?: FakeForm;
   headers: IncomingHttpHeaders;
   /** performance.now() when the request body had arrived. */
   receivedAt: number;
@@ -95,6 +116,8 @@ export interface FakeOpenAIOptions {
   fallback?: 'error' | ScriptedChatResponse;
   /** What a moderation request gets when its queue is empty. Default `{ flagged: false }`. */
   moderationFallback?: 'error' | ScriptedModeration;
+  /** What a transcription request gets when its queue is empty. Default 'error' (HTTP 500, loud). */
+  transcriptionFallback?: 'error' | ScriptedTranscription;
 }
 
 export interface FakeOpenAI {
@@ -106,6 +129,8 @@ export interface FakeOpenAI {
   script(...responses: ScriptedResponse[]): void;
   /** Queues moderation answers, including errors and hangs. */
   scriptModeration(...responses: ScriptedModeration[]): void;
+  /** Queues transcription answers (POST /v1/audio/transcriptions), including errors and hangs. */
+  scriptTranscription(...responses: ScriptedTranscription[]): void;
   /** Requests to one endpoint, e.g. fake.requestsTo('/v1/chat/completions'). */
   requestsTo(path: string): FakeRequest[];
   /** Forgets the queues and the recorded requests. */
@@ -132,12 +157,15 @@ export const MODERATION_CATEGORIES = [
 
 const CHAT_PATH = '/v1/chat/completions';
 const MODERATION_PATH = '/v1/moderations';
+const TRANSCRIPTION_PATH = '/v1/audio/transcriptions';
 
 export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<FakeOpenAI> {
   const fallback = options.fallback ?? 'error';
   const moderationFallback = options.moderationFallback ?? { flagged: false };
   let chatQueue: ScriptedChatResponse[] = [];
   let moderationQueue: ScriptedModeration[] = [];
+  const transcriptionFallback = options.transcriptionFallback ?? 'error';
+  let transcriptionQueue: ScriptedTranscription[] = [];
   let requests: FakeRequest[] = [];
   let counter = 0;
 
@@ -145,7 +173,8 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
+      const bytes = Buffer.concat(chunks);
+      const raw = bytes.toString('utf8');
       let body: any;
       try {
         body = raw ? JSON.parse(raw) : undefined;
@@ -168,6 +197,11 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
         const next =
           moderationQueue.shift() ?? (moderationFallback === 'error' ? { status: 500, errorMessage: 'fake-openai: no scripted moderation response' } : moderationFallback);
         answerModeration(exchange, body, next, counter);
+      } else if (req.method === 'POST' && path === TRANSCRIPTION_PATH) {
+        const next =
+          transcriptionQueue.shift() ??
+          (transcriptionFallback === 'error' ? { status: 500, errorMessage: 'fake-openai: no scripted transcription response' } : transcriptionFallback);
+        void answerTranscription(exchange, record, bytes, next);
       } else {
         exchange.error(404, `fake-openai: no route ${req.method} ${path}`);
       }
@@ -195,12 +229,16 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     scriptModeration(...responses) {
       moderationQueue.push(...responses);
     },
+    scriptTranscription(...responses) {
+      transcriptionQueue.push(...responses);
+    },
     requestsTo(path) {
       return requests.filter((r) => r.path === path);
     },
     reset() {
       chatQueue = [];
       moderationQueue = [];
+      transcriptionQueue = [];
       requests = [];
     },
     async close() {
@@ -424,4 +462,47 @@ function answerModeration(ex: Exchange, body: any, s: ScriptedModeration, n: num
     model: typeof body.model === 'string' ? body.model : 'omni-moderation-latest',
     results: Array.from({ length: inputs }, () => result),
   });
+}
+
+/** Parses a multipart/form-data body with undici's own parser (the one fetch's Response.formData uses). */
+async function parseForm(bytes: Buffer, contentType: string | undefined): Promise<FakeForm | undefined> {
+  if (!contentType?.toLowerCase().startsWith('multipart/form-data')) return undefined;
+  try {
+    const data = await new Response(new Uint8Array(bytes), { headers: { 'content-type': contentType } }).formData();
+    const form: FakeForm = { fields: {}, files: {} };
+    for (const [key, value] of data.entries()) {
+      if (typeof value === 'string') form.fields[key] = value;
+      else form.files[key] = { name: value.name, type: value.type, bytes: new Uint8Array(await value.arrayBuffer()) };
+    }
+    return form;
+  } catch {
+    return undefined;
+  }
+}
+
+async function answerTranscription(ex: Exchange, record: FakeRequest, bytes: Buffer, s: ScriptedTranscription): Promise<void> {
+  const form = await parseForm(bytes, record.headers['content-type']);
+  if (form) record.form = form;
+  if ('hang' in s) return;
+  if ('status' in s) return ex.error(s.status, s.errorMessage ?? `fake-openai: scripted status ${s.status}`, s.headers);
+  // What OpenAI answers to a request it cannot read.
+  if (!form) return ex.error(400, 'fake-openai: the body is not multipart/form-data');
+  if (!form.files.file) return ex.error(400, "fake-openai: missing the 'file' part");
+  if (!form.fields.model) return ex.error(400, "fake-openai: missing the 'model' part");
+  if (s.delayMs) await new Promise((resolve) => setTimeout(resolve, s.delayMs));
+  if (ex.gone) return;
+  const format = form.fields.response_format ?? 'json';
+  if (format === 'text') {
+    if (ex.gone) return;
+    ex.res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', ...s.headers });
+    return void ex.res.end(`${s.text}\n`, () => ex.finish('completed'));
+  }
+  if (format === 'verbose_json') {
+    return ex.json(
+      200,
+      { task: 'transcribe', language: form.fields.language ?? 'english', duration: s.seconds ?? 0, text: s.text, segments: [] },
+      s.headers,
+    );
+  }
+  ex.json(200, { text: s.text, ...(s.seconds !== undefined ? { usage: { type: 'duration', seconds: s.seconds } } : {}) }, s.headers);
 }

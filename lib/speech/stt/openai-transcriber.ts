@@ -1,0 +1,308 @@
+import type OpenAI from 'openai';
+import type { FunctionEnv } from '../../config/env';
+import { ParleyError } from '../../errors';
+import { silentLog, type Log } from '../../observability/log';
+import { traceCall } from '../../observability/tracing';
+import { oggOpusDurationMs, pcmDurationMs } from '../pcm';
+import { pcmToWav } from '../wav';
+import { SttError, type SttErrorKind, type Transcriber, type Transcript, type TranscriptionRequest } from './port';
+
+export interface OpenAiTranscriberOptions {
+  /** Any OpenAI-compatible server, e.g. 'http://127.0.0.1:8000/v1'. Default https://api.openai.com/v1 (never OPENAI_BASE_URL: that is the LLM's). */
+  baseURL?: string;
+  /** Sent as `Authorization: Bearer <key>`; without one no Authorization header is sent (self-hosted servers). */
+  apiKey?: string;
+  /** Default 'whisper-1' (gpt-4o-mini-transcribe and gpt-4o-transcribe take the same request). */
+  model?: string;
+  fetch?: typeof fetch;
+  /** Attempts per transcribe() call, the first included. Default 3. */
+  maxAttempts?: number;
+  /** Cap of one attempt, request to parsed answer, within the time left until the deadline. Default 15 000 ms. */
+  attemptTimeoutMs?: number;
+  /** The deadline of a request that names none: this long after the call. Default 30 000 ms. */
+  budgetMs?: number;
+  /** Backoff before retry n (n = 1, 2, …) is backoffBaseMs * 2^(n-1), jittered to 50–100 %. Default 200 ms. */
+  backoffBaseMs?: number;
+  log?: Log;
+  /** Clock of the deadline (epoch ms). Default Date.now. */
+  now?: () => number;
+}
+
+export const DEFAULT_STT_MODEL = 'whisper-1';
+const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
+const DEFAULT_ATTEMPT_TIMEOUT_MS = 15_000;
+const DEFAULT_BUDGET_MS = 30_000;
+const DEFAULT_BACKOFF_BASE_MS = 200;
+/** Not worth starting an attempt with less time than this left until the deadline. */
+const MIN_ATTEMPT_MS = 20;
+
+type Sdk = typeof import('openai');
+
+/** What went wrong in one attempt. */
+interface Failure {
+  kind: SttErrorKind;
+  retryable: boolean;
+  message: string;
+  status?: number;
+  retryAfterMs?: number;
+  cause: unknown;
+}
+
+/**
+ * Transcriber on the official `openai` SDK (`audio.transcriptions.create`), for OpenAI and any
+ * OpenAI-compatible speech recognizer (a self-hosted Whisper server, …).
+ *
+ * - The SDK is imported on the first call, not at cold start (like the LLM's, lib/llm/configure.ts).
+ * - PCM is sent as `utterance.wav` (audio/wav, a 44-byte header added), Ogg Opus as
+ *   `utterance.ogg` (audio/ogg); `language` as ISO-639-1 (`en-US` -> `en`); response_format json.
+ * - `seconds` is the audio's duration: from the byte count for PCM, from the last Ogg page's granule
+ *   position for Ogg Opus, else from the answer's `usage` (type duration) when the server sends one.
+ * - The text is trimmed: '' is an answer (nothing was said), not an error. Empty audio gives
+ *   `{ text: '', seconds: 0 }` without a request.
+ * - Retries itself (the SDK's maxRetries is 0, so the deadline governs): 408/429/5xx, lost
+ *   connections and timeouts, with jittered exponential backoff honoring Retry-After while the
+ *   deadline allows; any other answer (400, 401, 413, …) fails at once. A watchdog aborts an attempt
+ *   that has not produced its parsed answer within min(attemptTimeoutMs, time left).
+ * - Error messages never carry the API key (nor anything shaped like an OpenAI key).
+ * - One `stt.transcribe` span per call (provider, model, format, bytes, audio seconds, attempts;
+ *   never the text).
+ */
+export function openAiTranscriber(options: OpenAiTranscriberOptions = {}): Transcriber {
+  const log = options.log ?? silentLog;
+  const now = options.now ?? Date.now;
+  const model = options.model ?? DEFAULT_STT_MODEL;
+  const maxAttempts = Math.max(1, options.maxAttempts ?? 3);
+  const attemptCap = options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
+  const budget = options.budgetMs ?? DEFAULT_BUDGET_MS;
+  const backoffBase = options.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS;
+  const redact = redactor(options.apiKey);
+  let loaded: Promise<{ sdk: Sdk; client: OpenAI }> | undefined;
+
+  const load = () =>
+    (loaded ??= import('openai').then((sdk) => ({
+      sdk,
+      client: new sdk.OpenAI({
+        // An explicit key, so the SDK never reads OPENAI_API_KEY itself (that key is not for a self-hosted server).
+        apiKey: options.apiKey ?? 'unused',
+        baseURL: options.baseURL ?? DEFAULT_BASE_URL,
+        ...(options.apiKey === undefined ? { defaultHeaders: { authorization: null } } : {}),
+        ...(options.fetch ? { fetch: options.fetch } : {}),
+        maxRetries: 0,
+        logLevel: 'off',
+      }),
+    })));
+
+  async function transcribe(request: TranscriptionRequest): Promise<Transcript> {
+    const deadline = request.deadline ?? now() + budget;
+    const upload = prepare(request);
+    const language = isoLanguage(request.language);
+    const attributes = {
+      'parley.stt.provider': 'openai',
+      'parley.stt.model': model,
+      'parley.stt.format': request.format.encoding === 'pcm' ? `pcm/${request.format.sampleRate}` : 'ogg-opus',
+      'parley.stt.bytes': request.audio.byteLength,
+      ...(upload.seconds !== undefined ? { 'parley.stt.seconds': upload.seconds } : {}),
+      ...(language ? { 'parley.language': language } : {}),
+    };
+    return traceCall('stt.transcribe', attributes, async (span) => {
+      request.signal?.throwIfAborted();
+      if (request.audio.byteLength === 0) {
+        span.set({ 'parley.stt.attempts': 0, 'parley.stt.empty': true });
+        return { text: '', seconds: 0 };
+      }
+      const { sdk, client } = await load();
+      const file = await sdk.toFile(upload.bytes, upload.name, { type: upload.type });
+      const params = { file, model, response_format: 'json' as const, ...(language ? { language } : {}) };
+      const userSignal = request.signal;
+      let last: Failure | undefined;
+
+      for (let attempt = 1; ; attempt += 1) {
+        userSignal?.throwIfAborted();
+        const left = deadline - now();
+        if (left < MIN_ATTEMPT_MS) {
+          span.set({ 'parley.stt.attempts': attempt - 1 });
+          throw giveUp(last ?? { kind: 'stt.timeout', retryable: true, message: 'the deadline passed before the speech recognizer answered', cause: undefined }, attempt - 1, true);
+        }
+        const controller = new AbortController();
+        const onUserAbort = () => controller.abort(userSignal?.reason);
+        userSignal?.addEventListener('abort', onUserAbort, { once: true });
+        let timedOut = false;
+        const ms = Math.max(1, Math.min(attemptCap, left));
+        const timer = setTimeout(() => {
+          timedOut = true;
+          controller.abort(new Error('transcription attempt timed out'));
+        }, ms);
+        try {
+          const answer = await client.audio.transcriptions.create(params, { signal: controller.signal, timeout: Math.ceil(ms), maxRetries: 0 });
+          if (timedOut) throw new AttemptFailure(timeoutFailure(undefined));
+          const text = typeof answer?.text === 'string' ? answer.text.trim() : undefined;
+          if (text === undefined) {
+            throw new AttemptFailure({ kind: 'stt.failed', retryable: false, message: 'the speech recognizer answered without a text', cause: undefined });
+          }
+          const seconds = upload.seconds ?? usageSeconds(answer) ?? 0;
+          span.set({ 'parley.stt.attempts': attempt, 'parley.stt.empty': text === '', 'parley.stt.seconds': seconds });
+          return { text, seconds };
+        } catch (err) {
+          if (userSignal?.aborted) throw userSignal.reason;
+          const failure = err instanceof AttemptFailure ? err.failure : classify(sdk, err, timedOut, redact);
+          last = failure;
+          const info = { attempt, kind: failure.kind, status: failure.status, error: failure.message, model };
+          if (!failure.retryable || attempt >= maxAttempts) {
+            log.warn('transcription failed', info);
+            span.set({ 'parley.stt.attempts': attempt });
+            throw giveUp(failure, attempt, failure.retryable);
+          }
+          const backoff = backoffBase * 2 ** (attempt - 1) * (0.5 + Math.random() * 0.5);
+          const wait = Math.max(backoff, failure.retryAfterMs ?? 0);
+          if (now() + wait + MIN_ATTEMPT_MS > deadline) {
+            log.warn('transcription failed; no time left to retry before the deadline', { ...info, waitMs: Math.round(wait) });
+            span.set({ 'parley.stt.attempts': attempt });
+            throw giveUp(failure, attempt, true);
+          }
+          log.warn('transcription failed; retrying', { ...info, waitMs: Math.round(wait) });
+          if (!(await sleep(wait, userSignal))) throw userSignal!.reason;
+        } finally {
+          clearTimeout(timer);
+          userSignal?.removeEventListener('abort', onUserAbort);
+          controller.abort();
+        }
+      }
+    });
+  }
+
+  return { provider: 'openai', transcribe };
+}
+
+/**
+ * The OpenAI-compatible transcriber the environment configures, or undefined without
+ * PARLEY_STT_BASE_URL (then voice input has no self-hosted path). The key: PARLEY_STT_API_KEY, else
+ * (only when the URL is api.openai.com) `options.openAiApiKey` (the LLM's key as the host resolved
+ * it, e.g. from OPENAI_API_KEY_SECRET) or OPENAI_API_KEY; api.openai.com without any key is a
+ * configuration error. A self-hosted server without a key gets no Authorization header.
+ */
+export function transcriberFromEnv(
+  env: Pick<FunctionEnv, 'PARLEY_STT_BASE_URL' | 'PARLEY_STT_MODEL' | 'PARLEY_STT_API_KEY' | 'OPENAI_API_KEY'>,
+  options: Omit<OpenAiTranscriberOptions, 'baseURL' | 'apiKey' | 'model'> & { openAiApiKey?: string } = {},
+): Transcriber | undefined {
+  const baseURL = env.PARLEY_STT_BASE_URL;
+  if (!baseURL) return undefined;
+  const { openAiApiKey, ...rest } = options;
+  const onOpenAi = new URL(baseURL).hostname === 'api.openai.com';
+  const apiKey = env.PARLEY_STT_API_KEY ?? (onOpenAi ? (openAiApiKey ?? env.OPENAI_API_KEY) : undefined);
+  if (onOpenAi && !apiKey) {
+    throw new ParleyError('config.invalid', 'invalid configuration:\n  PARLEY_STT_BASE_URL: api.openai.com needs PARLEY_STT_API_KEY or OPENAI_API_KEY');
+  }
+  return openAiTranscriber({ ...rest, baseURL, model: env.PARLEY_STT_MODEL ?? DEFAULT_STT_MODEL, ...(apiKey ? { apiKey } : {}) });
+}
+
+/** Marker thrown inside an attempt; never leaves this module. */
+class AttemptFailure extends Error {
+  constructor(readonly failure: Failure) {
+    super(failure.message);
+  }
+}
+
+/** The file to upload and, when the bytes tell, the audio's duration in seconds. */
+function prepare(request: TranscriptionRequest): { bytes: Uint8Array; name: string; type: string; seconds: number | undefined } {
+  if (request.format.encoding === 'pcm') {
+    const { sampleRate } = request.format;
+    let bytes: Uint8Array;
+    try {
+      bytes = pcmToWav(request.audio, sampleRate);
+    } catch (err) {
+      throw new SttError('stt.failed', `cannot send the audio: ${(err as Error).message}`, { attempts: 0, cause: err });
+    }
+    return { bytes, name: 'utterance.wav', type: 'audio/wav', seconds: pcmDurationMs(request.audio.byteLength, sampleRate) / 1000 };
+  }
+  const ms = oggOpusDurationMs(request.audio);
+  return { bytes: request.audio, name: 'utterance.ogg', type: 'audio/ogg', seconds: ms === undefined ? undefined : ms / 1000 };
+}
+
+/** ISO-639-1 (what OpenAI takes) from BCP-47: the primary subtag, lower case; '' when none. */
+function isoLanguage(language: string): string {
+  return (language.trim().split(/[-_]/)[0] ?? '').toLowerCase();
+}
+
+function usageSeconds(answer: unknown): number | undefined {
+  const usage = (answer as { usage?: { type?: unknown; seconds?: unknown } } | undefined)?.usage;
+  return usage?.type === 'duration' && typeof usage.seconds === 'number' && Number.isFinite(usage.seconds) ? usage.seconds : undefined;
+}
+
+/** Removes the API key and anything shaped like an OpenAI key from a message (servers quote keys in 401 answers). */
+function redactor(apiKey: string | undefined): (message: string) => string {
+  return (message) => {
+    let out = apiKey && apiKey.length >= 4 ? message.split(apiKey).join('[redacted]') : message;
+    out = out.replace(/\bsk-[A-Za-z0-9_*.-]{4,}/g, 'sk-[redacted]');
+    return out;
+  };
+}
+
+function giveUp(failure: Failure, attempts: number, exhausted: boolean): SttError {
+  const suffix = exhausted && attempts > 1 ? ` (after ${attempts} attempts)` : '';
+  return new SttError(failure.kind, `${failure.message}${suffix}`, {
+    ...(failure.status !== undefined ? { status: failure.status } : {}),
+    attempts,
+    cause: failure.cause,
+  });
+}
+
+function timeoutFailure(cause: unknown): Failure {
+  return { kind: 'stt.timeout', retryable: true, message: 'the speech recognizer did not answer in time', cause };
+}
+
+function classify(sdk: Sdk, err: unknown, timedOut: boolean, redact: (message: string) => string): Failure {
+  if (timedOut || err instanceof sdk.APIConnectionTimeoutError) return timeoutFailure(err);
+  if (err instanceof sdk.APIUserAbortError) {
+    return { kind: 'stt.failed', retryable: true, message: 'the transcription request was aborted', cause: err };
+  }
+  if (err instanceof sdk.APIConnectionError) {
+    return { kind: 'stt.failed', retryable: true, message: `cannot reach the speech recognizer: ${redact(err.message)}`, cause: err };
+  }
+  if (err instanceof sdk.APIError) {
+    const status = err.status;
+    const retryable = status === undefined || status === 408 || status === 429 || status >= 500;
+    const retryAfterMs = retryable ? retryAfter(err.headers) : undefined;
+    return {
+      kind: 'stt.failed',
+      retryable,
+      message: `the speech recognizer answered ${redact(err.message)}`,
+      ...(status !== undefined ? { status } : {}),
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      cause: err,
+    };
+  }
+  if (err instanceof SyntaxError) {
+    return { kind: 'stt.failed', retryable: false, message: 'the speech recognizer answered invalid JSON', cause: err };
+  }
+  if (err instanceof TypeError) {
+    return { kind: 'stt.failed', retryable: true, message: `the speech recognizer connection failed: ${redact(err.message)}`, cause: err };
+  }
+  return { kind: 'stt.failed', retryable: false, message: `the transcription failed: ${redact((err as Error)?.message ?? String(err))}`, cause: err };
+}
+
+/** retry-after-ms (OpenAI's), else Retry-After in seconds or as an HTTP date. */
+function retryAfter(headers: Headers | undefined): number | undefined {
+  const ms = headers?.get('retry-after-ms');
+  if (ms && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
+  const value = headers?.get('retry-after');
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** Resolves true after ms, or false as soon as the signal aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(ok);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
