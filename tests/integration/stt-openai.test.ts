@@ -1,7 +1,10 @@
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readEnv, FunctionEnv } from '../../lib/config/env';
 import { ParleyError } from '../../lib/errors';
 import { memoryLog, type LogLine } from '../../lib/observability/log';
+import { inTurnSpan, startTracing, type Tracing } from '../../lib/observability/tracing';
 import { openAiTranscriber, transcriberFromEnv } from '../../lib/speech/stt/openai-transcriber';
 import { SttError, type Transcriber, type TranscriptionRequest } from '../../lib/speech/stt/port';
 import { startFakeOpenAI, type FakeOpenAI, type FakeRequest } from '../support/openai-server';
@@ -267,5 +270,49 @@ describe('transcriberFromEnv', () => {
 
   it('PARLEY_STT_BASE_URL must be a URL', () => {
     expect(() => env({ PARLEY_STT_BASE_URL: 'not a url' })).toThrow(/PARLEY_STT_BASE_URL/);
+  });
+});
+
+describe('the stt.transcribe span', () => {
+  let exporter: InMemorySpanExporter;
+  let tracing: Tracing;
+  beforeAll(async () => {
+    exporter = new InMemorySpanExporter();
+    tracing = await startTracing({ exporter, processor: 'simple' });
+  });
+  afterAll(async () => {
+    await tracing?.shutdown();
+  });
+  const inTurn = <T>(run: () => Promise<T>) => inTurnSpan({ sessionId: 'stt-session', turnId: 't1', seq: 1, inputKind: 'audio', nodeBefore: null }, run);
+  const sttSpans = () => exporter.getFinishedSpans().filter((s) => s.name === 'stt.transcribe');
+
+  it('a child of the turn: provider, model, format, bytes, seconds, attempts; never the text', async () => {
+    fake.scriptTranscription({ status: 502 }, { text: 'My secret order is a mocha.' });
+    await inTurn(() => stt.transcribe(pcmRequest()));
+    const [span] = sttSpans();
+    const turn = exporter.getFinishedSpans().find((s) => s.name === 'parley.turn')!;
+    expect(span!.parentSpanContext?.spanId).toBe(turn.spanContext().spanId);
+    expect(span!.kind).toBe(SpanKind.CLIENT);
+    expect(span!.attributes).toEqual({
+      'parley.stt.provider': 'openai',
+      'parley.stt.model': 'whisper-1',
+      'parley.stt.format': 'pcm/16000',
+      'parley.stt.bytes': 32_000,
+      'parley.stt.seconds': 1,
+      'parley.language': 'en',
+      'parley.stt.attempts': 2,
+      'parley.stt.empty': false,
+    });
+    expect(JSON.stringify(span!.attributes)).not.toContain('mocha');
+  });
+
+  it('a failure marks the span with its kind', async () => {
+    exporter.reset();
+    fake.scriptTranscription({ status: 400, errorMessage: 'bad audio' });
+    await expect(inTurn(() => stt.transcribe(pcmRequest()))).rejects.toBeInstanceOf(SttError);
+    const [span] = sttSpans();
+    expect(span!.status).toMatchObject({ code: SpanStatusCode.ERROR, message: 'stt.failed' });
+    expect(span!.attributes['error.type']).toBe('stt.failed');
+    expect(span!.attributes['parley.stt.attempts']).toBe(1);
   });
 });
