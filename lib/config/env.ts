@@ -117,7 +117,11 @@ export const FunctionEnv = z.object({
     .url()
     .optional()
     .describe('voice input: an OpenAI-compatible transcription endpoint (POST <url>/audio/transcriptions), e.g. https://api.openai.com/v1 or a self-hosted http://127.0.0.1:8000/v1; unset (and no Transcribe): voice input answers stt.unavailable'),
-  PARLEY_STT_MODEL: z.string().min(1).default('whisper-1').describe('the transcription model at PARLEY_STT_BASE_URL (whisper-1, gpt-4o-mini-transcribe, or what a self-hosted server names)'),
+  PARLEY_STT_MODEL: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('the transcription model at PARLEY_STT_BASE_URL (whisper-1, gpt-4o-mini-transcribe, or what a self-hosted server names); unset: whisper-1 (transcriberFromEnv)'),
   PARLEY_STT_API_KEY: z
     .string()
     .min(1)
