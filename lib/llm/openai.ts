@@ -7,6 +7,7 @@ import type {
 } from 'openai/resources/chat/completions';
 import { silentLog, type Log } from '../observability/log';
 import { LlmError, type ChatMessage, type LlmClient, type LlmErrorKind, type LlmRequest, type LlmStreamEvent, type LlmUsage, type ToolCall } from './port';
+import { retryAfter, sleep } from '../host/retry';
 
 export interface OpenAiClientOptions {
   apiKey: string;
@@ -230,33 +231,6 @@ function classify(err: unknown, timedOut: boolean): Failure {
     return { kind: 'llm_error', retryable: true, message: `the LLM connection failed: ${err.message}`, cause: err };
   }
   return { kind: 'llm_error', retryable: false, message: `the LLM request failed: ${(err as Error)?.message ?? String(err)}`, cause: err };
-}
-
-/** retry-after-ms (OpenAI's), else Retry-After in seconds or as an HTTP date. */
-function retryAfter(headers: Headers | undefined): number | undefined {
-  const ms = headers?.get('retry-after-ms');
-  if (ms && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
-  const value = headers?.get('retry-after');
-  if (!value) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-/** Resolves true after ms, or false as soon as the signal aborts. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
-  if (signal?.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      resolve(ok);
-    };
-    const onAbort = () => done(false);
-    const timer = setTimeout(() => done(true), ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Folds chunks of choice 0 into text deltas, complete tool calls, the finish reason, usage and model. */

@@ -6,6 +6,7 @@ import { traceCall } from '../../observability/tracing';
 import { oggOpusDurationMs, pcmDurationMs } from '../pcm';
 import { pcmToWav } from '../wav';
 import { SttError, type SttErrorKind, type Transcriber, type Transcript, type TranscriptionRequest } from './port';
+import { retryAfter, sleep } from '../../host/retry';
 
 export interface OpenAiTranscriberOptions {
   /** Any OpenAI-compatible server, e.g. 'http://127.0.0.1:8000/v1'. Default https://api.openai.com/v1 (never OPENAI_BASE_URL: that is the LLM's). */
@@ -278,31 +279,4 @@ function classify(sdk: Sdk, err: unknown, timedOut: boolean, redact: (message: s
     return { kind: 'stt.failed', retryable: true, message: `the speech recognizer connection failed: ${redact(err.message)}`, cause: err };
   }
   return { kind: 'stt.failed', retryable: false, message: `the transcription failed: ${redact((err as Error)?.message ?? String(err))}`, cause: err };
-}
-
-/** retry-after-ms (OpenAI's), else Retry-After in seconds or as an HTTP date. */
-function retryAfter(headers: Headers | undefined): number | undefined {
-  const ms = headers?.get('retry-after-ms');
-  if (ms && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
-  const value = headers?.get('retry-after');
-  if (!value) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-/** Resolves true after ms, or false as soon as the signal aborts. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
-  if (signal?.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      resolve(ok);
-    };
-    const onAbort = () => done(false);
-    const timer = setTimeout(() => done(true), ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
