@@ -87,6 +87,8 @@ const SECRET_VALUES: Array<[RegExp, string]> = [
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
   [/\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, REDACTED],
   [/([?&](?:api[_-]?key|token|access_token|resumeToken|key|secret|signature)=)[^&#\s"']+/gi, `$1${REDACTED}`],
+  // A SigV4-presigned URL (a Transcribe streaming grant): its session token and signature are credentials.
+  [/([?&]X-Amz-(?:Security-Token|Signature|Credential)=)[^&#\s"']+/gi, `$1${REDACTED}`],
 ];
 
 const binary = (bytes: number) => `[binary ${bytes} bytes]`;

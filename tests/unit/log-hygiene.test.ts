@@ -24,6 +24,18 @@ const OPENAI_KEY = 'sk-hygiene-SECRET-0123456789abcdefXYZ';
 const PCM16K = { format: 'pcm', sampleRate: 16000 } as const;
 
 describe('the redactor', () => {
+  it('blanks the credentials of a SigV4-presigned URL (a Transcribe grant) and keeps the rest', () => {
+    const url =
+      'wss://transcribestreaming.eu-west-1.amazonaws.com:8443/stream-transcription-websocket?language-code=en-US&media-encoding=pcm&sample-rate=16000' +
+      '&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAEXAMPLE%2F20261121%2Feu-west-1%2Ftranscribe%2Faws4_request&X-Amz-Date=20261121T140000Z' +
+      '&X-Amz-Expires=300&X-Amz-Security-Token=IQoJb3JpZ2luX2VjEXAMPLETOKEN&X-Amz-Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef&X-Amz-SignedHeaders=host';
+    const clean = redactString(url);
+    expect(clean).not.toMatch(/ASIAEXAMPLE|EXAMPLETOKEN|0123456789abcdef/);
+    expect(clean).toContain('X-Amz-Credential=[redacted]&X-Amz-Date=20261121T140000Z');
+    expect(clean).toContain('X-Amz-Security-Token=[redacted]&X-Amz-Signature=[redacted]&X-Amz-SignedHeaders=host');
+    expect(clean).toContain('language-code=en-US&media-encoding=pcm&sample-rate=16000');
+  });
+
   it('replaces secret keys at any depth, whatever they hold', () => {
     const data = {
       apiKey: 'k1',
