@@ -46,19 +46,17 @@ export function cassetteOf(events: readonly RecordedEvent[], map: DialogueMap, d
   const usedExchanges = new Set<Exchange>();
   const usedActions = new Set<Action>();
   const divergences: Divergence[] = [];
-  let llmCalls = 0;
   let tripped = false;
   const trip = events.find((e) => e.type === 'safety_trip');
 
   const llm: LlmClient = {
     defaultModel,
     async *stream(request: LlmRequest): AsyncIterable<LlmStreamEvent> {
-      const position = llmCalls++;
       const digest = requestDigest(request);
       const hit = exchanges.find((e) => !usedExchanges.has(e) && e.requestDigest === digest);
       if (!hit) {
-        // The exchange at the same position is the one this request replaces, if any.
-        const counterpart = exchanges.filter((e) => !usedExchanges.has(e))[0] ?? exchanges[position];
+        // The next exchange the recording made is the one this request stands in for, if any.
+        const counterpart = exchanges.find((e) => !usedExchanges.has(e));
         const parts = counterpart?.request.parts;
         const reasons = !counterpart ? ['the recording made no such LLM call'] : parts ? partsDiffer(parts, requestParts(request)) : ['the request changed'];
         divergences.push({ kind: 'llm', name: request.model, reasons });

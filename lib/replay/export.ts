@@ -54,7 +54,7 @@ export function exportSession(session: StoredSession, now: Date = new Date()): S
     exportedAt: now.toISOString(),
     traceId: traceIdFor(session.sessionId),
     transcript: transcriptOf(session.records),
-    turns: session.records.map((r) => ({ ...r })),
+    turns: session.records,
   };
 }
 

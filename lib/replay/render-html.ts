@@ -2,7 +2,8 @@ import { diffWords } from 'diff';
 import { formatUsd } from '../cost/ledger';
 import { leafChanges, type Difference } from './diff';
 import type { Observation, ToolUse } from './observe';
-import type { PricedLedger, ReplayReport, ReplayTurn } from './report';
+import type { CostLedger } from '../cost/schema';
+import type { ReplayReport, ReplayTurn } from './report';
 import { brief } from './render-text';
 
 /*
@@ -55,13 +56,13 @@ function differencesTable(differences: readonly Difference[]): string {
     .join('')}</tbody></table>`;
 }
 
-const money = (l: PricedLedger | undefined) => (l ? formatUsd(l.total) : '—');
+const money = (l: CostLedger | undefined) => (l ? formatUsd(l.total) : '—');
 
 function costTable(turn: ReplayTurn): string {
   const { original, replay } = turn.cost;
   if (!original && !replay) return '';
   const items = [...new Set([...(original?.lines ?? []), ...(replay?.lines ?? [])].map((l) => `${l.item}${l.detail ? ` ${l.detail}` : ''}`))];
-  const find = (l: PricedLedger | undefined, key: string) => l?.lines.find((x) => `${x.item}${x.detail ? ` ${x.detail}` : ''}` === key);
+  const find = (l: CostLedger | undefined, key: string) => l?.lines.find((x) => `${x.item}${x.detail ? ` ${x.detail}` : ''}` === key);
   const total = money(original) === money(replay) ? money(original) : `${money(original)} → ${money(replay)}`;
   return `<details class="cost"><summary>cost ${total}</summary><table><thead><tr><th>item</th><th>recorded</th><th>replay</th></tr></thead><tbody>${items
     .map((k) => {

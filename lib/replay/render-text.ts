@@ -1,7 +1,8 @@
 import Table from 'cli-table3';
 import { formatUsd } from '../cost/ledger';
 import { leafChanges, type Difference } from './diff';
-import type { PricedLedger, ReplayReport, ReplayTurn } from './report';
+import type { CostLedger } from '../cost/schema';
+import type { ReplayReport, ReplayTurn } from './report';
 
 /** How a word is coloured: ANSI in a terminal, nothing in a pipe or a file. */
 export type Paint = (style: 'red' | 'green' | 'yellow' | 'dim' | 'bold', text: string) => string;
@@ -56,7 +57,7 @@ export function describeDifference(d: Difference): string {
   }
 }
 
-const usd = (ledger: PricedLedger | undefined) => (ledger ? formatUsd(ledger.total) : '');
+const usd = (ledger: CostLedger | undefined) => (ledger ? formatUsd(ledger.total) : '');
 
 /** One amount when the replay costs what the recording did, else both. */
 const costCell = (turn: ReplayTurn) => {

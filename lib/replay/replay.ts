@@ -14,7 +14,8 @@ import { isCue, runTurn, type TurnOutcome } from '../runner/run-turn';
 import { cassetteOf, type Divergence } from './cassette';
 import { diffObservations } from './diff';
 import { observe, type Observation } from './observe';
-import { REPORT_FORMAT, REPORT_VERSION, type PricedLedger, type ReplayMode, type ReplayReport, type ReplayTurn } from './report';
+import { REPORT_FORMAT, REPORT_VERSION, type ReplayMode, type ReplayReport, type ReplayTurn } from './report';
+import type { CostLedger } from '../cost/schema';
 
 /*
  * Reruns a stored conversation against the current dialogue map and configuration, one turn at a
@@ -44,7 +45,7 @@ export interface ReplaySetup {
   /** LLM text at least this alike counts as the same answer (1: exact). */
   similarity: number;
   /** Prices a turn's usage (lib/cost); without it the report has no cost. */
-  price?: (usage: Usage, record?: TurnRecord) => PricedLedger;
+  price?: (usage: Usage, record?: TurnRecord) => CostLedger;
   /** Links a trace id to a trace viewer. */
   traceUrl?: (sessionId: string) => { traceId: string; url?: string };
   onProgress?: (done: number, total: number) => void;
@@ -63,8 +64,6 @@ export interface ReplayResult {
   report: ReplayReport;
   records: TurnRecord[];
 }
-
-const NO_USAGE: Usage = { llm: {}, ttsCharacters: 0, sttSeconds: 0 };
 
 export async function replaySession(session: StoredSession, setup: ReplaySetup, whatIf?: WhatIf): Promise<ReplayResult> {
   const trace = setup.traceUrl?.(session.sessionId) ?? { traceId: traceIdFor(session.sessionId) };
@@ -105,14 +104,16 @@ export async function replaySession(session: StoredSession, setup: ReplaySetup, 
     for (const [i, record] of session.records.entries()) {
       setup.onProgress?.(i, session.records.length);
       const before = i === 0 ? emptyCheckpoint() : session.records[i - 1]!.checkpoint;
-      turns.push(await replayRecorded(setup, session.sessionId, record, before, trace, recordedLlm, records));
+      const replayed = await replayRecorded(setup, session.sessionId, record, before, trace, recordedLlm);
+      turns.push(replayed.turn);
+      if (replayed.record) records.push(replayed.record);
     }
     setup.onProgress?.(session.records.length, session.records.length);
   }
 
   const count = (status: ReplayTurn['status']) => turns.filter((t) => t.status === status).length;
   const sum = (side: 'original' | 'replay') => {
-    const ledgers = turns.map((t) => t.cost[side]).filter((c): c is PricedLedger => c !== undefined);
+    const ledgers = turns.map((t) => t.cost[side]).filter((c): c is CostLedger => c !== undefined);
     return ledgers.length ? round(ledgers.reduce((total, c) => total + c.total, 0)) : undefined;
   };
   const original = sum('original');
@@ -152,8 +153,7 @@ async function replayRecorded(
   before: Checkpoint,
   trace: ReplayTurn['trace'],
   recordedLlm: boolean,
-  records: TurnRecord[],
-): Promise<ReplayTurn> {
+): Promise<{ turn: ReplayTurn; record?: TurnRecord }> {
   const base = {
     seq: record.seq,
     turnId: record.turnId,
@@ -162,14 +162,14 @@ async function replayRecorded(
   };
   const original = observe({ before, after: record.checkpoint, events: record.events, outputs: record.outputs });
   const originalCost = setup.price ? { original: record.cost ?? setup.price(record.usage, record) } : {};
-  const skipped = (note: string): ReplayTurn => ({ ...base, status: 'skipped', notes: [note], original, differences: [], divergences: [], migrations: [], cost: originalCost });
+  const skipped = (note: string) => ({ turn: { ...base, status: 'skipped' as const, notes: [note], original, differences: [], divergences: [], migrations: [], cost: originalCost } });
   if (record.input.kind === 'interrupt') return skipped(`the cut of turn ${record.input.turnId} to what the user heard (${record.input.playedMs} ms): not a turn`);
-  if (record.events.some((e) => e.type === 'cancelled' && e.reason === 'superseded') && record.status === 'cancelled' && record.metrics.runMs === 0) {
+  // A running turn that a newer input stopped also says `superseded`, but it ran (runMs > 0).
+  if (record.metrics.runMs === 0 && record.events.some((e) => e.type === 'cancelled' && e.reason === 'superseded')) {
     return skipped('a newer input overtook this one before it ran; the next turn answered both');
   }
   const input = record.input;
   const run = await rerun(setup, sessionId, { turnId: record.turnId, seq: record.seq, input, before, createdAt: record.createdAt }, record, recordedLlm);
-  records.push(run.record);
   const notes: string[] = [];
   let differences = diffObservations(original, run.observation, { similarity: setup.mode === 'recorded' ? 1 : setup.similarity });
   if (record.status === 'cancelled') {
@@ -179,20 +179,23 @@ async function replayRecorded(
   }
   const status = run.divergences.length ? 'diverged' : differences.length ? 'changed' : 'same';
   return {
-    ...base,
-    status,
-    notes,
-    original,
-    replay: run.observation,
-    differences,
-    divergences: run.divergences,
-    migrations: run.migrations,
-    cost: { ...originalCost, ...priced(setup, run.record, record) },
+    turn: {
+      ...base,
+      status,
+      notes,
+      original,
+      replay: run.observation,
+      differences,
+      divergences: run.divergences,
+      migrations: run.migrations,
+      cost: { ...originalCost, ...priced(setup, run.record, record) },
+    },
+    record: run.record,
   };
 }
 
 /** The replayed turn's cost: its own LLM usage, the rest of the original's (a replay neither speaks nor stores). */
-function priced(setup: ReplaySetup, replayed: TurnRecord, original?: TurnRecord): { replay?: PricedLedger } {
+function priced(setup: ReplaySetup, replayed: TurnRecord, original?: TurnRecord): { replay?: CostLedger } {
   if (!setup.price) return {};
   const usage: Usage = original ? { ...original.usage, llm: replayed.usage.llm } : replayed.usage;
   return { replay: setup.price(usage, original ?? replayed) };
@@ -257,7 +260,7 @@ async function rerun(
     input: turn.input,
     outputs,
     events: outcome.events,
-    usage: outcome.usage ?? NO_USAGE,
+    usage: outcome.usage,
     metrics: { runMs: outcome.runMs, totalMs: outcome.runMs },
     checkpoint,
   };

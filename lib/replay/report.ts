@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { CostLedger } from '../cost/schema';
 import { Divergence } from './cassette';
 import { Difference } from './diff';
 import { Observation } from './observe';
@@ -11,13 +12,6 @@ import { Observation } from './observe';
 export const ReplayMode = z.enum(['recorded', 'live']);
 export type ReplayMode = z.infer<typeof ReplayMode>;
 
-/** A priced turn or session (lib/cost): kept opaque here, rendered by its lines. */
-export const PricedLedger = z.object({
-  currency: z.string(),
-  total: z.number(),
-  lines: z.array(z.object({ item: z.string(), quantity: z.number(), unit: z.string(), usd: z.number(), detail: z.string().optional() }).loose()),
-}).loose();
-export type PricedLedger = z.infer<typeof PricedLedger>;
 
 export const NodeMigrationReport = z.object({ from: z.string(), to: z.string(), reason: z.enum(['renamed', 'missing']) });
 
@@ -41,7 +35,7 @@ export const ReplayTurn = z.object({
   divergences: z.array(Divergence),
   /** Where the checkpoint's node was not in the map and went (renames, recovery). */
   migrations: z.array(NodeMigrationReport),
-  cost: z.object({ original: PricedLedger.optional(), replay: PricedLedger.optional() }),
+  cost: z.object({ original: z.optional(CostLedger), replay: z.optional(CostLedger) }),
   trace: z.object({ traceId: z.string(), url: z.string().optional() }),
 });
 export type ReplayTurn = z.infer<typeof ReplayTurn>;
