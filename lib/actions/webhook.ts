@@ -179,6 +179,40 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
     }
   }
 
+  /** The request sent, retried while it may pass; or why it was not sent. */
+  async function send(name: string, action: Webhook, request: Request | string, elapsed: () => number): Promise<ActionOutcome> {
+    if (typeof request === 'string') {
+      log?.warn('webhook not run', { action: name, detail: request });
+      return { ok: false, kind: 'action_failed', detail: request, ms: elapsed(), attempts: 0 };
+    }
+    const allowed = action.retries + 1;
+    for (let n = 1; ; n++) {
+      const t = performance.now();
+      const outcome = await attempt(action, request);
+      if (outcome.ok) return { ok: true, result: outcome.result, ms: elapsed(), attempts: n };
+      if (outcome.blocked) {
+        // No request was made: the address was refused before any connection.
+        log?.warn('webhook blocked', { action: name, method: action.method, host: request.host, detail: outcome.detail });
+        return { ok: false, kind: outcome.kind, detail: outcome.detail, ms: elapsed(), attempts: n - 1 };
+      }
+      const last = !outcome.retry || n >= allowed;
+      log?.warn('webhook attempt failed', {
+        action: name,
+        method: action.method,
+        host: request.host,
+        attempt: n,
+        of: allowed,
+        kind: outcome.kind,
+        ...(outcome.status !== undefined ? { status: outcome.status } : {}),
+        detail: outcome.detail,
+        ms: Math.round(performance.now() - t),
+        willRetry: !last,
+      });
+      if (last) return { ok: false, kind: outcome.kind, detail: outcome.detail, ms: elapsed(), attempts: n };
+      await sleep(BACKOFF_MS * n);
+    }
+  }
+
   return {
     async run(name: string, context: TemplateContext): Promise<ActionOutcome> {
       const started = performance.now();
@@ -189,39 +223,9 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
         return { ok: false, kind: 'action_failed', detail: `unknown action '${name}'`, ms: elapsed(), attempts: 0 };
       }
       const { request, rendered } = prepare(action, context);
+      const outcome = await send(name, action, request, elapsed);
       // Recorded with the outcome, so a replay can answer the same request with the same result.
-      const seen = rendered ? { request: rendered } : {};
-      if (typeof request === 'string') {
-        log?.warn('webhook not run', { action: name, detail: request });
-        return { ok: false, kind: 'action_failed', detail: request, ms: elapsed(), attempts: 0, ...seen };
-      }
-
-      const allowed = action.retries + 1;
-      for (let n = 1; ; n++) {
-        const t = performance.now();
-        const outcome = await attempt(action, request);
-        if (outcome.ok) return { ok: true, result: outcome.result, ms: elapsed(), attempts: n, ...seen };
-        if (outcome.blocked) {
-          // No request was made: the address was refused before any connection.
-          log?.warn('webhook blocked', { action: name, method: action.method, host: request.host, detail: outcome.detail });
-          return { ok: false, kind: outcome.kind, detail: outcome.detail, ms: elapsed(), attempts: n - 1, ...seen };
-        }
-        const last = !outcome.retry || n >= allowed;
-        log?.warn('webhook attempt failed', {
-          action: name,
-          method: action.method,
-          host: request.host,
-          attempt: n,
-          of: allowed,
-          kind: outcome.kind,
-          ...(outcome.status !== undefined ? { status: outcome.status } : {}),
-          detail: outcome.detail,
-          ms: Math.round(performance.now() - t),
-          willRetry: !last,
-        });
-        if (last) return { ok: false, kind: outcome.kind, detail: outcome.detail, ms: elapsed(), attempts: n, ...seen };
-        await sleep(BACKOFF_MS * n);
-      }
+      return rendered ? { ...outcome, request: rendered } : outcome;
     },
   };
 }
