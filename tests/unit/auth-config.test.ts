@@ -1,23 +1,13 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { configError } from '../support/errors';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FunctionEnv, LocalEnv, readEnv } from '../../lib/config/env';
-import { ParleyError } from '../../lib/errors';
 import { secretsManagerSecret } from '../../lib/host/secrets';
 import { apiKeyAuth, authOptionsFromEnv, createAuth, describeAuth, hashApiKey, resumeTokenFor, resumeTokenValid } from '../../lib/session/auth';
 
 const KEY = 'a-long-api-key-0123456789';
 
-function configError(fn: () => unknown): ParleyError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ParleyError);
-    expect((err as ParleyError).code).toBe('config.invalid');
-    return err as ParleyError;
-  }
-  throw new Error('expected config.invalid');
-}
 
 describe('API keys stored hashed', () => {
   it('a key matches its sha256 hash, with the same principal as the plaintext key', () => {

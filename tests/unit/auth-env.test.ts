@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { configError } from '../support/errors';
 import { readEnv, FunctionEnv, LocalEnv } from '../../lib/config/env';
-import { ParleyError } from '../../lib/errors';
 import { apiKeyAuth, hashResumeToken, resumeTokenMatches } from '../../lib/session/auth';
 
 describe('apiKeyAuth', () => {
@@ -89,16 +89,6 @@ describe('resume tokens', () => {
 });
 
 describe('readEnv', () => {
-  function configError(fn: () => unknown): ParleyError {
-    try {
-      fn();
-    } catch (err) {
-      expect(err).toBeInstanceOf(ParleyError);
-      expect((err as ParleyError).code).toBe('config.invalid');
-      return err as ParleyError;
-    }
-    throw new Error('expected config.invalid');
-  }
 
   it('treats a variable set to an empty string as unset', () => {
     expect(readEnv(LocalEnv, { PARLEY_PORT: '', PARLEY_SESSION_TTL_HOURS: ' ' })).toMatchObject({

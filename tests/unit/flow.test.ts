@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { mapError } from '../support/map-error';
+import { mapError } from '../support/errors';
 import { describe, expect, it } from 'vitest';
 import type { ActionOutcome } from '../../lib/actions/port';
 import { NODE_HISTORY_LIMIT } from '../../lib/checkpoint/schema';
-import { ParleyError } from '../../lib/errors';
 import type { Classification, Entities } from '../../lib/flow/classifier';
 import {
   advanceFlow,

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { mapError } from '../support/map-error';
+import { mapError } from '../support/errors';
 import { describe, expect, it } from 'vitest';
 import type { ActionRunner } from '../../lib/actions/port';
 import { emptyCheckpoint, type Checkpoint } from '../../lib/checkpoint/schema';
-import { ParleyError } from '../../lib/errors';
 import type { Classification, ClassifyOptions, IntentClassifier } from '../../lib/flow/classifier';
 import { loadDialogueMap, type DialogueMap } from '../../lib/flow/map';
 import { reconcileCheckpoint } from '../../lib/flow/reconcile';

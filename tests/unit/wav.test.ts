@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { oggOpusDurationMs } from '../../lib/speech/pcm';
+import { concatBytes, oggOpusDurationMs } from '../../lib/speech/pcm';
 import { pcmToWav, WAV_HEADER_BYTES } from '../../lib/speech/wav';
 
 const ascii = (bytes: Uint8Array, at: number, length: number) => String.fromCharCode(...bytes.subarray(at, at + length));
@@ -84,15 +84,7 @@ function opusHead(preSkip: number): Uint8Array {
   return head;
 }
 
-const join = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-};
+const join = (...parts: Uint8Array[]) => concatBytes(parts);
 
 /** An Ogg Opus stream: OpusHead, OpusTags, then audio pages ending at the given granules. */
 function oggOpus(preSkip: number, granules: bigint[], serial = 0x1234): Uint8Array {
