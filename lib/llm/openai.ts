@@ -7,7 +7,7 @@ import type {
 } from 'openai/resources/chat/completions';
 import { silentLog, type Log } from '../observability/log';
 import { LlmError, type ChatMessage, type LlmClient, type LlmErrorKind, type LlmRequest, type LlmStreamEvent, type LlmUsage, type ToolCall } from './port';
-import { retryAfter, sleep } from '../host/retry';
+import { MIN_ATTEMPT_MS, nextAttempt, retryAfter, sleep } from '../host/retry';
 
 export interface OpenAiClientOptions {
   apiKey: string;
@@ -38,8 +38,6 @@ export interface OpenAiClientOptions {
 
 const DEFAULT_ATTEMPT_TIMEOUT_MS = 10_000;
 const DEFAULT_BACKOFF_BASE_MS = 200;
-/** Not worth starting an attempt with less time than this left until the deadline. */
-const MIN_ATTEMPT_MS = 20;
 
 /** What went wrong in one attempt. */
 interface Failure {
@@ -160,18 +158,14 @@ export function openAiClient(options: OpenAiClientOptions): LlmClient {
           log.warn('llm stream failed after text was sent; not retried', info);
           throw giveUp(failure, attempt, false);
         }
-        if (!failure.retryable || attempt >= maxAttempts) {
-          log.warn('llm request failed', info);
+        const next = nextAttempt(failure, attempt, { maxAttempts, backoffBaseMs: backoffBase, deadline, now });
+        if (!next.retry) {
+          if (next.why === 'deadline') log.warn('llm request failed; no time left to retry before the deadline', { ...info, waitMs: Math.round(next.waitMs ?? 0) });
+          else log.warn('llm request failed', info);
           throw giveUp(failure, attempt, failure.retryable);
         }
-        const backoff = backoffBase * 2 ** (attempt - 1) * (0.5 + Math.random() * 0.5);
-        const wait = Math.max(backoff, failure.retryAfterMs ?? 0);
-        if (now() + wait + MIN_ATTEMPT_MS > deadline) {
-          log.warn('llm request failed; no time left to retry before the deadline', { ...info, waitMs: Math.round(wait) });
-          throw giveUp(failure, attempt, true);
-        }
-        log.warn('llm request failed; retrying', { ...info, waitMs: Math.round(wait) });
-        if (!(await sleep(wait, userSignal))) return;
+        log.warn('llm request failed; retrying', { ...info, waitMs: Math.round(next.waitMs) });
+        if (!(await sleep(next.waitMs, userSignal))) return;
       } finally {
         clearTimeout(timer);
         userSignal?.removeEventListener('abort', onUserAbort);

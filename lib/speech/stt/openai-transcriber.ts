@@ -6,7 +6,7 @@ import { traceCall } from '../../observability/tracing';
 import { oggOpusDurationMs, pcmDurationMs } from '../pcm';
 import { pcmToWav } from '../wav';
 import { SttError, type SttErrorKind, type Transcriber, type Transcript, type TranscriptionRequest } from './port';
-import { retryAfter, sleep } from '../../host/retry';
+import { MIN_ATTEMPT_MS, nextAttempt, retryAfter, sleep } from '../../host/retry';
 
 export interface OpenAiTranscriberOptions {
   /** Any OpenAI-compatible server, e.g. 'http://127.0.0.1:8000/v1'. Default https://api.openai.com/v1 (never OPENAI_BASE_URL: that is the LLM's). */
@@ -34,8 +34,6 @@ const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 const DEFAULT_ATTEMPT_TIMEOUT_MS = 15_000;
 const DEFAULT_BUDGET_MS = 30_000;
 const DEFAULT_BACKOFF_BASE_MS = 200;
-/** Not worth starting an attempt with less time than this left until the deadline. */
-const MIN_ATTEMPT_MS = 20;
 
 type Sdk = typeof import('openai');
 
@@ -148,20 +146,15 @@ export function openAiTranscriber(options: OpenAiTranscriberOptions = {}): Trans
           const failure = err instanceof AttemptFailure ? err.failure : classify(sdk, err, timedOut, redact);
           last = failure;
           const info = { attempt, kind: failure.kind, status: failure.status, error: failure.message, model };
-          if (!failure.retryable || attempt >= maxAttempts) {
-            log.warn('transcription failed', info);
+          const next = nextAttempt(failure, attempt, { maxAttempts, backoffBaseMs: backoffBase, deadline, now });
+          if (!next.retry) {
+            if (next.why === 'deadline') log.warn('transcription failed; no time left to retry before the deadline', { ...info, waitMs: Math.round(next.waitMs ?? 0) });
+            else log.warn('transcription failed', info);
             span.set({ 'parley.stt.attempts': attempt });
             throw giveUp(failure, attempt, failure.retryable);
           }
-          const backoff = backoffBase * 2 ** (attempt - 1) * (0.5 + Math.random() * 0.5);
-          const wait = Math.max(backoff, failure.retryAfterMs ?? 0);
-          if (now() + wait + MIN_ATTEMPT_MS > deadline) {
-            log.warn('transcription failed; no time left to retry before the deadline', { ...info, waitMs: Math.round(wait) });
-            span.set({ 'parley.stt.attempts': attempt });
-            throw giveUp(failure, attempt, true);
-          }
-          log.warn('transcription failed; retrying', { ...info, waitMs: Math.round(wait) });
-          if (!(await sleep(wait, userSignal))) throw userSignal!.reason;
+          log.warn('transcription failed; retrying', { ...info, waitMs: Math.round(next.waitMs) });
+          if (!(await sleep(next.waitMs, userSignal))) throw userSignal!.reason;
         } finally {
           clearTimeout(timer);
           userSignal?.removeEventListener('abort', onUserAbort);
