@@ -31,6 +31,15 @@ export const LIMITS = {
   clientMessageBytes: 16 * 1024,
   /** Posted server messages stay under one frame, with room for the framing envelope. */
   serverMessageBytes: 32 * 1024 - 512,
+  /**
+   * Base64 characters of audio in one `input.audio` chunk: with its envelope the message stays under
+   * `clientMessageBytes` (3 bytes of audio per 4 characters: 10,500 bytes a chunk).
+   */
+  audioChunkChars: 14_000,
+  /** Chunks of one utterance (`input.audio` seq 0 .. 255). */
+  audioChunks: 256,
+  /** Bytes of one utterance: 30 s of 16-bit PCM at 16 kHz is 960,000. */
+  utteranceBytes: 1024 * 1024,
 } as const;
 
 const uuid = z.uuid();
@@ -61,6 +70,18 @@ const noProtoKey = z.custom<unknown>(
   '__proto__ is not allowed as a key',
 );
 
+/**
+ * Voice input, asked for at `session.start`: the audio the client will capture. session.started
+ * answers with how to transcribe it (`speechInput`), or `stt.unavailable` when this server cannot.
+ */
+export const SpeechInputRequest = z.strictObject({
+  /** `pcm`: 16-bit signed little-endian mono; `ogg-opus`: Opus in an Ogg container (upload only). */
+  encoding: z._default(z.enum(['pcm', 'ogg-opus']), 'pcm'),
+  /** Transcribe streaming takes 8,000 to 48,000 Hz. */
+  sampleRate: z._default(z.number().check(z.int(), z.gte(8000), z.lte(48000)), 16000),
+});
+export type SpeechInputRequest = z.infer<typeof SpeechInputRequest>;
+
 export const SessionStart = z
   .object({
     type: z.literal('session.start'),
@@ -89,6 +110,8 @@ export const SessionStart = z
      * reloaded page can show it. It then stands in for the re-sent outcome of a missed turn.
      */
     history: z.optional(z.boolean()),
+    /** Voice input: the user will speak. Without it the session takes typed input only. */
+    speechInput: z.optional(SpeechInputRequest),
   })
   .check(
     z.refine((m) => (m.sessionId === undefined) === (m.resumeToken === undefined), {
@@ -97,20 +120,89 @@ export const SessionStart = z
     }),
   );
 
-export const InputText = z.object({
-  type: z.literal('input.text'),
-  turnId,
-  /**
-   * The session the client is in (from session.started). Optional: with it the server reads the
-   * session and the connection at once instead of one after the other; it is checked against the
-   * connection's own session, never trusted alone.
-   */
-  sessionId: z.optional(uuid),
-  text: z.string().check(
-    z.maxLength(4000),
-    z.refine((t) => t.trim().length > 0, 'text must not be empty'),
-  ),
+
+const ms = z.number().check(z.int(), z.nonnegative(), z.lte(600_000));
+
+/**
+ * How long ago, as the client measured it when it sent the message, the user's speech began and
+ * its final transcript arrived: the turn's t1 and t2 (seed 004), without comparing two clocks.
+ */
+export const SpeechTimings = z.strictObject({
+  /** Milliseconds from the first audio of the utterance to sending this message. */
+  sinceFirstAudioMs: ms,
+  /** Milliseconds from the final transcript to sending this message (0 for input.audio.commit). */
+  sinceFinalMs: z._default(ms, 0),
+  /** Milliseconds of audio streamed to the recognizer (what Transcribe bills). */
+  audioMs: z.optional(ms),
 });
+export type SpeechTimings = z.infer<typeof SpeechTimings>;
+
+/** The session the client is in (from session.started): read ahead with the connection, checked against it, never trusted alone. */
+const sessionHint = z.optional(uuid);
+
+const userText = z.string().check(
+  z.maxLength(4000),
+  z.refine((t) => t.trim().length > 0, 'text must not be empty'),
+);
+
+export const InputText = z
+  .object({
+    type: z.literal('input.text'),
+    turnId,
+    /**
+     * The session the client is in (from session.started). Optional: with it the server reads the
+     * session and the connection at once instead of one after the other; it is checked against the
+     * connection's own session, never trusted alone.
+     */
+    sessionId: sessionHint,
+    text: userText,
+    /** `speech`: the final transcript of what the user said (live transcription on the client). */
+    source: z.optional(z.enum(['typed', 'speech'])),
+    /** With `source: "speech"`: when the utterance began and its transcript arrived. */
+    speech: z.optional(SpeechTimings),
+  })
+  .check(
+    z.refine((m) => m.speech === undefined || m.source === 'speech', {
+      message: 'speech timings go with source "speech"',
+      path: ['speech'],
+    }),
+  );
+
+/**
+ * A stable partial transcript of the turn the user is still speaking (`turnId` is the id its final
+ * input will carry). The server may classify it and prepare the likely answer; nothing is stored,
+ * and the final input decides.
+ */
+export const InputPartial = z.object({
+  type: z.literal('input.partial'),
+  turnId,
+  sessionId: sessionHint,
+  text: userText,
+});
+
+/**
+ * One piece of a finished utterance (the self-hostable path): base64 of the session's
+ * `speechInput` encoding, numbered from 0. Chunks may arrive in any order; `input.audio.commit`
+ * says how many there are.
+ */
+export const InputAudio = z.object({
+  type: z.literal('input.audio'),
+  turnId,
+  seq: z.number().check(z.int(), z.nonnegative(), z.lt(LIMITS.audioChunks)),
+  audio: z.string().check(z.minLength(4), z.maxLength(LIMITS.audioChunkChars), z.regex(/^[A-Za-z0-9+/]+={0,2}$/, 'audio must be base64')),
+});
+
+/** The utterance is complete: transcribe its `chunks` pieces and run the turn on the transcript. */
+export const InputAudioCommit = z.object({
+  type: z.literal('input.audio.commit'),
+  turnId,
+  sessionId: sessionHint,
+  chunks: z.number().check(z.int(), z.positive(), z.lte(LIMITS.audioChunks)),
+  speech: z.optional(SpeechTimings),
+});
+
+/** A fresh `speech.access` before the last one expires (live transcription only). */
+export const SpeechRenew = z.object({ type: z.literal('speech.renew') });
 
 export const ResponseCancel = z.object({
   type: z.literal('response.cancel'),
@@ -131,6 +223,10 @@ export const ClientMessage = z.discriminatedUnion('type', [
   Hello,
   SessionStart,
   InputText,
+  InputPartial,
+  InputAudio,
+  InputAudioCommit,
+  SpeechRenew,
   ResponseCancel,
   SessionStop,
 ]);
@@ -153,6 +249,10 @@ export const ErrorCode = z.enum([
   'session.limit',
   'rate.limited',
   'turn.conflict',
+  /** Voice input asked for, but this server has no speech recognizer (or could not reach it to issue access). */
+  'stt.unavailable',
+  /** The recognizer failed on this utterance: nothing was stored; the next utterance is tried afresh. */
+  'stt.failed',
   'server.internal',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -215,6 +315,45 @@ export type Metrics = z.infer<typeof Metrics>;
 const event = <T extends string, S extends z.core.$ZodShape>(type: T, shape: S) =>
   z.object({ type: z.literal(type), ...shape });
 
+/**
+ * How a voice session's speech becomes text. `transcribe`: the client streams its microphone to
+ * Amazon Transcribe with the `speech.access` the server sends (and renews on `speech.renew`), then
+ * sends the final transcript as `input.text`. `upload`: the client sends each finished utterance as
+ * `input.audio` chunks and `input.audio.commit`; the server transcribes it.
+ */
+export const SpeechInput = z.object({
+  mode: z.enum(['transcribe', 'upload']),
+  /** What the recognizer listens for (`en-US`). */
+  language: z.string(),
+  encoding: z.enum(['pcm', 'ogg-opus']),
+  sampleRate: z.number().check(z.int()),
+});
+export type SpeechInput = z.infer<typeof SpeechInput>;
+
+/**
+ * Short-lived access to Amazon Transcribe streaming for this session, scoped to
+ * StartStreamTranscriptionWebSocket and nothing else. Either open `url` (a presigned WebSocket URL,
+ * until `urlExpiresAt`) or use `credentials` with the AWS SDK (until `expiresAt`). Secrets: never log them.
+ */
+export const SpeechAccess = event('speech.access', {
+  region: z.string(),
+  languageCode: z.string(),
+  encoding: z.enum(['pcm', 'ogg-opus', 'flac']),
+  sampleRate: z.number().check(z.int()),
+  url: z.string(),
+  /** Epoch ms: Transcribe refuses to open `url` after it (a stream already open goes on). */
+  urlExpiresAt: z.number(),
+  credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), sessionToken: z.string() }),
+  /** Epoch ms: the credentials stop working; send `speech.renew` before. */
+  expiresAt: z.number(),
+});
+
+/** What the recognizer heard in an uploaded utterance; empty: nothing was recognized, listen again. */
+export const InputTranscript = event('input.transcript', {
+  turnId: z.string(),
+  text: z.string(),
+});
+
 export const HelloAck = event('hello.ack', { version: z.string() });
 export const SessionStarted = event('session.started', {
   sessionId: uuid,
@@ -225,6 +364,11 @@ export const SessionStarted = event('session.started', {
   node: z.string(),
   /** The audio the server sends: the asked format or the nearest it can make; null for text only. */
   audio: z.nullable(AudioFormat),
+  /**
+   * Answers `session.start { speechInput }`: how this session's speech becomes text, or null when
+   * this server cannot (an `stt.unavailable` error follows). Absent when voice input was not asked for.
+   */
+  speechInput: z.optional(z.nullable(SpeechInput)),
 });
 /** One line of a conversation shown again: what the user said or the bot's whole reply to it. */
 export const HistoryMessage = z.object({
@@ -323,6 +467,8 @@ export const ServerEvent = z.discriminatedUnion('type', [
   HelloAck,
   SessionStarted,
   SessionHistory,
+  SpeechAccess,
+  InputTranscript,
   TurnStarted,
   TextDelta,
   TextDone,
