@@ -179,7 +179,7 @@ describe('parseClientMessage: readable messages', () => {
     [
       'an unknown type',
       { type: 'nope' },
-      "type: Invalid discriminator value. Expected 'hello' | 'session.start' | 'input.text' | 'response.cancel' | 'session.stop'",
+      "type: Invalid discriminator value. Expected 'hello' | 'session.start' | 'input.text' | 'input.partial' | 'input.audio' | 'input.audio.commit' | 'speech.renew' | 'response.cancel' | 'session.stop'",
     ],
     ['an array', [], 'Invalid input: expected object, received array'],
     [
