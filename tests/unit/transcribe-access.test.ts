@@ -206,10 +206,18 @@ describe('transcribeAccess: the presigned URL', () => {
   });
 
   it('expires lifetime seconds after it was issued (default 300 s, shorter on request)', async () => {
-    expect((await access().issue(request)).expiresAt).toBe(NOW + MAX_TRANSCRIBE_URL_LIFETIME_SECONDS * 1000);
+    expect((await access().issue(request)).urlExpiresAt).toBe(NOW + MAX_TRANSCRIBE_URL_LIFETIME_SECONDS * 1000);
     const short = await access(60).issue(request);
-    expect(short.expiresAt).toBe(NOW + 60_000);
+    expect(short.urlExpiresAt).toBe(NOW + 60_000);
     expect(new URL(short.url).searchParams.get('X-Amz-Expires')).toBe('60');
+  });
+
+  it('hands out the assumed credentials (for the SDK) with their STS expiry, never the function\'s own', async () => {
+    const grant = await access().issue(request);
+    expect(grant.credentials).toEqual({ accessKeyId: ASSUMED.AccessKeyId, secretAccessKey: ASSUMED.SecretAccessKey, sessionToken: ASSUMED.SessionToken });
+    expect(grant.expiresAt).toBe(NOW + 900_000);
+    expect(grant.region).toBe('eu-west-1');
+    expect(JSON.stringify(grant)).not.toContain(OWN.secretAccessKey);
   });
 
   it('is signed correctly: the signature agrees with SigV4 computed independently (host with :8443, empty payload, the token signed)', async () => {

@@ -53,11 +53,20 @@ export const TranscribeAccessRequest = z.object({
 });
 export type TranscribeAccessRequest = z.infer<typeof TranscribeAccessRequest>;
 
-/** What the client gets: a URL to open before `expiresAt`, for audio of exactly this shape. */
+/**
+ * What the client gets, for audio of exactly this shape: a URL to open before `urlExpiresAt`, or the
+ * same temporary credentials for the AWS SDK (`@aws-sdk/client-transcribe-streaming`) until
+ * `expiresAt`. Both are secrets: never log them.
+ */
 export const TranscribeGrant = z.object({
-  /** The presigned `wss://` URL; holds a session token and a signature, so it is a secret: never log it. */
+  region: z.string(),
+  /** The presigned `wss://` URL; holds a session token and a signature. */
   url: z.string().startsWith('wss://'),
-  /** Epoch milliseconds after which Transcribe refuses to open the stream (a stream already open goes on). */
+  /** Epoch milliseconds after which Transcribe refuses to open the URL's stream (a stream already open goes on). */
+  urlExpiresAt: z.number().int(),
+  /** The assumed role's credentials: the session policy lets them do nothing but StartStreamTranscriptionWebSocket. */
+  credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), sessionToken: z.string() }),
+  /** Epoch milliseconds when the credentials expire (STS's answer); a client renews before. */
   expiresAt: z.number().int(),
   languageCode: z.string(),
   sampleRate: z.number().int(),
@@ -164,8 +173,11 @@ export function transcribeAccess(options: TranscribeAccessOptions): TranscribeAc
         if (typeof value === 'string') url.searchParams.set(name, value);
       }
       return TranscribeGrant.parse({
+        region: options.region,
         url: url.toString(),
-        expiresAt: issuedAt + lifetimeSeconds * 1000,
+        urlExpiresAt: issuedAt + lifetimeSeconds * 1000,
+        credentials: { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken },
+        expiresAt: c.Expiration ? c.Expiration.getTime() : issuedAt + ASSUMED_ROLE_DURATION_SECONDS * 1000,
         languageCode: request.languageCode,
         sampleRate: request.sampleRate,
         encoding: request.encoding,
