@@ -13,6 +13,12 @@ const here = (file: string): string => new URL(file, import.meta.url).pathname;
 /** The widget's file name wherever it is hosted. */
 export const WIDGET_FILE = 'parley-chat.js';
 
+/**
+ * Live transcription (Amazon Transcribe through the AWS SDK), hosted next to the widget, which
+ * loads it only when a session's speech goes to Transcribe: it is about three times the widget's size.
+ */
+export { TRANSCRIBE_FILE } from './widget/transcribe-loader';
+
 const OPTIONS: BuildOptions = {
   entryPoints: [here('widget/index.ts')],
   bundle: true,
@@ -41,6 +47,19 @@ export async function bundleWidget(): Promise<WidgetBundle> {
 /** The same bundle, synchronously (CDK constructs are built synchronously). */
 export function bundleWidgetSync(): WidgetBundle {
   const result = buildSync(OPTIONS);
+  return bundleOf(result.outputFiles![0]!.contents);
+}
+
+/** The same options, for the lazily loaded live-transcription bundle (TRANSCRIBE_FILE). */
+const TRANSCRIBE_OPTIONS: BuildOptions = { ...OPTIONS, entryPoints: [here('widget/transcribe-entry.ts')] };
+
+export async function bundleTranscribe(): Promise<WidgetBundle> {
+  const result = await build(TRANSCRIBE_OPTIONS);
+  return bundleOf(result.outputFiles![0]!.contents);
+}
+
+export function bundleTranscribeSync(): WidgetBundle {
+  const result = buildSync(TRANSCRIBE_OPTIONS);
   return bundleOf(result.outputFiles![0]!.contents);
 }
 

@@ -1,4 +1,4 @@
-import { EventAssembler, PROTOCOL_VERSION, type ClientMessage, type ServerEvent } from '../../lib/protocol/v1';
+import { EventAssembler, PROTOCOL_VERSION, type ClientMessage, type ServerEvent, type SpeechInputRequest } from '../../lib/protocol/v1';
 import type { AudioFormat } from '../../lib/speech/format';
 import { STALE_SESSION_CODES } from './friendly';
 import type { SessionStore } from './session-store';
@@ -25,6 +25,8 @@ export interface ConnectionOptions {
   store: SessionStore;
   /** The audio to ask for in the next session.start (null: text only). */
   audio: () => AudioFormat | null;
+  /** The voice input to ask for in the next session.start (null: typed input only). */
+  speechInput?: () => SpeechInputRequest | null;
   metadata?: Record<string, string | number | boolean>;
   onEvent: (event: ServerEvent) => void;
   onState: (state: ConnectionState, detail?: { code: string; message: string }) => void;
@@ -169,6 +171,7 @@ export class Connection {
   private start(): void {
     const saved = this.fresh ? null : this.options.store.load();
     const audio = this.options.audio();
+    const speechInput = this.options.speechInput?.() ?? null;
     const metadata = this.options.metadata;
     this.phase = 'starting';
     this.socket?.send(
@@ -176,6 +179,7 @@ export class Connection {
         type: 'session.start',
         ...(saved ? { sessionId: saved.sessionId, resumeToken: saved.resumeToken, history: true } : {}),
         ...(audio ? { audio } : {}),
+        ...(speechInput ? { speechInput } : {}),
         ...(metadata && !saved ? { metadata } : {}),
       } satisfies ClientMessage),
     );

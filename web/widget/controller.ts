@@ -3,13 +3,16 @@ import { AudioPlayer } from './audio-player';
 import { Connection, type ConnectionState } from './connection';
 import { friendly } from './friendly';
 import { listen, type Microphone } from './microphone';
+import { capturePcm } from './pcm-capture';
 import type { SessionStore } from './session-store';
+import { SpeechInput } from './speech-input';
 import type { View } from './view';
 
 /*
  * One widget's conversation: server events to the view, the user's actions to the server, speech
- * to the speakers, and barge-in (the microphone's voice activity, typing, Stop or Esc) to
- * response.cancel with exactly how much of the reply was heard.
+ * to the speakers, the user's speech to the next turn (speech-input.ts), and barge-in (the
+ * microphone's voice activity, typing, Stop or Esc) to response.cancel with exactly how much of
+ * the reply was heard.
  */
 
 export interface ControllerOptions {
@@ -27,6 +30,8 @@ export interface ControllerOptions {
 }
 
 const VOICE_FORMAT = { format: 'pcm', sampleRate: 16000 } as const;
+/** What the microphone captures for voice input: what both recognizers take without conversion. */
+const SPEECH_INPUT = { encoding: 'pcm', sampleRate: 16000 } as const;
 const BLOCKED = 'Tap anywhere in the chat to hear the voice';
 const STATUS: Record<Exclude<ConnectionState, 'ready'>, string> = {
   connecting: 'Connecting…',
@@ -38,6 +43,10 @@ export class Controller {
   private readonly view: View;
   private readonly connection: Connection;
   private readonly player: AudioPlayer;
+  private readonly speech: SpeechInput;
+  private sessionId: string | undefined;
+  /** "Voice input is not available here" was said on this page. */
+  private toldNoSpeechInput = false;
   private bubbles = new Map<string, HTMLElement>();
   /** The turn the bot is answering: Stop cancels it. */
   private runningTurn: string | undefined;
@@ -68,11 +77,21 @@ export class Controller {
       store: options.store,
       metadata: options.metadata,
       audio: () => (this.voice ? VOICE_FORMAT : null),
+      speechInput: () => (this.voice ? SPEECH_INPUT : null),
       onEvent: (event) => this.onEvent(event),
       onState: (state, detail) => this.onConnection(state, detail),
     });
+    this.speech = new SpeechInput({
+      send: (message) => this.connection.send(message),
+      sessionId: () => this.sessionId,
+      events: {
+        heard: (text) => this.view.setHeard(text),
+        submitted: (turnId, text) => this.spoken(turnId, text),
+        notice: (code) => this.view.addNote(friendly(code), code !== 'stt.unavailable'),
+      },
+    });
     this.view.setVoice(this.voice);
-    this.view.setMic({ shown: this.voice, on: false });
+    this.showMic();
   }
 
   start(): void {
@@ -80,6 +99,7 @@ export class Controller {
   }
 
   close(): void {
+    this.speech.close();
     this.connection.close();
     this.player.stop();
     this.mic?.stop();
@@ -124,7 +144,7 @@ export class Controller {
       this.player.stop(); // silent at once; the reply stays on screen
       this.stopMic();
     }
-    this.view.setMic({ shown: this.voice, on: this.mic !== null });
+    this.showMic();
     this.updateStop();
     this.voiceApplied = false;
     this.applyVoiceWhenIdle();
@@ -136,20 +156,26 @@ export class Controller {
     this.micStarting = true;
     this.unlockAudio();
     try {
+      const context = this.player.context();
       this.mic = await listen({
-        context: this.player.context(),
+        context,
         onSpeechStart: () => {
-          this.view.setMic({ shown: true, on: true, hearing: true });
-          // Barge-in: the user speaks while the bot does.
+          this.showMic(true);
+          // Barge-in: the user speaks while the bot does. What they say is still their next input.
           if (this.player.playing) this.interrupt(true);
+          this.speech.speechStart();
         },
-        onSpeechEnd: () => this.view.setMic({ shown: true, on: true }),
+        onSpeechEnd: () => {
+          this.showMic();
+          this.speech.speechEnd();
+        },
+        capture: (source) => capturePcm(context, source, (samples) => this.speech.samples(samples, context.sampleRate)),
       });
-      this.view.setMic({ shown: this.voice, on: true });
+      this.showMic();
     } catch (err) {
       const name = (err as { name?: string }).name;
       this.view.addNote(friendly(name === 'NotAllowedError' || name === 'SecurityError' ? 'microphone.denied' : 'microphone.unavailable'), true);
-      this.view.setMic({ shown: this.voice, on: false });
+      this.showMic();
     } finally {
       this.micStarting = false;
     }
@@ -209,6 +235,10 @@ export class Controller {
     switch (event.type) {
       case 'session.started':
         this.ended = false;
+        this.sessionId = event.sessionId;
+        this.speech.configure(event.speechInput);
+        this.showMic();
+        this.view.setHeard(null);
         this.node = event.node;
         this.speaks = event.audio?.format === 'pcm';
         this.voiceApplied = true;
@@ -225,6 +255,14 @@ export class Controller {
         return;
       case 'session.history':
         return this.showHistory(event.messages, event.earlier);
+      case 'speech.access':
+        return this.speech.access(event);
+      case 'input.transcript':
+        // What the server heard in an uploaded utterance; nothing: no turn follows, listen again.
+        this.view.setHint(null);
+        if (event.text.trim() === '') return;
+        this.view.addMessage('user', event.text);
+        return this.setRunning(event.turnId);
       case 'turn.started':
         this.openTurns.add(event.turnId);
         return;
@@ -275,6 +313,8 @@ export class Controller {
       case 'session.stopped':
         return; // the connection starts the new session
       case 'error':
+        if (event.code === 'stt.unavailable' && !event.turnId) return this.noSpeechInput(event.message);
+        if (event.code === 'stt.failed') this.view.setHeard(null);
         if (event.turnId) {
           this.openTurns.delete(event.turnId);
           if (event.turnId === this.runningTurn) this.setRunning(undefined);
@@ -331,9 +371,38 @@ export class Controller {
   }
 
   private stopMic(): void {
+    this.speech.cancel();
     this.mic?.stop();
     this.mic = null;
-    this.view.setMic({ shown: this.voice, on: false });
+    this.showMic();
+  }
+
+  private showMic(hearing = false): void {
+    this.view.setMic({ shown: this.voice, on: this.mic !== null, hearing, transcribes: this.speech.kind !== null });
+  }
+
+  /** A spoken turn went out: live transcription knows its text, an upload waits for input.transcript. */
+  private spoken(turnId: string, text: string | undefined): void {
+    if (text === undefined) {
+      this.view.setHint('Transcribing', true);
+      return;
+    }
+    this.view.addMessage('user', text);
+    this.setRunning(turnId);
+  }
+
+  /**
+   * No recognizer on this server (or the grant could not be renewed): the microphone still stops
+   * the bot, and says once that it does nothing more.
+   */
+  private noSpeechInput(message: string): void {
+    this.speech.unavailable();
+    this.showMic();
+    this.view.setHeard(null);
+    this.options.dispatch('parley:error', { code: 'stt.unavailable', message });
+    if (this.toldNoSpeechInput) return;
+    this.toldNoSpeechInput = true;
+    this.view.addNote(friendly('stt.unavailable'));
   }
 
   private setRunning(turnId: string | undefined): void {

@@ -17,8 +17,10 @@ const MESSAGES: Partial<Record<ErrorCode | 'connection.lost' | 'microphone.denie
   'protocol.too_large': 'That message is too long. Please shorten it.',
   'protocol.version_unsupported': 'This chat needs an update. Please reload the page.',
   'connection.lost': 'Connection lost. Reconnecting…',
-  'microphone.denied': 'The microphone is blocked. Allow it in the browser to talk over the bot.',
+  'microphone.denied': 'The microphone is blocked. Allow it in the browser to talk to the bot.',
   'microphone.unavailable': 'No microphone was found.',
+  'stt.failed': 'Sorry, I did not catch that. Please say it again.',
+  'stt.unavailable': 'Voice input is not available here: the microphone only stops the bot. Please type.',
 };
 
 const FALLBACK = 'That did not work. Please try again.';

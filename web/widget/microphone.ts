@@ -1,6 +1,7 @@
 /*
- * The microphone for barge-in: getUserMedia into an AnalyserNode, polled on a timer and fed to the
- * energy detector (vad.ts). The microphone is never connected to the speakers.
+ * The microphone: getUserMedia into an AnalyserNode, polled on a timer and fed to the energy
+ * detector (vad.ts), for barge-in and to cut utterances; `capture` taps the same source for voice
+ * input. The microphone is never connected to the speakers.
  */
 import { EnergyVad, type VadOptions } from './vad';
 
@@ -19,6 +20,8 @@ export interface ListenOptions {
   vad?: Partial<VadOptions>;
   /** Default: navigator.mediaDevices.getUserMedia. */
   getUserMedia?: (constraints: MediaStreamConstraints) => Promise<MediaStream>;
+  /** Also hands the microphone's signal to this (voice input); stopped with the microphone. */
+  capture?: (source: AudioNode) => Promise<{ stop(): void }>;
 }
 
 const POLL_MS = 20;
@@ -42,11 +45,13 @@ export async function listen(options: ListenOptions): Promise<Microphone> {
   const stopTracks = () => stream.getTracks().forEach((track) => track.stop());
   let source: MediaStreamAudioSourceNode;
   let analyser: AnalyserNode;
+  let capture: { stop(): void } | undefined;
   try {
     source = context.createMediaStreamSource(stream);
     analyser = context.createAnalyser();
     analyser.fftSize = analyserSize(context.sampleRate);
     source.connect(analyser);
+    capture = await options.capture?.(source);
   } catch (err) {
     stopTracks(); // a microphone left on with nobody listening would keep the recording indicator lit
     throw err;
@@ -78,6 +83,7 @@ export async function listen(options: ListenOptions): Promise<Microphone> {
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
+      capture?.stop();
       source.disconnect();
       analyser.disconnect();
       stopTracks();

@@ -33,6 +33,9 @@ button:focus-visible, textarea:focus-visible { outline: 2px solid var(--accent);
 .bot.interrupted::after { content: " …"; color: var(--muted); }
 .note { align-self: center; color: var(--muted); font-size: .8rem; text-align: center; }
 .note.error { color: #b91c1c; }
+#heard { align-self: flex-end; max-width: 85%; margin: 0 12px 6px auto; padding: 6px 12px; border: 1px dashed var(--accent);
+  border-radius: 16px; border-bottom-right-radius: 4px; font-style: italic; white-space: pre-wrap; overflow-wrap: anywhere; }
+#heard:empty::before { content: "Listening…"; color: var(--muted); }
 #hint { min-height: 1.5em; padding: 0 14px 4px; color: var(--muted); font-size: .85rem; font-style: italic; }
 .dots::after { content: "…"; display: inline-block; width: 1.2em; text-align: left; animation: dots 1.2s steps(4, end) infinite; overflow: hidden; vertical-align: bottom; }
 form { display: flex; align-items: flex-end; gap: 8px; padding: 10px 12px calc(10px + env(safe-area-inset-bottom)); background: #fff; border-top: 1px solid #e5e7eb; }

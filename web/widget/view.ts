@@ -26,6 +26,7 @@ const TEMPLATE = `
     <button id="restart" class="tool" type="button" title="New conversation" aria-label="New conversation">${ICONS.restart}</button>
   </header>
   <div id="log" part="log" role="log" aria-live="polite" aria-label="Conversation"></div>
+  <div id="heard" part="heard" hidden></div>
   <div id="hint" role="status" aria-live="polite"></div>
   <form id="composer" part="composer">
     <textarea id="text" rows="1" autocomplete="off" aria-label="Message" placeholder="Type a message" disabled></textarea>
@@ -129,14 +130,29 @@ export class View {
     button.innerHTML = on ? ICONS.speaker : ICONS.muted;
   }
 
-  /** The microphone button: shown only with voice on; `hearing` while the user's voice is heard. */
-  setMic(state: { shown: boolean; on: boolean; hearing?: boolean }): void {
+  /**
+   * The microphone button: shown only with voice on; `hearing` while the user's voice is heard;
+   * `transcribes` when what the user says becomes their message (else it only stops the bot).
+   */
+  setMic(state: { shown: boolean; on: boolean; hearing?: boolean; transcribes?: boolean }): void {
     const button = this.$('mic');
+    const talk = state.transcribes ? 'talk to the bot' : 'talk over the bot';
     button.hidden = !state.shown;
     button.setAttribute('aria-pressed', String(state.on));
-    button.setAttribute('aria-label', state.on ? 'Microphone on: speaking stops the bot. Turn off' : 'Turn the microphone on to talk over the bot');
+    button.setAttribute('aria-label', state.on ? `Microphone on: ${state.transcribes ? 'speak your message' : 'speaking stops the bot'}. Turn off` : `Turn the microphone on to ${talk}`);
     button.title = state.on ? 'Microphone on' : 'Microphone off';
     button.classList.toggle('hearing', Boolean(state.hearing));
+    this.host.dataset.voiceInput = state.transcribes ? 'on' : 'off';
+  }
+
+  /**
+   * What the user is saying, as it is recognized ('' while only listening); null hides it. Not a
+   * live region: the finished message is read once, as its bubble.
+   */
+  setHeard(text: string | null): void {
+    const heard = this.$('heard');
+    heard.hidden = text === null;
+    heard.textContent = text ?? '';
   }
 
   setEnded(ended: boolean): void {
