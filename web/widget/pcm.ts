@@ -15,8 +15,10 @@ const toInt16 = (x: number): number => {
 
 /**
  * Downsampling averages the input samples each output sample covers (a box filter): a cheap low-pass
- * that keeps most of what lies above the new Nyquist (8 kHz, sibilants and noise) from folding back
- * into the voice band, which plain decimation would do. Upsampling (a context slower than the
+ * (48 to 16 kHz: 12 kHz comes through at a third, 16 kHz not at all) that keeps much of what lies
+ * above the new Nyquist (8 kHz: sibilants, hiss) from folding back into the voice band at full
+ * level, as plain decimation would. The recognizers hear 16 kHz speech, where this is enough; it is
+ * not a resampler for music. Upsampling (a context slower than the
  * session, rare) interpolates linearly. Positions are computed from integer sample counts, so long
  * streams do not drift, and n input samples give round(n · to / from) output samples in total.
  */
