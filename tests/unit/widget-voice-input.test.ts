@@ -214,7 +214,7 @@ describe('SpeechInput: one utterance from the microphone to the server', () => {
     input.speechStart();
     feed(input, 200, 0.3);
     input.speechEnd();
-    expect(sent.at(-1)!.turnId).not.toBe(chunks[0]!.turnId);
+    expect((sent.at(-1) as { turnId: string }).turnId).not.toBe(chunks[0]!.turnId);
   });
 
   it('upload: an utterance longer than one message may carry is sent when full, and the rest of it is not', () => {
