@@ -12,6 +12,8 @@ import { createSynthesizer } from '../lib/speech/tts/configure';
 import type { Synthesizer } from '../lib/speech/tts/port';
 import type { SpeechDeps } from '../lib/session/dispatch';
 import { llmPortsFactory } from '../lib/llm/configure';
+import { transcriberFromEnv } from '../lib/speech/stt/openai-transcriber';
+import { transcribeAccessFromEnv } from '../lib/speech/stt/transcribe-access';
 import { secretsManagerSecret } from '../lib/host/secrets';
 import { authOptionsFromEnv, describeAuth, type AuthOptions } from '../lib/session/auth';
 import { localResumeSecret } from './resume-secret';
@@ -42,12 +44,15 @@ async function main(): Promise<void> {
   const auth: AuthOptions = { ...fromEnv, resumeSecret: fromEnv.resumeSecret ?? localResumeSecret(resolve(env.PARLEY_DATA_DIR)) };
   const log = consoleLog(env.PARLEY_LOG_LEVEL);
   const tracing = await startTracingFromEnv(env, log);
+  // Voice input: your own recognizer (PARLEY_STT_BASE_URL) for uploads; Transcribe when AWS credentials and a role are set.
+  const stt = { transcriber: transcriberFromEnv(env), access: transcribeAccessFromEnv({ ...env, AWS_REGION: process.env.AWS_REGION }) };
   const runtime = await startLocalRuntime({
     tracing: tracing !== undefined,
     map,
     nluModel: nlu.model,
     llm: llmPortsFactory(env)(env.OPENAI_API_KEY),
     speech,
+    stt,
     ...(env.PARLEY_ACTIONS_BASE_URL ? { actionsBaseUrl: env.PARLEY_ACTIONS_BASE_URL } : {}),
     host: env.PARLEY_HOST,
     port: env.PARLEY_PORT,
@@ -78,6 +83,7 @@ async function main(): Promise<void> {
       `  Authentication:        ${describeAuth(auth)}`,
       `  Tracing:               ${tracing ? `OTLP to ${otlpTracesEndpoint()}` : 'off (PARLEY_TRACING=otlp turns it on)'}`,
       `  Speech:                ${!synthesizer ? 'off (text only; PARLEY_TTS)' : synthesizer.provider === 'polly' ? 'Amazon Polly' : 'eSpeak NG, local'}${synthesizer ? ' (the speaker button in the widget turns it on)' : ''}`,
+      `  Voice input:           ${describeStt(stt, env.PARLEY_STT_BASE_URL)}`,
       ``,
       `Press Ctrl+C to stop.`,
       ``,
@@ -90,6 +96,11 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
+}
+
+function describeStt(stt: { transcriber: unknown; access: unknown }, baseUrl: string | undefined): string {
+  const ways = [...(stt.access ? ['Amazon Transcribe, live in the browser'] : []), ...(stt.transcriber ? [`uploads to ${baseUrl}`] : [])];
+  return ways.length ? ways.join('; ') : 'off (set PARLEY_STT_BASE_URL to an OpenAI-compatible recognizer; the microphone still interrupts)';
 }
 
 /** Where the OTLP exporter sends spans, as it reads the standard variables. */

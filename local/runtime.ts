@@ -5,7 +5,7 @@ import { createDisconnectHandler } from '../functions/disconnect/create';
 import { createTurnHandler } from '../functions/turn/create';
 import type { PriceTable } from '../lib/cost/prices';
 import type { DialogueMap } from '../lib/flow/map';
-import { buildTurnDeps } from '../lib/host/deps';
+import { buildTurnDeps, type HostOptions } from '../lib/host/deps';
 import { SDK_CLIENT_DEFAULTS } from '../lib/host/sdk';
 import { powertoolsLog, silentLog, type Log, type RedactOptions } from '../lib/observability/log';
 import { FunctionEnv, readEnv } from '../lib/config/env';
@@ -62,6 +62,8 @@ export interface LocalRuntimeOptions {
   llm?: LlmPorts | undefined;
   /** Speech output: the synthesizer (eSpeak locally), the audio cache, the voices. Without it sessions are text only. */
   speech?: SpeechDeps | undefined;
+  /** Voice input: a recognizer for uploaded utterances (PARLEY_STT_BASE_URL), Transcribe access (PARLEY_TRANSCRIBE_ROLE_ARN). */
+  stt?: HostOptions['stt'];
   /** The session lease's timings (tests shorten them). */
   leaseTiming?: Partial<LeaseTiming>;
   /** Decorate the ports with OpenTelemetry spans; they are recorded once startTracing has run (lib/observability/tracing.ts). */
@@ -113,6 +115,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.ids ? { ids: options.ids } : {}),
       ...(options.speech ? { speech: options.speech } : {}),
+      ...(options.stt ? { stt: options.stt } : {}),
       ...(options.leaseTiming ? { leaseTiming: options.leaseTiming } : {}),
       metrics: logMetricsSink(log),
       ...(options.tracing ? { tracing: true } : {}),

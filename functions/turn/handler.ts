@@ -17,6 +17,8 @@ import { pollySupports } from '../../lib/speech/tts/polly-formats';
 import { voiceFor } from '../../lib/speech/tts/voice';
 import type { SpeechDeps } from '../../lib/session/dispatch';
 import { limitsFromEnv } from '../../lib/session/limits';
+import { transcriberFromEnv } from '../../lib/speech/stt/openai-transcriber';
+import { transcribeAccessFromEnv } from '../../lib/speech/stt/transcribe-access';
 import { createTurnHandler } from './create';
 
 // The map is bundled into the function and compiled once per container, never per turn.
@@ -38,6 +40,13 @@ const speech: SpeechDeps | undefined =
         voiceFor: (language) => voiceFor(map, language, 'polly'),
       };
 
+// Voice input: Transcribe access for live clients (the STS client is made now, cheap; it connects on first use),
+// and an OpenAI-compatible recognizer for uploaded utterances.
+const stt = {
+  access: transcribeAccessFromEnv({ PARLEY_TRANSCRIBE_ROLE_ARN: env.PARLEY_TRANSCRIBE_ROLE_ARN, AWS_REGION: process.env.AWS_REGION }),
+  transcriber: transcriberFromEnv(env),
+};
+
 // PARLEY_TRACING=otlp: the SDK loads while the container initializes; off (the default), nothing loads.
 const tracing = startTracingFromEnv(env, log);
 
@@ -57,6 +66,7 @@ const deps = buildTurnDeps({
   log,
   metrics,
   ...(speech ? { speech } : {}),
+  stt,
 });
 
 const llmFor = llmPortsFactory(env, { log });

@@ -18,6 +18,11 @@ export type ActionOutcome = (
 /** Port: runs a named action of the map with the session's template context. */
 export interface ActionRunner {
   run(name: string, context: TemplateContext): Promise<ActionOutcome>;
+  /**
+   * The action is likely to run soon (a partial transcript points to it): do what can be done
+   * ahead without effects. Never fails; absent: nothing to warm.
+   */
+  warm?(name: string, context: TemplateContext): Promise<void>;
 }
 
 /** What templates see: `{{ session.variables.x }}`, `{{ session.language }}`, `{{ session.node }}`. */

@@ -213,6 +213,19 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
     }
   }
 
+  /*
+   * GET results fetched ahead on a partial transcript (warm), by action and rendered URL. A GET is
+   * safe by HTTP's definition, so asking early changes nothing; the result is used only by the
+   * same request within PREFETCH_TTL_MS, and at most PREFETCH_MAX are kept.
+   */
+  const prefetched = new Map<string, { at: number; outcome: Promise<ActionOutcome> }>();
+  const prefetchKey = (name: string, rendered: RenderedRequest) => `${name} ${rendered.url}`;
+  const takePrefetched = (key: string): Promise<ActionOutcome> | undefined => {
+    const entry = prefetched.get(key);
+    prefetched.delete(key);
+    return entry && performance.now() - entry.at <= PREFETCH_TTL_MS ? entry.outcome : undefined;
+  };
+
   return {
     async run(name: string, context: TemplateContext): Promise<ActionOutcome> {
       const started = performance.now();
@@ -223,12 +236,33 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
         return { ok: false, kind: 'action_failed', detail: `unknown action '${name}'`, ms: elapsed(), attempts: 0 };
       }
       const { request, rendered } = prepare(action, context);
-      const outcome = await send(name, action, request, elapsed);
+      const early = action.method === 'GET' && rendered ? takePrefetched(prefetchKey(name, rendered)) : undefined;
+      const outcome = (await early) ?? (await send(name, action, request, elapsed));
       // Recorded with the outcome, so a replay can answer the same request with the same result.
       return rendered ? { ...outcome, request: rendered } : outcome;
     },
+
+    async warm(name: string, context: TemplateContext): Promise<void> {
+      const action = Object.hasOwn(map.actions, name) ? map.actions[name] : undefined;
+      // Anything but a GET may change something: it runs when the turn runs, never on a guess.
+      if (!action || action.method !== 'GET') return;
+      const { request, rendered } = prepare(action, context);
+      if (typeof request === 'string' || !rendered) return;
+      const key = prefetchKey(name, rendered);
+      const now = performance.now();
+      for (const [k, entry] of prefetched) if (now - entry.at > PREFETCH_TTL_MS) prefetched.delete(k);
+      if (prefetched.has(key)) return;
+      if (prefetched.size >= PREFETCH_MAX) prefetched.delete(prefetched.keys().next().value!);
+      const outcome = send(name, action, request, () => Math.round(performance.now() - now));
+      prefetched.set(key, { at: now, outcome });
+      await outcome;
+    },
   };
 }
+
+/** How long a GET result fetched ahead may stand in for the turn's own request. */
+const PREFETCH_TTL_MS = 10_000;
+const PREFETCH_MAX = 32;
 
 /**
  * The URL and body of an action as its templates render them (URL values URL-encoded, body values

@@ -9,7 +9,14 @@ import type { Checkpoint } from './schema';
 /** What started a turn. */
 export const TurnInput = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('start'), metadata: z.record(z.string(), z.unknown()).optional() }),
-  z.object({ kind: z.literal('text'), text: z.string() }),
+  z.object({
+    kind: z.literal('text'),
+    text: z.string(),
+    /** `speech`: the transcript of what the user said (live on the client, or an uploaded utterance here). */
+    source: z.literal('speech').optional(),
+    /** Speech: who transcribed it and how much audio (the cost ledger's STT seconds). */
+    stt: z.object({ provider: z.string(), audioMs: z.number() }).optional(),
+  }),
   z.object({ kind: z.literal('stop'), reason: z.string() }),
   /** A cancel that came after its turn committed: this record cuts that turn's answer to what was heard. */
   z.object({ kind: z.literal('interrupt'), turnId: z.string(), playedMs: z.number() }),
@@ -107,6 +114,20 @@ export const RecordedEvent = z.discriminatedUnion('type', [
   /** A filler the player added (`neutral`: the looped one), or the cached safe response it played instead of speech. */
   z.object({ type: z.literal('filler'), source: z.string(), neutral: z.boolean(), atMs: z.number() }),
   z.object({ type: z.literal('summary'), folded: z.number(), ok: z.boolean(), atMs: z.number() }),
+  /**
+   * Seed 004: the partial transcripts classified before the final one (`input.partial`). `intent` was
+   * the leader guessed from the last of them; `right` whether the final classification agreed;
+   * `prepared` the items whose audio was rendered early and `used` how many of those the answer played.
+   */
+  z.object({
+    type: z.literal('early_guess'),
+    intent: z.string().nullable(),
+    right: z.boolean(),
+    partials: z.number(),
+    prepared: z.number(),
+    used: z.number(),
+    atMs: z.number(),
+  }),
 ]);
 export type RecordedEvent = z.infer<typeof RecordedEvent>;
 

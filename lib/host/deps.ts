@@ -17,7 +17,9 @@ import type { LlmPorts } from '../runner/llm-turn';
 import { systemClock, type Clock } from '../runner/ports';
 import { createAuth, type AuthOptions } from '../session/auth';
 import { DynamoConnectionStore } from '../session/connections';
-import type { SpeechDeps, TurnDeps } from '../session/dispatch';
+import type { SpeechDeps, SttDeps, TurnDeps } from '../session/dispatch';
+import { EarlyWork } from '../session/early-work';
+import { DynamoUtteranceStore } from '../speech/stt/utterances';
 import type { LeaseTiming } from '../session/turn-lease';
 import { cryptoIds, type Ids } from '../session/ids';
 import { createLimits, NO_LIMITS, type LimitSettings } from '../session/limits';
@@ -40,6 +42,12 @@ export interface HostOptions {
   metrics?: TurnMetricsSink;
   /** Speech output (a synthesizer, the audio cache, voices); without it sessions are text only. */
   speech?: SpeechDeps;
+  /**
+   * Voice input: Transcribe access for live transcription on the client (PARLEY_TRANSCRIBE_ROLE_ARN)
+   * and a recognizer for uploaded utterances (PARLEY_STT_BASE_URL). Without either, a session asking
+   * for voice input gets `stt.unavailable`.
+   */
+  stt?: Omit<SttDeps, 'utterances'>;
   /** The session lease's timings (tests shorten them). */
   leaseTiming?: Partial<LeaseTiming>;
   /** The LLM, when one is configured. */
@@ -130,6 +138,9 @@ function buildPorts(options: HostOptions, clock: Clock): TurnDeps {
     metrics: options.metrics ?? noMetricsSink,
     limits: createLimits(options.limits ?? NO_LIMITS, { client: options.dynamo, tableName: options.tableName, now: () => clock.nowMs() }),
     speech: options.speech,
+    stt: options.stt?.access || options.stt?.transcriber ? { ...options.stt, utterances: new DynamoUtteranceStore(options.dynamo, options.tableName, () => clock.nowMs()) } : undefined,
+    // Only what partial transcripts prepared lives here: this host's memory, bounded, never a conversation's state.
+    early: new EarlyWork({ now: () => clock.nowMs() }),
     leaseTiming: options.leaseTiming,
     cost: {
       prices: options.prices ?? DEFAULT_PRICES,

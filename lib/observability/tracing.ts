@@ -500,6 +500,7 @@ export function tracedSynthesizer(synthesizer: Synthesizer): Synthesizer {
  */
 export function tracedActions(runner: ActionRunner): ActionRunner {
   return {
+    ...(runner.warm ? { warm: runner.warm.bind(runner) } : {}),
     run: (name, templateContext) =>
       traceCall('webhook', { 'parley.action.name': name }, async (span) => {
         const outcome = await runner.run(name, templateContext);

@@ -7,6 +7,7 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import * as z from 'zod';
+import { SpeechInput } from '../protocol/v1';
 import { AudioFormat } from '../speech/format';
 
 /**
@@ -24,6 +25,8 @@ export const ConnectionRecord = z.object({
   sessionId: z.string().optional(),
   /** The audio the session on this connection gets (negotiated at session.start); absent: text only. */
   audio: z.optional(AudioFormat),
+  /** How the session's speech becomes text (negotiated at session.start); absent: typed input only. */
+  speechInput: z.optional(SpeechInput),
   connectedAt: z.string(),
 });
 export type ConnectionRecord = z.infer<typeof ConnectionRecord>;

@@ -13,6 +13,10 @@ import type { TurnCosting } from '../cost/turn';
 import type { AudioCache } from '../speech/audio-cache';
 import type { PlayerTiming } from '../speech/player';
 import type { Synthesizer, Voice } from '../speech/tts/port';
+import type { Transcriber } from '../speech/stt/port';
+import type { TranscribeAccess } from '../speech/stt/transcribe-access';
+import type { UtteranceStore } from '../speech/stt/utterances';
+import type { EarlyWork } from './early-work';
 import type { ConnectionSender } from '../transport/sender';
 import { traceIdFor } from '../checkpoint/trace';
 import type { Auth } from './auth';
@@ -32,6 +36,10 @@ export interface TurnDeps extends Omit<TurnPorts, 'clock'> {
   log: Log;
   /** Speech output; without it every session is text only. */
   speech?: SpeechDeps | undefined;
+  /** Voice input; without a recognizer in it, a session asking for voice input gets `stt.unavailable`. */
+  stt?: SttDeps | undefined;
+  /** Answers prepared from partial transcripts (lib/session/early-work.ts); without it partials are ignored. */
+  early?: EarlyWork | undefined;
   /** Where each turn's t1..t6 go (CloudWatch EMF in Lambda). */
   metrics?: TurnMetricsSink | undefined;
   /** Message rate, turns and session age (lib/session/limits.ts); without it nothing is limited. */
@@ -49,6 +57,30 @@ export interface SpeechDeps {
   voiceFor(language: string): Voice;
   /** Tests shorten the player's waits. */
   timing?: Partial<PlayerTiming>;
+}
+
+/** How a voice session's speech becomes text (lib/session/speech-input.ts). */
+export interface SttDeps {
+  /** Live transcription on the client: short-lived Amazon Transcribe streaming access (PARLEY_TRANSCRIBE_ROLE_ARN). */
+  access?: TranscribeAccess | undefined;
+  /** Finished utterances (`input.audio`): an OpenAI-compatible transcription endpoint (PARLEY_STT_BASE_URL). */
+  transcriber?: Transcriber | undefined;
+  /** Where `input.audio` chunks wait for their commit. */
+  utterances: UtteranceStore;
+}
+
+/** What a spoken turn adds to its text: who transcribed it, and the stages before the server had it. */
+export interface SpokenInput {
+  stt: { provider: string; audioMs: number };
+  stages: SpeechStages;
+}
+
+/** The stages of a spoken turn before its input reached the server (seed 004's t1 and t2). */
+export interface SpeechStages {
+  /** How long before the input's receipt the user's first audio came (t1 = receipt − leadMs). */
+  leadMs: number;
+  /** When the final transcript came, relative to the receipt (negative: before it, on the client). */
+  finalMs: number;
 }
 
 export type RunnableInput = Exclude<TurnInput, { kind: 'interrupt' }>;

@@ -4,7 +4,7 @@ import { meteredDeps } from '../cost/turn';
 import { inSessionTrace } from '../observability/tracing';
 import { ParleyError, toWireError } from '../errors';
 import { parseClientMessage } from '../protocol/parse';
-import { PROTOCOL_VERSION, type ClientMessage } from '../protocol/v1';
+import { PROTOCOL_VERSION, type ClientMessage, type ServerEvent, type SpeechInput, type SpeechInputRequest } from '../protocol/v1';
 import type { AudioFormat } from '../speech/format';
 import { RESUME_TOKEN_HMAC, resumeTokenMatches } from './auth';
 import type { ConnectionRecord } from './connections';
@@ -14,8 +14,10 @@ import { cancelTurn } from './interrupt';
 import { enforceRate } from './limits';
 import { resendMissed, textTurn } from './text-turn';
 import { takeLease } from './turn-lease';
+import { preparePartial } from './early-work';
+import { commitUtterance, liveSpeech, negotiateSpeechInput, renewAccess, speechAccess, speechLanguage, sttUnavailable, storeAudioChunk } from './speech-input';
 
-export type { Inbound, SpeechDeps, TurnDeps } from './context';
+export type { Inbound, SpeechDeps, SttDeps, TurnDeps } from './context';
 
 /**
  * Handles one client message: parse, check the protocol order stored on the connection, act, reply.
@@ -34,12 +36,12 @@ export async function handleClientMessage(deps: TurnDeps, inbound: Inbound): Pro
   const message = parsed.message;
   try {
     // Both reads at once when the client names its session: one DynamoDB round trip less per turn.
-    const named = message.type === 'input.text' ? message.sessionId : undefined;
+    const named = message.type === 'input.text' || message.type === 'input.partial' || message.type === 'input.audio.commit' ? message.sessionId : undefined;
     const head = named ? deps.store.loadHead(named) : undefined;
     head?.catch(() => undefined); // awaited (and its error surfaced) only when it is used
     // The rate bucket is keyed by the connection id API Gateway gives, so it is taken while the
     // connection is read rather than after: no round trip of its own on every message.
-    const rate = enforceRate(deps, inbound.connectionId);
+    const rate = enforceRate(deps, inbound.connectionId, undefined, message.type === 'input.audio' ? AUDIO_CHUNK_WEIGHT : 1);
     rate.catch(() => undefined); // awaited below, once the connection is known to exist
     const connection = await deps.connections.get(inbound.connectionId);
     if (!connection) {
@@ -77,7 +79,18 @@ async function dispatch(ctx: Ctx, message: ClientMessage): Promise<void> {
   const sessionId = ctx.connection.sessionId;
   switch (message.type) {
     case 'input.text':
-      return textTurn(ctx, sessionId, message);
+      if (message.source === 'speech' && !ctx.connection.speechInput) {
+        throw new ParleyError('protocol.order', 'this session did not ask for voice input: send session.start with speechInput first', { turnId: message.turnId });
+      }
+      return textTurn(ctx, sessionId, message, message.source === 'speech' ? liveSpeech(message.speech) : undefined);
+    case 'input.partial':
+      return partial(ctx, sessionId, message);
+    case 'input.audio':
+      return storeAudioChunk(ctx, sessionId, message);
+    case 'input.audio.commit':
+      return commitUtterance(ctx, sessionId, message);
+    case 'speech.renew':
+      return renewAccess(ctx, sessionId);
     case 'response.cancel':
       return cancelTurn(ctx, sessionId, message.turnId, message.playedMs);
     case 'session.stop':
@@ -128,17 +141,22 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
     const head = await deps.store.loadHead(meta.sessionId);
     if (head?.checkpoint.ended) throw new ParleyError('session.ended', 'this session has ended; start a new one');
     const audio = negotiateAudio(deps, message.audio);
-    await updateConnection(ctx, { ...withoutAudio(connection), phase: 'active', sessionId: meta.sessionId, ...(audio ? { audio } : {}) });
+    const speech = openSpeechInput(ctx, meta.sessionId, message.speechInput, speechLanguage(deps, meta.metadata, head?.checkpoint.language ?? undefined));
+    await updateConnection(ctx, { ...withoutMedia(connection), phase: 'active', sessionId: meta.sessionId, ...(audio ? { audio } : {}), ...(speech.input ? { speechInput: speech.input } : {}) });
     sessionLog(ctx.log, meta.sessionId).info('session resumed', { seq: head?.seq ?? null });
-    await sender.send({
-      type: 'session.started',
-      sessionId: meta.sessionId,
-      resumeToken: await deps.auth.resumeToken(meta.sessionId),
-      traceId: traceIdFor(meta.sessionId),
-      resumed: true,
-      node: head?.checkpoint.currentNode ?? deps.map.initial_state,
-      audio,
-    });
+    await sender.sendBatch([
+      {
+        type: 'session.started',
+        sessionId: meta.sessionId,
+        resumeToken: await deps.auth.resumeToken(meta.sessionId),
+        traceId: traceIdFor(meta.sessionId),
+        resumed: true,
+        node: head?.checkpoint.currentNode ?? deps.map.initial_state,
+        audio,
+        ...(message.speechInput ? { speechInput: speech.input } : {}),
+      },
+      ...(await speech.events),
+    ]);
     await resendMissed(ctx, meta.sessionId, { lastTurnId: message.lastTurnId, history: message.history }, head);
     return;
   }
@@ -154,18 +172,23 @@ async function startSession(ctx: Ctx, message: Extract<ClientMessage, { type: 's
     metadata: message.metadata ?? {},
   });
   const audio = negotiateAudio(deps, message.audio);
-  await updateConnection(ctx, { ...withoutAudio(connection), phase: 'active', sessionId, ...(audio ? { audio } : {}) });
+  const speech = openSpeechInput(ctx, sessionId, message.speechInput, speechLanguage(deps, message.metadata, undefined));
+  await updateConnection(ctx, { ...withoutMedia(connection), phase: 'active', sessionId, ...(audio ? { audio } : {}), ...(speech.input ? { speechInput: speech.input } : {}) });
   const log = sessionLog(ctx.log, sessionId);
-  log.info('session started');
-  await sender.send({
-    type: 'session.started',
-    sessionId,
-    resumeToken,
-    traceId: traceIdFor(sessionId),
-    resumed: false,
-    node: deps.map.initial_state,
-    audio,
-  });
+  log.info('session started', { speechInput: speech.input?.mode ?? (message.speechInput ? 'unavailable' : 'off') });
+  await sender.sendBatch([
+    {
+      type: 'session.started',
+      sessionId,
+      resumeToken,
+      traceId: traceIdFor(sessionId),
+      resumed: false,
+      node: deps.map.initial_state,
+      audio,
+      ...(message.speechInput ? { speechInput: speech.input } : {}),
+    },
+    ...(await speech.events),
+  ]);
   // The greeting is turn 0: it is committed like any turn, so the session's first checkpoint exists.
   const greeting = deps.ids.uuid();
   await takeLease(deps.store, sessionId, { at: deps.clock.nowMs(), turnId: greeting }, deps.clock, leaseTiming(deps));
@@ -180,7 +203,7 @@ async function stopSession(ctx: Ctx, sessionId: string, reason: string): Promise
   const head = await deps.store.loadHead(sessionId);
   if (!head?.checkpoint.ended) await executeTurn(ctx, sessionId, head, turnId, { kind: 'stop', reason });
   else await deps.store.endTurn(sessionId, turnId);
-  await updateConnection(ctx, { ...withoutAudio(ctx.connection), phase: 'ready', sessionId: undefined });
+  await updateConnection(ctx, { ...withoutMedia(ctx.connection), phase: 'ready', sessionId: undefined });
   ctx.log.info('session stopped', { reason });
   await ctx.sender.send({ type: 'session.stopped', reason });
 }
@@ -197,10 +220,40 @@ function negotiateAudio(deps: TurnDeps, asked: AudioFormat | undefined): AudioFo
   return synthesizer.supports(pcm) ? pcm : { format: 'pcm', sampleRate: 16000 };
 }
 
-const withoutAudio = (record: ConnectionRecord): ConnectionRecord => {
-  const { audio: _audio, ...rest } = record;
+/** A connection's record without what its last session negotiated (audio out, speech in). */
+const withoutMedia = (record: ConnectionRecord): ConnectionRecord => {
+  const { audio: _audio, speechInput: _speechInput, ...rest } = record;
   return rest;
 };
+
+/**
+ * Voice input for a session being (re)started: what it gets, and the events that follow
+ * session.started (`speech.access` for live transcription, or `stt.unavailable`). The access is
+ * issued while the session is set up, not after it.
+ */
+function openSpeechInput(ctx: Ctx, sessionId: string, asked: SpeechInputRequest | undefined, language: string): { input: SpeechInput | null; events: Promise<ServerEvent[]> } {
+  if (!asked) return { input: null, events: Promise.resolve([]) };
+  const input = negotiateSpeechInput(ctx.deps, asked, language);
+  if (!input) return { input, events: Promise.resolve([sttUnavailable()]) };
+  if (input.mode !== 'transcribe') return { input, events: Promise.resolve([]) };
+  const events = speechAccess(ctx, sessionId, input).then(
+    (access) => [access],
+    (err: unknown) => [{ type: 'error' as const, ...toWireError(err) }],
+  );
+  return { input, events };
+}
+
+/** A partial transcript: early work on the session's head (nothing stored, nothing sent). */
+async function partial(ctx: Ctx, sessionId: string, message: Extract<ClientMessage, { type: 'input.partial' }>): Promise<void> {
+  if (!ctx.connection.speechInput) {
+    throw new ParleyError('protocol.order', 'this session did not ask for voice input: send session.start with speechInput first', { turnId: message.turnId });
+  }
+  const head = ctx.preloaded?.sessionId === sessionId ? await ctx.preloaded.head : await ctx.deps.store.loadHead(sessionId);
+  await preparePartial(ctx, sessionId, message.turnId, message.text, head);
+}
+
+/** Rate tokens an `input.audio` chunk takes: a 30 s utterance (about 92 chunks) costs as much as a dozen messages. */
+const AUDIO_CHUNK_WEIGHT = 1 / 8;
 
 /** After END_CALL the connection stays bound to the ended session until a new one starts. */
 async function boundSessionEnded(ctx: Ctx): Promise<boolean> {

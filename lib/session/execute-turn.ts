@@ -1,5 +1,7 @@
 /* Running one turn: the runner, the player and the outbox together, the lease watch, the commit. */
-import type { TurnRecord } from '../checkpoint/record';
+import type { RecordedEvent, TurnRecord } from '../checkpoint/record';
+import { emptyAudioCache } from '../speech/audio-cache';
+import { withPrepared, type PreparedTurn } from './early-work';
 import { emptyCheckpoint, rememberTurn } from '../checkpoint/schema';
 import { addTurnLines } from '../checkpoint/transcript';
 import { traceIdFor } from '../checkpoint/trace';
@@ -15,7 +17,7 @@ import type { Voice } from '../speech/tts/port';
 import { Outbox } from '../transport/outbox';
 import { handOver } from '../transport/sender';
 import { stopReasonOf, watchTurn } from './cancel-watch';
-import { describe, leaseTiming, round, type Ctx, type RunnableInput, type TurnDeps } from './context';
+import { describe, leaseTiming, round, type Ctx, type RunnableInput, type SpeechStages, type TurnDeps } from './context';
 import { interruptCommitted } from './interrupt';
 
 /**
@@ -27,14 +29,21 @@ import { interruptCommitted } from './interrupt';
  * lease item while it runs and watches it for a cancel; the commit waits for the player, so the
  * stored answer is what was said (cut to what was heard when the client cancelled).
  */
-export async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, input: RunnableInput): Promise<void> {
+export async function executeTurn(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, input: RunnableInput, stages?: SpeechStages): Promise<void> {
   // The turn's span (a no-op with tracing off): everything below, provider calls included, runs inside it.
   const start = { sessionId, turnId, seq: head ? head.seq + 1 : 0, inputKind: input.kind, nodeBefore: head?.checkpoint.currentNode ?? null };
-  await inTurnSpan(start, (span) => runAndCommit(ctx, sessionId, head, turnId, input, span));
+  try {
+    await inTurnSpan(start, (span) => runAndCommit(ctx, sessionId, head, turnId, input, stages, span));
+  } finally {
+    ctx.deps.early?.forget(sessionId, turnId);
+  }
 }
 
-async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, input: RunnableInput, span: TurnSpan): Promise<void> {
+async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, input: RunnableInput, stages: SpeechStages | undefined, span: TurnSpan): Promise<void> {
   const { deps, log } = ctx;
+  // What partial transcripts prepared for this turn, if they guessed on this very checkpoint.
+  const early = deps.early?.peek(sessionId, turnId);
+  const prepared = early && early.baseSeq === (head?.seq ?? null) ? early : undefined;
   const at = () => round(deps.clock.monotonicMs() - ctx.receivedAtMs);
   // Sends are handed to the sender at once (posted in order): when the record is made the sender has
   // counted every message of the turn for its cost ledger, while the last burst is still on its way.
@@ -59,7 +68,7 @@ async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | unde
   const voice = deps.speech?.voiceFor(language);
   // The player also stops when the turn fails: no synthesis or filler loop outlives its turn.
   const failed = new AbortController();
-  const player = newPlayer(deps, { turnId, format: voice ? format : null, voice, language, at, emit, signal: AbortSignal.any([signal, failed.signal]) });
+  const player = newPlayer(deps, { turnId, format: voice ? format : null, voice, language, at, emit, signal: AbortSignal.any([signal, failed.signal]), prepared });
   const t3 = at();
   let t4: number | undefined;
   const turn = runTurn({
@@ -104,6 +113,7 @@ async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | unde
   let { checkpoint: after, events, status } = outcome;
   after = addTurnLines(after, input.kind === 'text' ? input.text : undefined, reply);
   events = [...events, ...report.events];
+  if (prepared) events.push(judgeGuess(prepared, events, at()));
   if (stopped) {
     status = 'cancelled';
     const recorded = events.find((e) => e.type === 'cancelled');
@@ -123,14 +133,20 @@ async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | unde
   }
   // Seed 004: while its speech plays the turn is the bot's; a cancel hands it to the user.
   after = { ...after, turnState: report.spoken.length && !stopped ? 'bot' : 'user' };
-  const usage = { ...outcome.usage, ttsCharacters: outcome.usage.ttsCharacters + report.ttsCharacters };
+  // Early synthesis is this turn's cost whether or not the answer used it; the recognizer's seconds too.
+  const ttsCharacters = report.ttsCharacters + (prepared?.ttsCharacters ?? 0);
+  const sttSeconds = input.kind === 'text' && input.stt ? input.stt.audioMs / 1000 : 0;
+  const usage = { ...outcome.usage, ttsCharacters: outcome.usage.ttsCharacters + ttsCharacters, sttSeconds: outcome.usage.sttSeconds + sttSeconds };
+  // Seed 004's stages count from the user's first audio: a spoken input moves everything by its lead.
+  const lead = stages?.leadMs ?? 0;
+  const shift = (ms: number) => round(ms + lead);
   const stageMetrics = {
     t1: 0,
-    t2: 0,
-    t3,
-    ...(t4 === undefined ? {} : { t4 }),
-    ...(report.firstChunkAtMs === undefined ? {} : { t5: report.firstChunkAtMs }),
-    ...(report.firstSentAtMs === undefined ? {} : { t6: report.firstSentAtMs }),
+    t2: stages ? Math.max(0, shift(stages.finalMs)) : 0,
+    t3: shift(t3),
+    ...(t4 === undefined ? {} : { t4: shift(t4) }),
+    ...(report.firstChunkAtMs === undefined ? {} : { t5: shift(report.firstChunkAtMs) }),
+    ...(report.firstSentAtMs === undefined ? {} : { t6: shift(report.firstSentAtMs) }),
   };
   const seq = head ? head.seq + 1 : 0;
   const draft: TurnRecord = {
@@ -143,7 +159,7 @@ async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | unde
     events,
     usage,
     metrics: { runMs: outcome.runMs, totalMs: at(), ...stageMetrics },
-    checkpoint: rememberTurn({ ...after, usage: { ...after.usage, ttsCharacters: after.usage.ttsCharacters + report.ttsCharacters } }, turnId, seq),
+    checkpoint: rememberTurn({ ...after, usage: { ...after.usage, ttsCharacters: after.usage.ttsCharacters + ttsCharacters, sttSeconds: after.usage.sttSeconds + sttSeconds } }, turnId, seq),
     ...(voice && report.spoken.length ? { speech: { voice, items: report.spoken } } : {}),
   };
   // The last burst is posted first, then the commit is written while it travels: a turn that did
@@ -188,7 +204,7 @@ async function runAndCommit(ctx: Ctx, sessionId: string, head: TurnRecord | unde
 
 function newPlayer(
   deps: TurnDeps,
-  o: { turnId: string; format: AudioFormat | null; voice: Voice | undefined; language: string; at: () => number; emit: (e: ServerEvent) => void; signal: AbortSignal },
+  o: { turnId: string; format: AudioFormat | null; voice: Voice | undefined; language: string; at: () => number; emit: (e: ServerEvent) => void; signal: AbortSignal; prepared: PreparedTurn | undefined },
 ): Player {
   const { map } = deps;
   const neutralKey = map.fillers.neutral;
@@ -198,7 +214,7 @@ function newPlayer(
     format: o.format,
     voice: o.voice ?? { provider: 'none', id: 'none', language: o.language },
     synthesizer: deps.speech?.synthesizer,
-    cache: deps.speech?.cache ?? { get: async () => undefined },
+    cache: withPrepared(deps.speech?.cache ?? emptyAudioCache, o.prepared, deps.early?.waitMs ?? 0),
     neutralFiller: neutralKey && neutralText ? { text: localize(neutralText, o.language, map.language), source: neutralKey } : null,
     maxWaitMs: map.fillers.max_wait_ms,
     safeResponse: map.llm ? { text: localize(map.llm.safe_response, o.language, map.language), source: 'llm:safe_response' } : null,
@@ -209,6 +225,20 @@ function newPlayer(
     signal: o.signal,
     ...(deps.speech?.timing ? { timing: deps.speech.timing } : {}),
   });
+}
+
+/** Seed 004: whether the leader guessed from the partials is what the final input was classified as. */
+function judgeGuess(prepared: PreparedTurn, events: readonly RecordedEvent[], atMs: number): RecordedEvent {
+  const final = events.find((e) => e.type === 'intent');
+  return {
+    type: 'early_guess',
+    intent: prepared.intent,
+    right: final !== undefined && final.intent === prepared.intent,
+    partials: prepared.partials,
+    prepared: prepared.audio.size,
+    used: prepared.used.size,
+    atMs,
+  };
 }
 
 /** How often a running turn reads its lease for a cancel: the barge-in bound is this plus one read (<= 250 ms). */

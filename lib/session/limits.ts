@@ -91,8 +91,8 @@ interface LimitDeps {
 }
 
 /** Takes one token of the connection's bucket; refuses the message with `rate.limited` when there is none. */
-export async function enforceRate(deps: LimitDeps, connectionId: string, turnId?: string): Promise<void> {
-  const decision = await deps.limits?.rate?.take(connectionId);
+export async function enforceRate(deps: LimitDeps, connectionId: string, turnId?: string, weight = 1): Promise<void> {
+  const decision = await deps.limits?.rate?.take(connectionId, weight);
   if (!decision || decision.allowed) return;
   throw new ParleyError('rate.limited', `too many messages on this connection; retry in ${decision.retryAfterMs} ms`, {
     retryAfterMs: decision.retryAfterMs,

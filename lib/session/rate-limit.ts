@@ -34,8 +34,8 @@ export interface RateSettings {
 export type RateDecision = { allowed: true } | { allowed: false; retryAfterMs: number };
 
 export interface RateLimiter {
-  /** Takes one token of the connection's bucket. */
-  take(connectionId: string): Promise<RateDecision>;
+  /** Takes `weight` tokens (default one) of the connection's bucket. */
+  take(connectionId: string, weight?: number): Promise<RateDecision>;
 }
 
 export const intervalMs = (s: RateSettings): number => 1000 / s.perSecond;
@@ -50,10 +50,10 @@ export function tokensAt(tat: number | undefined, nowMs: number, s: RateSettings
  * The pure bucket: one message at `nowMs`. Allowed: the new tat. Refused: when the next token is
  * due (at most one interval away). The DynamoDB limiter below makes the same decision.
  */
-export function takeToken(tat: number | undefined, nowMs: number, s: RateSettings): { allowed: true; tat: number } | { allowed: false; retryAfterMs: number } {
-  const interval = intervalMs(s);
+export function takeToken(tat: number | undefined, nowMs: number, s: RateSettings, weight = 1): { allowed: true; tat: number } | { allowed: false; retryAfterMs: number } {
+  const interval = intervalMs(s) * weight;
   const from = Math.max(tat ?? nowMs, nowMs);
-  const limit = nowMs + (s.burst - 1) * interval;
+  const limit = nowMs + s.burst * intervalMs(s) - interval;
   if (from > limit) return { allowed: false, retryAfterMs: Math.ceil(from - limit) };
   return { allowed: true, tat: from + interval };
 }
@@ -69,12 +69,13 @@ export class DynamoRateLimiter implements RateLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async take(connectionId: string): Promise<RateDecision> {
+  async take(connectionId: string, weight = 1): Promise<RateDecision> {
     const now = this.now();
-    const interval = intervalMs(this.settings);
+    const interval = intervalMs(this.settings) * weight;
+    const full = intervalMs(this.settings) * this.settings.burst;
     const Key = { pk: { S: `RATE#${connectionId}` }, sk: { S: 'RATE' } };
     // tat never moves past now + burst * interval: the item expires an hour after that.
-    const expiresAt = { N: String(Math.ceil((now + this.settings.burst * interval) / 1000) + EXPIRY_MARGIN_SECONDS) };
+    const expiresAt = { N: String(Math.ceil((now + full) / 1000) + EXPIRY_MARGIN_SECONDS) };
     if (
       await this.conditional({
         TableName: this.tableName,
@@ -95,7 +96,7 @@ export class DynamoRateLimiter implements RateLimiter {
         ExpressionAttributeValues: {
           ':i': num(interval),
           ':now': num(now),
-          ':limit': num(now + (this.settings.burst - 1) * interval),
+          ':limit': num(now + full - interval),
           ':e': expiresAt,
         },
       })

@@ -4,15 +4,17 @@ import { emptyCheckpoint, rememberTurn } from '../checkpoint/schema';
 import { addTurnLines } from '../checkpoint/transcript';
 import { ParleyError } from '../errors';
 import type { ClientMessage } from '../protocol/v1';
-import { leaseTiming, round, type Ctx } from './context';
+import { leaseTiming, round, type Ctx, type RunnableInput, type SpokenInput } from './context';
 import { executeTurn } from './execute-turn';
 import { enforceSessionLimits } from './limits';
 import { takeLease } from './turn-lease';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export async function textTurn(ctx: Ctx, sessionId: string, message: Extract<ClientMessage, { type: 'input.text' }>): Promise<void> {
+/** A text turn: typed, or spoken (`spoken`: transcribed live on the client or from an upload here). */
+export async function textTurn(ctx: Ctx, sessionId: string, message: Pick<Extract<ClientMessage, { type: 'input.text' }>, 'turnId' | 'text'>, spoken?: SpokenInput): Promise<void> {
   const { deps } = ctx;
   const arrivedAt = deps.clock.nowMs();
+  const input: Extract<RunnableInput, { kind: 'text' }> = { kind: 'text', text: message.text, ...(spoken ? { source: 'speech', stt: spoken.stt } : {}) };
   // The client's hint counts only when it names the session this connection is bound to.
   let head = ctx.preloaded?.sessionId === sessionId ? await ctx.preloaded.head : await deps.store.loadHead(sessionId);
   // A turn id seen before (a reconnect, a client retry, an async-invoke retry): its stored outcome, not a second run.
@@ -29,12 +31,12 @@ export async function textTurn(ctx: Ctx, sessionId: string, message: Extract<Cli
       if (await resendOutcome(ctx, sessionId, head, message.turnId)) return void (await deps.store.endTurn(sessionId, message.turnId));
       if (head?.checkpoint.ended) throw new ParleyError('session.ended', 'this session has ended; start a new one', { turnId: message.turnId });
     }
-    if (taken.superseded) return await recordSuperseded(ctx, sessionId, head, message.turnId, message.text);
+    if (taken.superseded) return await recordSuperseded(ctx, sessionId, head, message.turnId, input);
   } catch (err) {
     await deps.store.endTurn(sessionId, message.turnId).catch(() => undefined);
     throw err;
   }
-  await executeTurn(ctx, sessionId, head, message.turnId, { kind: 'text', text: message.text });
+  await executeTurn(ctx, sessionId, head, message.turnId, input, spoken?.stages);
 }
 
 /**
@@ -91,8 +93,9 @@ export async function resendOutcome(ctx: Ctx, sessionId: string, head: TurnRecor
  * An input a newer one overtook before it ran: its message is stored (so no message is ever lost
  * or stored twice) and the newer input answers it. Nothing runs for it.
  */
-async function recordSuperseded(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, text: string): Promise<void> {
+async function recordSuperseded(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string, input: Extract<RunnableInput, { kind: 'text' }>): Promise<void> {
   const { deps } = ctx;
+  const { text } = input;
   const seq = head ? head.seq + 1 : 0;
   const before = head?.checkpoint ?? emptyCheckpoint();
   const record: TurnRecord = {
@@ -100,7 +103,7 @@ async function recordSuperseded(ctx: Ctx, sessionId: string, head: TurnRecord | 
     turnId,
     status: 'cancelled',
     createdAt: new Date(deps.clock.nowMs()).toISOString(),
-    input: { kind: 'text', text },
+    input,
     outputs: [],
     events: [{ type: 'cancelled', reason: 'superseded', atMs: 0 }],
     usage: { llm: {}, ttsCharacters: 0, sttSeconds: 0 },
