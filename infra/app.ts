@@ -19,7 +19,20 @@ const openAiSecret: unknown = app.node.tryGetContext('parley:openAiSecret');
 const widgetContext: unknown = app.node.tryGetContext('parley:widget');
 const widget = widgetContext === true || widgetContext === 'true';
 
-const parley = { ...(apiKeys ? { apiKeys } : {}), ...(widget ? { widget } : {}) };
+// Optional voice input: `-c parley:voiceInput=transcribe` (live Amazon Transcribe in the client), and/or
+// `-c parley:speechRecognizer=https://stt.example.com/v1` (your own OpenAI-compatible recognizer for uploads).
+const voiceInputContext: unknown = app.node.tryGetContext('parley:voiceInput');
+if (voiceInputContext !== undefined && voiceInputContext !== 'transcribe' && voiceInputContext !== 'off') {
+  throw new Error(`-c parley:voiceInput must be 'transcribe' or 'off', got ${JSON.stringify(voiceInputContext)}`);
+}
+const recognizerContext: unknown = app.node.tryGetContext('parley:speechRecognizer');
+
+const parley = {
+  ...(apiKeys ? { apiKeys } : {}),
+  ...(widget ? { widget } : {}),
+  ...(voiceInputContext ? { voiceInput: voiceInputContext } : {}),
+  ...(typeof recognizerContext === 'string' && recognizerContext ? { speechRecognizer: { baseUrl: recognizerContext } } : {}),
+};
 
 new ParleyStack(app, 'ParleyStack', {
   ...(typeof openAiSecret === 'string' && openAiSecret ? { openAiSecretName: openAiSecret } : {}),

@@ -144,6 +144,13 @@ export interface ParleyProps {
    */
   readonly voiceInput?: 'transcribe' | 'off';
   /**
+   * Speech input from uploaded utterances (`input.audio`): your own OpenAI-compatible recognizer
+   * (`POST <baseUrl>/audio/transcriptions`, no key), set as `PARLEY_STT_BASE_URL` and
+   * `PARLEY_STT_MODEL` on the turn function. Grants nothing: the function calls it over HTTPS.
+   * @default - none: without it and without `voiceInput`, voice input answers `stt.unavailable`
+   */
+  readonly speechRecognizer?: { readonly baseUrl: string; readonly model?: string };
+  /**
    * OpenTelemetry tracing in the turn function (`PARLEY_TRACING=otlp`; README, Tracing): a span per
    * turn and per provider call, exported over OTLP/HTTP before each invocation returns.
    * `endpoint` is the collector's base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`, `/v1/traces` is added);
@@ -425,6 +432,13 @@ export class Parley extends Construct {
       transcribeRole.grantAssumeRole(this.turnFunction.role!);
       this.turnFunction.addEnvironment('PARLEY_TRANSCRIBE_ROLE_ARN', transcribeRole.roleArn);
       this.transcribeRole = transcribeRole;
+    }
+
+    if (props.speechRecognizer) {
+      const { baseUrl, model } = props.speechRecognizer;
+      if (!/^https?:\/\//.test(baseUrl)) throw new Error(`Parley: speechRecognizer.baseUrl must be an http(s) URL, got ${JSON.stringify(baseUrl)}`);
+      this.turnFunction.addEnvironment('PARLEY_STT_BASE_URL', baseUrl);
+      if (model) this.turnFunction.addEnvironment('PARLEY_STT_MODEL', model);
     }
 
     if (props.widget) {

@@ -687,6 +687,15 @@ describe('voiceInput: transcribe (presigned Transcribe streaming URLs)', () => {
     expect(env(parley.disconnectFunction).PARLEY_TRANSCRIBE_ROLE_ARN).toBeUndefined();
   });
 
+  it('speechRecognizer sets the turn function\'s recognizer variables and grants nothing; a URL that is not http(s) is refused', () => {
+    const { t, s, parley } = synthVoice({ speechRecognizer: { baseUrl: 'https://stt.example.com/v1', model: 'large-v3' } });
+    const env = (fn: NodejsFunction): Json => t.toJSON().Resources[s.getLogicalId(fn.node.defaultChild as CfnFunction)].Properties.Environment.Variables;
+    expect(env(parley.turnFunction)).toMatchObject({ PARLEY_STT_BASE_URL: 'https://stt.example.com/v1', PARLEY_STT_MODEL: 'large-v3' });
+    expect(env(parley.connectFunction).PARLEY_STT_BASE_URL).toBeUndefined();
+    expect(allStatements(t).flatMap((st) => asArray(st.Action)).filter((a) => a.startsWith('transcribe:') || a.startsWith('sts:'))).toEqual([]);
+    expect(() => synthVoice({ speechRecognizer: { baseUrl: 'stt.example.com' } })).toThrow(/must be an http\(s\) URL/);
+  });
+
   it('off by default (and with voiceInput: off): no such role, no transcribe or sts permission, no variable', () => {
     for (const props of [{}, { voiceInput: 'off' as const }]) {
       const { t, s, parley } = synthVoice(props);
