@@ -22,7 +22,8 @@ const widget = widgetContext === true || widgetContext === 'true';
 // Optional voice input: `-c parley:voiceInput=transcribe` (live Amazon Transcribe in the client), and/or
 // `-c parley:speechRecognizer=https://stt.example.com/v1` (your own OpenAI-compatible recognizer for uploads).
 const voiceInputContext: unknown = app.node.tryGetContext('parley:voiceInput');
-if (voiceInputContext !== undefined && voiceInputContext !== 'transcribe' && voiceInputContext !== 'off') {
+const isVoiceInput = (v: unknown): v is 'transcribe' | 'off' => v === 'transcribe' || v === 'off';
+if (voiceInputContext !== undefined && !isVoiceInput(voiceInputContext)) {
   throw new Error(`-c parley:voiceInput must be 'transcribe' or 'off', got ${JSON.stringify(voiceInputContext)}`);
 }
 const recognizerContext: unknown = app.node.tryGetContext('parley:speechRecognizer');
@@ -30,7 +31,7 @@ const recognizerContext: unknown = app.node.tryGetContext('parley:speechRecogniz
 const parley = {
   ...(apiKeys ? { apiKeys } : {}),
   ...(widget ? { widget } : {}),
-  ...(voiceInputContext ? { voiceInput: voiceInputContext } : {}),
+  ...(isVoiceInput(voiceInputContext) ? { voiceInput: voiceInputContext } : {}),
   ...(typeof recognizerContext === 'string' && recognizerContext ? { speechRecognizer: { baseUrl: recognizerContext } } : {}),
 };
 
