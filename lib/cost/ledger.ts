@@ -65,7 +65,13 @@ export function costOf(usage: Usage, prices: PriceTable, options: CostOptions = 
     add('tts', characters, 'character', perMillion === undefined ? undefined : perUnit(perMillion, PER_MILLION), engine);
   }
 
-  add('stt', usage.sttSeconds, 'second', perUnit(prices.stt.perMinute, 60), 'streaming');
+  const sttByProvider = { ...usage.sttSecondsByProvider };
+  const sttUnattributed = usage.sttSeconds - Object.values(sttByProvider).reduce((sum, n) => sum + n, 0);
+  if (sttUnattributed > 1e-9) sttByProvider.transcribe = (sttByProvider.transcribe ?? 0) + sttUnattributed;
+  for (const [provider, seconds] of Object.entries(sttByProvider)) {
+    const perMinute = provider === 'transcribe' ? prices.stt.perMinute : prices.stt.byProvider?.[provider];
+    add('stt', seconds, 'second', perMinute === undefined ? undefined : perUnit(perMinute, 60), provider === 'transcribe' ? 'streaming' : provider);
+  }
 
   const arch = prices.lambda.architecture;
   add('lambda', usage.lambdaGbSeconds, 'GB-second', perUnit(prices.lambda.perGbSecond[arch]), `${arch}${usage.lambdaMs === undefined ? '' : `, ${usage.lambdaMs} ms`}`);

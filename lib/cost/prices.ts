@@ -34,8 +34,11 @@ export const PriceTable = z.strictObject({
   llm: z.record(z.string().min(1), ModelPrice),
   /** Speech synthesis, USD per 1M characters, by engine (Polly's engines; `espeak` is the local synthesizer). */
   tts: z.record(z.string().min(1), usd),
-  /** Speech recognition (Transcribe streaming), USD per minute of audio. */
-  stt: z.strictObject({ perMinute: usd }),
+  /**
+   * Speech recognition, USD per minute of audio: `perMinute` is Amazon Transcribe streaming's (and
+   * what seconds of no known recognizer cost); `byProvider` prices the others (`openai`, `self-hosted`).
+   */
+  stt: z.strictObject({ perMinute: usd, byProvider: z.record(z.string().min(1), usd).optional() }),
   lambda: z.strictObject({
     /** Which architecture the turn function runs on: the stack deploys arm64. */
     architecture: z.enum(['arm64', 'x86_64']),
@@ -70,7 +73,8 @@ export const DEFAULT_PRICES: PriceTable = {
     'gpt-5-nano': { input: 0.05, cachedInput: 0.005, output: 0.4 },
   },
   tts: { standard: 4, neural: 16, generative: 30, 'long-form': 100, espeak: 0 },
-  stt: { perMinute: 0.024 },
+  // Transcribe streaming (per second, 15 s minimum per stream); OpenAI's whisper-1 and gpt-4o-transcribe; your own recognizer: nothing here.
+  stt: { perMinute: 0.024, byProvider: { openai: 0.006, 'self-hosted': 0 } },
   lambda: { architecture: 'arm64', perGbSecond: { arm64: 0.0000133334, x86_64: 0.0000166667 }, perMillionRequests: 0.2 },
   dynamodb: { perMillionReadUnits: 0.125, perMillionWriteUnits: 0.625 },
   apiGateway: { perMillionMessages: 1, perMillionConnectionMinutes: 0.25, messageBytes: 32 * 1024 },

@@ -83,6 +83,7 @@ export function meterTurn(costing: TurnCosting, reading: TurnReading): TurnRecor
   const completed = reading.completes && !sender.gone ? 1 : 0;
   const known: MeteredUsage = {
     ...(engine && draft.usage.ttsCharacters > 0 ? { ttsCharactersByEngine: { [engine]: draft.usage.ttsCharacters } } : {}),
+    ...(draft.input.kind === 'text' && draft.input.stt && draft.usage.sttSeconds > 0 ? { sttSecondsByProvider: { [draft.input.stt.provider]: draft.usage.sttSeconds } } : {}),
     lambdaRequests: 1,
     lambdaMs,
     lambdaGbSeconds: (lambdaMs / 1000) * (costing.memoryMb / 1024),

@@ -3,7 +3,7 @@ import type { Usage } from '../protocol/v1';
 /** The metered fields of Usage (lib/protocol/v1.ts): what the cost ledger needs beyond tokens, characters and seconds. */
 export type MeteredUsage = Pick<
   Usage,
-  'ttsCharactersByEngine' | 'lambdaRequests' | 'lambdaMs' | 'lambdaGbSeconds' | 'dynamoReadUnits' | 'dynamoWriteUnits' | 'dynamoRecordWriteUnits' | 'apiGatewayMessages'
+  'ttsCharactersByEngine' | 'sttSecondsByProvider' | 'lambdaRequests' | 'lambdaMs' | 'lambdaGbSeconds' | 'dynamoReadUnits' | 'dynamoWriteUnits' | 'dynamoRecordWriteUnits' | 'apiGatewayMessages'
 >;
 
 const COUNTERS = ['lambdaRequests', 'lambdaMs', 'lambdaGbSeconds', 'dynamoReadUnits', 'dynamoWriteUnits', 'dynamoRecordWriteUnits', 'apiGatewayMessages'] as const;
@@ -19,11 +19,14 @@ export function addMetered(total: Usage, turn: MeteredUsage): Usage {
     // Rounded: GB-seconds summed over hundreds of turns would otherwise grow a float tail.
     if (more !== undefined) sum[key] = Math.round(((total[key] ?? 0) + more) * 1e9) / 1e9;
   }
-  if (turn.ttsCharactersByEngine) {
-    const engines = { ...total.ttsCharactersByEngine };
-    for (const [engine, n] of Object.entries(turn.ttsCharactersByEngine)) engines[engine] = (engines[engine] ?? 0) + n;
-    sum.ttsCharactersByEngine = engines;
-  }
+  if (turn.ttsCharactersByEngine) sum.ttsCharactersByEngine = addCounts(total.ttsCharactersByEngine, turn.ttsCharactersByEngine);
+  if (turn.sttSecondsByProvider) sum.sttSecondsByProvider = addCounts(total.sttSecondsByProvider, turn.sttSecondsByProvider);
+  return sum;
+}
+
+function addCounts(total: Record<string, number> | undefined, more: Record<string, number>): Record<string, number> {
+  const sum = { ...total };
+  for (const [key, n] of Object.entries(more)) sum[key] = Math.round(((sum[key] ?? 0) + n) * 1e9) / 1e9;
   return sum;
 }
 

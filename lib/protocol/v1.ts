@@ -274,6 +274,8 @@ export const Usage = z.object({
    */
   /** `ttsCharacters` by engine: Polly's (`neural`, `standard`, `generative`, `long-form`) or the local `espeak`. */
   ttsCharactersByEngine: z.optional(z.record(z.string(), z.number())),
+  /** `sttSeconds` by recognizer: `transcribe` (live, on the client), `openai`, or `self-hosted`. */
+  sttSecondsByProvider: z.optional(z.record(z.string(), z.number())),
   /** Lambda invocations that ran the turn, their billed time (1 ms steps) and GB-seconds (time × memory). */
   lambdaRequests: z.optional(z.number()),
   lambdaMs: z.optional(z.number()),

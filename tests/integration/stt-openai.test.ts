@@ -246,7 +246,9 @@ describe('transcriberFromEnv', () => {
 
   it('a self-hosted server: the model from PARLEY_STT_MODEL, no Authorization header without PARLEY_STT_API_KEY (never OPENAI_API_KEY)', async () => {
     const stt = transcriberFromEnv(env({ PARLEY_STT_BASE_URL: fake.baseURL, PARLEY_STT_MODEL: 'gpt-4o-mini-transcribe', OPENAI_API_KEY: API_KEY }))!;
-    expect(stt.provider).toBe('openai');
+    // Named for the ledger: a self-hosted recognizer is priced apart from OpenAI's service.
+    expect(stt.provider).toBe('self-hosted');
+    expect(openAiTranscriber({ model: 'whisper-1', apiKey: API_KEY }).provider).toBe('openai');
     fake.scriptTranscription({ text: 'hi' });
     expect((await stt.transcribe(pcmRequest())).text).toBe('hi');
     expect(only().form!.fields.model).toBe('gpt-4o-mini-transcribe');
@@ -294,7 +296,7 @@ describe('the stt.transcribe span', () => {
     expect(span!.parentSpanContext?.spanId).toBe(turn.spanContext().spanId);
     expect(span!.kind).toBe(SpanKind.CLIENT);
     expect(span!.attributes).toEqual({
-      'parley.stt.provider': 'openai',
+      'parley.stt.provider': 'self-hosted',
       'parley.stt.model': 'whisper-1',
       'parley.stt.format': 'pcm/16000',
       'parley.stt.bytes': 32_000,

@@ -103,7 +103,9 @@ describe('uploaded utterances (the self-hostable path)', () => {
     const completed = events.at(-1) as ServerEventOf<'turn.completed'>;
     expect(completed.type).toBe('turn.completed');
     expect(completed.usage.sttSeconds).toBe(2.5);
-    expect(completed.cost?.lines.find((l) => l.item === 'stt')?.quantity).toBe(2.5);
+    // Priced as a self-hosted recognizer (nothing by default), not as Transcribe.
+    expect(completed.usage.sttSecondsByProvider).toEqual({ 'self-hosted': 2.5 });
+    expect(completed.cost?.lines.filter((l) => l.item === 'stt')).toEqual([expect.objectContaining({ quantity: 2.5, detail: 'self-hosted', usd: 0 })]);
     // t1 is the first audio, 2.9 s before the commit arrived; t2 (the transcript) and the rest follow it.
     expect(completed.metrics.t2).toBeGreaterThanOrEqual(2900);
     expect(completed.metrics.t3).toBeGreaterThanOrEqual(completed.metrics.t2!);
@@ -116,7 +118,7 @@ describe('uploaded utterances (the self-hostable path)', () => {
     expect(request!.form!.fields.language).toBe('en');
 
     const head = await storeOf(runtime).loadHead(c.sessionId!);
-    expect(head?.input).toEqual({ kind: 'text', text: 'I would like a large cappuccino', source: 'speech', stt: { provider: 'openai', audioMs: 2500 } });
+    expect(head?.input).toEqual({ kind: 'text', text: 'I would like a large cappuccino', source: 'speech', stt: { provider: 'self-hosted', audioMs: 2500 } });
     expect(head?.checkpoint.usage.sttSeconds).toBe(2.5);
     // Once read, the chunks are gone.
     expect(await utteranceItems(runtime)).toEqual([]);
@@ -272,6 +274,7 @@ describe('live transcription (Amazon Transcribe on the client)', () => {
     expect(completed.metrics.t2).toBe(1500);
     expect(completed.metrics.t3).toBeGreaterThanOrEqual(1800);
     expect(completed.usage.sttSeconds).toBe(1.7);
+    expect(completed.cost?.lines.filter((l) => l.item === 'stt')).toEqual([expect.objectContaining({ quantity: 1.7, detail: 'streaming', usd: 0.00068 })]);
     const head = await storeOf(runtime).loadHead(c.sessionId!);
     expect(head?.input).toEqual({ kind: 'text', text: 'what is on the menu', source: 'speech', stt: { provider: 'transcribe', audioMs: 1700 } });
   });

@@ -50,6 +50,16 @@ describe('costOf: each line is quantity × the table price, computed by hand her
     expect(line(ledger, 'stt', 'second')).toMatchObject({ quantity: 30, usd: 0.012 }); // 30 s × $0.024/min
   });
 
+  it('prices recognition by who did it: Transcribe streaming, OpenAI, a self-hosted recognizer (free by default), an unknown one unpriced', () => {
+    const spoken = costOf({ ...NO_USAGE, sttSeconds: 150, sttSecondsByProvider: { transcribe: 30, openai: 60, 'self-hosted': 20, 'my-asr': 10 } }, DEFAULT_PRICES);
+    expect(line(spoken, 'stt', 'second', 'streaming')).toMatchObject({ quantity: 30 + 30, usd: 0.024 }); // 30 s attributed + 30 s nobody claimed, × $0.024/min
+    expect(line(spoken, 'stt', 'second', 'openai')).toMatchObject({ quantity: 60, usd: 0.006 }); // 1 min × $0.006
+    expect(line(spoken, 'stt', 'second', 'self-hosted')).toMatchObject({ quantity: 20, usd: 0 });
+    expect(line(spoken, 'stt', 'second', 'my-asr')).toMatchObject({ quantity: 10, usd: 0, unpriced: true });
+    const priced = costOf({ ...NO_USAGE, sttSeconds: 60, sttSecondsByProvider: { 'self-hosted': 60 } }, mergePrices({ stt: { perMinute: 0.024, byProvider: { 'self-hosted': 0.002 } } }));
+    expect(line(priced, 'stt', 'second', 'self-hosted').usd).toBe(0.002);
+  });
+
   it('prices Lambda GB-seconds on the table architecture (arm64, as the stack deploys) and the request', () => {
     const gbs = line(ledger, 'lambda', 'GB-second');
     expect(gbs).toMatchObject({ quantity: 0.0625, unitPrice: 0.0000133334, detail: 'arm64, 250 ms' });

@@ -91,12 +91,15 @@ export function openAiTranscriber(options: OpenAiTranscriberOptions = {}): Trans
       }),
     })));
 
+  // OpenAI's own service bills per minute; a self-hosted recognizer is priced apart (PARLEY_PRICES stt.byProvider).
+  const provider = new URL(options.baseURL ?? DEFAULT_BASE_URL).hostname === 'api.openai.com' ? 'openai' : 'self-hosted';
+
   async function transcribe(request: TranscriptionRequest): Promise<Transcript> {
     const deadline = request.deadline ?? now() + budget;
     const upload = prepare(request);
     const language = isoLanguage(request.language);
     const attributes = {
-      'parley.stt.provider': 'openai',
+      'parley.stt.provider': provider,
       'parley.stt.model': model,
       'parley.stt.format': request.format.encoding === 'pcm' ? `pcm/${request.format.sampleRate}` : 'ogg-opus',
       'parley.stt.bytes': request.audio.byteLength,
@@ -164,7 +167,7 @@ export function openAiTranscriber(options: OpenAiTranscriberOptions = {}): Trans
     });
   }
 
-  return { provider: 'openai', transcribe };
+  return { provider, transcribe };
 }
 
 /**
