@@ -207,7 +207,7 @@ describe('SpeechInput: one utterance from the microphone to the server', () => {
     expect(commit).toMatchObject({ type: 'input.audio.commit', turnId: chunks[0]!.turnId, chunks: chunks.length });
     // The words began when the detector fired minus the 90 ms it needed to hear them.
     expect((commit as { speech: { sinceFirstAudioMs: number } }).speech.sinceFirstAudioMs).toBe(1500 + 90);
-    expect(seen).toEqual([['heard', ['']], ['submitted', [chunks[0]!.turnId, undefined]]]);
+    expect(seen).toEqual([['heard', ['']], ['heard', [null]], ['submitted', [chunks[0]!.turnId, undefined]]]);
 
     // The next utterance is a new turn.
     sent = [];

@@ -45,6 +45,8 @@ export class Controller {
   private readonly player: AudioPlayer;
   private readonly speech: SpeechInput;
   private sessionId: string | undefined;
+  /** session.started said this server has no recognizer (speechInput null). */
+  private speechRefused = false;
   /** "Voice input is not available here" was said on this page. */
   private toldNoSpeechInput = false;
   private bubbles = new Map<string, HTMLElement>();
@@ -237,6 +239,7 @@ export class Controller {
         this.ended = false;
         this.sessionId = event.sessionId;
         this.speech.configure(event.speechInput);
+        this.speechRefused = event.speechInput === null;
         this.showMic();
         this.view.setHeard(null);
         this.node = event.node;
@@ -341,6 +344,7 @@ export class Controller {
     if (this.reason === 'voice') this.view.addNote(this.voice ? 'Voice on: replies are spoken.' : 'Voice off.');
     else if (this.reason !== 'restart' && this.view.hasMessages()) this.view.addNote('Conversation resumed.');
     if (this.voice && !this.speaks) this.view.addNote('Replies cannot be spoken here: text only.');
+    if (this.speechRefused) this.tellNoSpeechInput();
     // Any later drop is a reconnect.
     this.reason = 'reconnect';
   }
@@ -400,6 +404,12 @@ export class Controller {
     this.showMic();
     this.view.setHeard(null);
     this.options.dispatch('parley:error', { code: 'stt.unavailable', message });
+    // The error that follows session.started's null: the session's notes say it (after the history
+    // a resume shows, which would wipe a note made now).
+    if (!this.speechRefused) this.tellNoSpeechInput();
+  }
+
+  private tellNoSpeechInput(): void {
     if (this.toldNoSpeechInput) return;
     this.toldNoSpeechInput = true;
     this.view.addNote(friendly('stt.unavailable'));

@@ -177,6 +177,7 @@ export class SpeechInput {
         return;
       }
     }
+    this.options.events.heard(null);
     this.options.events.submitted(recording.turnId, undefined);
   }
 

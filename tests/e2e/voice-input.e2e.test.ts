@@ -1,0 +1,231 @@
+import { rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
+import { FunctionEnv, readEnv } from '../../lib/config/env';
+import { llmPortsFactory } from '../../lib/llm/configure';
+import { emptyAudioCache } from '../../lib/speech/audio-cache';
+import { openAiTranscriber } from '../../lib/speech/stt/openai-transcriber';
+import { voiceFor } from '../../lib/speech/tts/voice';
+import type { SpeechDeps } from '../../lib/session/dispatch';
+import type { LocalRuntime } from '../../local/runtime';
+import { createEspeakSynthesizer, type EspeakSynthesizer } from '../../local/speech/espeak';
+import { sampleMap, startRuntime } from '../integration/harness';
+import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
+import { AUDIO_TAP_SCRIPT, fakeMicrophone, launchChromium } from './browser';
+import { speechWav, type SpeechWav } from './speech-wav';
+
+/*
+ * Voice input in a real browser: chromium's fake microphone says "I would like a cappuccino" (a
+ * WAV made by the local synthesizer) into the widget, whose detector cuts the utterance, and the
+ * self-hostable `upload` path carries it to the local runtime, which transcribes it with a local
+ * server speaking OpenAI's audio/transcriptions format. A second runtime has no recognizer: there
+ * the microphone only stops the bot. Skipped, with the reason printed, without chromium or the
+ * local synthesizer, except under CI=true, where that fails the run.
+ */
+
+const WAIT = { timeout: 20_000 };
+const SAID = 'I would like a cappuccino';
+const HEARD = 'I would like a cappuccino.';
+const LONG_ANSWER = [
+  'Our beans come from a small farm in the hills of Colombia.',
+  'We buy them green and roast them ourselves every Tuesday morning.',
+  'The roast is medium, so the chocolate and the caramel notes come through.',
+  'Every cup is ground fresh, a few seconds before it is brewed.',
+  'If you like, I can tell you more about our single origin espresso as well.',
+].join(' ');
+
+let wav: SpeechWav | null = null;
+try {
+  // A faint noise bed, as every real microphone has: the detector learns the room from it.
+  wav = await speechWav(SAID, { leadSilenceMs: 1000, noiseDbfs: -60 });
+} catch (err) {
+  if (process.env.CI === 'true') throw err;
+  console.warn(`Skipping the browser voice input tests: no local synthesizer (${(err as Error).message}).`);
+}
+const browser: Browser | null = wav ? await launchChromium(fakeMicrophone(wav.path)) : null;
+
+describe.skipIf(browser === null)('voice input in the chat widget, in chromium', () => {
+  const map = sampleMap();
+  let espeak: EspeakSynthesizer;
+  let openai: FakeOpenAI;
+  /** With a recognizer: session.started says `upload`. */
+  let withStt: LocalRuntime;
+  /** Without: speechInput null and stt.unavailable. */
+  let withoutStt: LocalRuntime;
+  let store: DynamoSessionStore;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    espeak = await createEspeakSynthesizer();
+    openai = await startFakeOpenAI();
+    const env = readEnv(FunctionEnv, { OPENAI_BASE_URL: openai.baseURL, OPENAI_MODEL: 'gpt-test', PARLEY_SAFETY: 'local', PARLEY_LLM_BUDGET_MS: '20000' });
+    const speech: SpeechDeps = { synthesizer: espeak, cache: emptyAudioCache, voiceFor: (language) => voiceFor(map, language, 'espeak') };
+    const llm = llmPortsFactory(env)('test-key');
+    const transcriber = openAiTranscriber({ baseURL: openai.baseURL, model: 'whisper-1', apiKey: 'test' });
+    withStt = await startRuntime({ servePage: true, llm, speech, stt: { transcriber } });
+    withoutStt = await startRuntime({ servePage: true, llm, speech });
+    store = new DynamoSessionStore({ client: withStt.dynamo.client, tableName: withStt.tableName, ttlSeconds: 3600 });
+  });
+
+  // A page left listening would hold the fake microphone: each test's pages close with it.
+  afterEach(async () => {
+    openai.reset();
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await withStt?.close();
+    await withoutStt?.close();
+    await openai?.close();
+    await espeak?.close();
+    if (wav) await rm(dirname(wav.path), { recursive: true, force: true });
+  });
+
+  /** A fresh page (its own localStorage, so its own session), collecting page errors and every client message the widget sends. */
+  async function openPage(runtime: LocalRuntime): Promise<{ page: Page; errors: string[]; sent: () => Promise<Array<{ type: string; [k: string]: unknown }>> }> {
+    const context = await browser!.newContext({ viewport: { width: 440, height: 680 } });
+    contexts.push(context);
+    await context.addInitScript(AUDIO_TAP_SCRIPT);
+    // Every message the widget sends, to see what went over the socket.
+    await context.addInitScript(`(() => {
+      const sent = (window.__sent = []);
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (data) {
+        try { sent.push(JSON.parse(data)); } catch {}
+        return send.call(this, data);
+      };
+    })();`);
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(runtime.httpUrl);
+    const sent = () => page.evaluate(() => (window as unknown as { __sent: Array<{ type: string }> }).__sent);
+    return { page, errors, sent };
+  }
+
+  const bot = (page: Page, text: string | RegExp) => page.locator('parley-chat .msg.bot', { hasText: text }).last();
+  const user = (page: Page, text: string | RegExp) => page.locator('parley-chat .msg.user', { hasText: text }).last();
+
+  /** Turns the voice on (a click: the gesture browsers want before audio) and waits for the spoken session. */
+  async function voiceOn(page: Page): Promise<void> {
+    await bot(page, /welcome to Parley Café/).waitFor(WAIT);
+    await page.locator('parley-chat #voice').click();
+    await page.locator('parley-chat .msg.note', { hasText: 'Voice on' }).waitFor(WAIT);
+  }
+
+  const sessionIdOf = async (page: Page): Promise<string> => {
+    const saved = await page.evaluate(() => Object.entries(localStorage).find(([k]) => k.startsWith('parley:ws'))?.[1]);
+    return (JSON.parse(saved ?? 'null') as { sessionId: string }).sessionId;
+  };
+
+  const nextBargeIn = (page: Page) =>
+    page.evaluate(
+      () =>
+        new Promise<{ turnId: string; playedMs: number; at: number }>((resolve) =>
+          document
+            .querySelector('parley-chat')!
+            .addEventListener('parley:barge-in', (e) => resolve({ ...(e as CustomEvent).detail, at: performance.now() }), { once: true }),
+        ),
+    );
+
+  it('upload: the spoken order is recorded, uploaded, transcribed by the server, shown as the user message, answered and stored', async () => {
+    const { page, errors, sent } = await openPage(withStt);
+    await voiceOn(page);
+    // The session asked for voice input and the server transcribes uploads: the microphone says it takes messages.
+    await expect(page.locator('parley-chat').getAttribute('data-voice-input')).resolves.toBe('on');
+    expect((await sent()).filter((m) => m.type === 'session.start').at(-1)).toMatchObject({ speechInput: { encoding: 'pcm', sampleRate: 16000 } });
+
+    openai.scriptTranscription({ text: HEARD });
+    await page.locator('parley-chat #mic').click();
+    await user(page, HEARD).waitFor(WAIT);
+    // The sample bot takes the order and asks for the size.
+    await bot(page, 'Which size: small, medium or large?').waitFor(WAIT);
+    await expect(page.locator('parley-chat #heard').isHidden()).resolves.toBe(true);
+
+    // One upload, of about the utterance: 16 kHz 16-bit PCM, so 32 bytes a millisecond, from a little
+    // before the speech (the pre-roll) to a little after it (the detector's hangover).
+    const uploads = openai.requestsTo('/v1/audio/transcriptions');
+    expect(uploads).toHaveLength(1);
+    const form = uploads[0]!.form!;
+    expect(form.fields.model).toBe('whisper-1');
+    const [file] = Object.values(form.files);
+    const bytes = file!.bytes;
+    expect(new TextDecoder().decode(bytes.subarray(0, 4))).toBe('RIFF');
+    expect(new DataView(bytes.buffer, bytes.byteOffset).getUint32(24, true)).toBe(16000);
+    const speechMs = wav!.durationMs - wav!.onsetMs;
+    const audioMs = (bytes.length - 44) / 32;
+    console.log(`voice input: uploaded ${audioMs.toFixed(0)} ms of audio for ${speechMs.toFixed(0)} ms of speech`);
+    expect(audioMs).toBeGreaterThan(speechMs - 150);
+    expect(audioMs).toBeLessThan(speechMs + 1500);
+
+    // What the widget sent: chunks within the limits, then the commit naming how many.
+    const messages = await sent();
+    const chunks = messages.filter((m) => m.type === 'input.audio');
+    const commit = messages.find((m) => m.type === 'input.audio.commit');
+    expect(commit).toMatchObject({ chunks: chunks.length, speech: { sinceFirstAudioMs: expect.any(Number) } });
+    expect(chunks.every((c) => c.turnId === commit!.turnId)).toBe(true);
+
+    // The stored turn: the transcript is its input, as speech.
+    const sessionId = await sessionIdOf(page);
+    // The reply goes out before the turn commits.
+    let head = await store.loadHead(sessionId);
+    for (let i = 0; i < 100 && head?.input.kind !== 'text'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      head = await store.loadHead(sessionId);
+    }
+    expect(head!.input).toMatchObject({ kind: 'text', text: HEARD, source: 'speech' });
+    expect(head!.checkpoint.transcript.find((m) => m.role === 'user')?.text).toBe(HEARD);
+    expect(errors).toEqual([]);
+  });
+
+  it('upload: speaking over the bot stops it, and what was said becomes the next message', async () => {
+    const { page, errors } = await openPage(withStt);
+    await voiceOn(page);
+    openai.script({ text: LONG_ANSWER, chunkChars: 8, tokensPerSecond: 80 });
+    await page.locator('parley-chat #text').fill('where do your coffee beans come from?', WAIT);
+    await page.locator('parley-chat #text').press('Enter');
+    await page.waitForFunction(() => (window as unknown as { __sound: { firstAt: number | null } }).__sound.firstAt !== null, undefined, WAIT);
+    const bargeIn = nextBargeIn(page);
+    openai.scriptTranscription({ text: HEARD });
+    await page.locator('parley-chat #mic').click();
+    const barge = await bargeIn;
+    expect(barge.playedMs).toBeGreaterThan(0);
+    await user(page, HEARD).waitFor(WAIT);
+    await bot(page, 'Which size: small, medium or large?').waitFor(WAIT);
+    await expect(page.locator('parley-chat .msg.bot.interrupted').count()).resolves.toBeGreaterThanOrEqual(1);
+    expect(openai.requestsTo('/v1/audio/transcriptions')).toHaveLength(1);
+    expect(errors).toEqual([]);
+  });
+
+  it('no recognizer: the widget shows no transcription, and speaking still stops a long answer (barge-in)', async () => {
+    const { page, errors, sent } = await openPage(withoutStt);
+    await voiceOn(page);
+    openai.script({ text: LONG_ANSWER, chunkChars: 8, tokensPerSecond: 80 });
+    await page.locator('parley-chat #text').fill('where do your coffee beans come from?', WAIT);
+    await page.locator('parley-chat #text').press('Enter');
+    await page.waitForFunction(() => (window as unknown as { __sound: { firstAt: number | null } }).__sound.firstAt !== null, undefined, WAIT);
+    const bargeIn = nextBargeIn(page);
+    await page.locator('parley-chat #mic').click();
+    const barge = await bargeIn;
+    expect(barge.playedMs).toBeGreaterThan(0);
+    await page.waitForTimeout(1000);
+    expect((await page.evaluate(() => (window as unknown as { __sound: { lastAt: number } }).__sound.lastAt))).toBeLessThan(barge.at + 300);
+
+    // Voice input is off: no live text, the microphone says it only stops the bot, nothing was uploaded.
+    await expect(page.locator('parley-chat').getAttribute('data-voice-input')).resolves.toBe('off');
+    await expect(page.locator('parley-chat #heard').isHidden()).resolves.toBe(true);
+    await expect(page.locator('parley-chat #mic').getAttribute('aria-label')).resolves.toContain('speaking stops the bot');
+    await page.waitForTimeout(2500); // the whole utterance has been spoken by now
+    const types = (await sent()).map((m) => m.type);
+    expect(types).toContain('response.cancel');
+    expect(types.filter((t) => t.startsWith('input.audio') || t === 'input.partial')).toEqual([]);
+    expect(openai.requestsTo('/v1/audio/transcriptions')).toHaveLength(0);
+    // The user is told once, in plain words and not as an error.
+    await expect(page.locator('parley-chat .msg.note', { hasText: 'Voice input is not available here' }).count()).resolves.toBe(1);
+    await expect(page.locator('parley-chat .msg.note.error').count()).resolves.toBe(0);
+    expect(errors).toEqual([]);
+  });
+});
