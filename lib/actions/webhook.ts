@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { DialogueMap, Webhook } from '../flow/map';
 import { renderTemplate } from '../flow/template';
 import type { Log } from '../observability/log';
@@ -214,16 +215,24 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
   }
 
   /*
-   * GET results fetched ahead on a partial transcript (warm), by action and rendered URL. A GET is
-   * safe by HTTP's definition, so asking early changes nothing; the result is used only by the
-   * same request within PREFETCH_TTL_MS, and at most PREFETCH_MAX are kept.
+   * GET results fetched ahead on a partial transcript (warm). A GET is safe by HTTP's definition,
+   * so asking early changes nothing; the result answers only the very same request (action, URL
+   * and every rendered header, which may carry one user's credentials: the runner serves every
+   * session of the host) within PREFETCH_TTL_MS, and only when it succeeded. At most PREFETCH_MAX
+   * are kept; the key is a hash, so no header value is held in it.
    */
   const prefetched = new Map<string, { at: number; outcome: Promise<ActionOutcome> }>();
-  const prefetchKey = (name: string, rendered: RenderedRequest) => `${name} ${rendered.url}`;
-  const takePrefetched = (key: string): Promise<ActionOutcome> | undefined => {
+  const prefetchKey = (name: string, request: Request): string => {
+    const headers = [...(request.init.headers as Headers).entries()].sort(([a], [b]) => a.localeCompare(b));
+    return createHash('sha256').update(JSON.stringify([name, request.url.href, headers])).digest('hex');
+  };
+  const takePrefetched = async (key: string): Promise<ActionOutcome | undefined> => {
     const entry = prefetched.get(key);
     prefetched.delete(key);
-    return entry && performance.now() - entry.at <= PREFETCH_TTL_MS ? entry.outcome : undefined;
+    if (!entry || performance.now() - entry.at > PREFETCH_TTL_MS) return undefined;
+    const outcome = await entry.outcome;
+    // A failure ahead of time is not the turn's failure: it tries for itself.
+    return outcome.ok ? outcome : undefined;
   };
 
   return {
@@ -236,8 +245,8 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
         return { ok: false, kind: 'action_failed', detail: `unknown action '${name}'`, ms: elapsed(), attempts: 0 };
       }
       const { request, rendered } = prepare(action, context);
-      const early = action.method === 'GET' && rendered ? takePrefetched(prefetchKey(name, rendered)) : undefined;
-      const outcome = (await early) ?? (await send(name, action, request, elapsed));
+      const early = action.method === 'GET' && typeof request !== 'string' ? await takePrefetched(prefetchKey(name, request)) : undefined;
+      const outcome = early ?? (await send(name, action, request, elapsed));
       // Recorded with the outcome, so a replay can answer the same request with the same result.
       return rendered ? { ...outcome, request: rendered } : outcome;
     },
@@ -246,9 +255,9 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
       const action = Object.hasOwn(map.actions, name) ? map.actions[name] : undefined;
       // Anything but a GET may change something: it runs when the turn runs, never on a guess.
       if (!action || action.method !== 'GET') return;
-      const { request, rendered } = prepare(action, context);
-      if (typeof request === 'string' || !rendered) return;
-      const key = prefetchKey(name, rendered);
+      const { request } = prepare(action, context);
+      if (typeof request === 'string') return;
+      const key = prefetchKey(name, request);
       const now = performance.now();
       for (const [k, entry] of prefetched) if (now - entry.at > PREFETCH_TTL_MS) prefetched.delete(k);
       if (prefetched.has(key)) return;

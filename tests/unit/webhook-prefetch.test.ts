@@ -32,6 +32,8 @@ beforeAll(async () => {
       const answer = () =>
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ n, method: req.method, url: req.url, user: req.headers['x-user'] ?? null }));
       if ((req.url ?? '').startsWith('/slow')) held.push(answer);
+      // The first request to /flaky fails; every later one succeeds.
+      else if ((req.url ?? '').startsWith('/flaky') && seen.filter((s) => s.url.startsWith('/flaky')).length === 1) res.writeHead(503).end('busy');
       else answer();
     });
   });
@@ -208,11 +210,19 @@ describe('webhookRunner.warm', () => {
    * handed to another user's run of the same URL within 10 s, answered with the first user's
    * credentials, without a request of its own.
    */
-  it.fails('a request with other rendered headers (another user\'s credentials) is not answered with the prefetched result', async () => {
+  it('a request with other rendered headers (another user\'s credentials) is not answered with the prefetched result', async () => {
     const runner = webhookRunner(mapWith({ me: action('/me', { headers: { 'x-user': '{{ session.variables.user }}' } }) }));
     await runner.warm!('me', ctx({ user: 'alice' }, 's-alice'));
     const outcome = await runner.run('me', ctx({ user: 'bob' }, 's-bob'));
     expect(resultOf(outcome).user).toBe('bob');
     expect(seen.map((s) => s.headers['x-user'])).toEqual(['alice', 'bob']);
+  });
+
+  it('a prefetch that failed does not stand in for the turn: the turn sends its own request', async () => {
+    const runner = webhookRunner(mapWith({ flaky: action('/flaky') }));
+    await runner.warm!('flaky', ctx());
+    const outcome = await runner.run('flaky', ctx());
+    expect(outcome.ok).toBe(true);
+    expect(seen.map((s) => s.url)).toEqual(['/flaky', '/flaky']);
   });
 });
