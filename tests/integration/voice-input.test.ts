@@ -11,6 +11,7 @@ import { voiceFor } from '../../lib/speech/tts/voice';
 import type { LocalRuntime, LocalRuntimeOptions } from '../../local/runtime';
 import { sampleMap, startRuntime, tableSnapshot, TestClient } from './harness';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
+import { recordFault } from '../support/fault-table';
 
 /*
  * Voice input end to end: the real local gateway, dynalite and handlers, a real WebSocket client.
@@ -140,6 +141,7 @@ describe('uploaded utterances (the self-hostable path)', () => {
     expect(head?.seq).toBe(1);
     expect(head?.input).toEqual({ kind: 'text', text: 'hello there' });
     expect(before.find((i) => i.sk?.S === 'TURN#000000001')).toBeUndefined();
+    recordFault({ area: 'speech input', fault: 'the recognizer hears nothing in an uploaded utterance (blank transcript)', outcome: '`input.transcript` with empty text and nothing after it: no turn, no LLM call, nothing stored; the next input runs as turn 1' });
   });
 
   it('seed 000: a recognizer failure is reported as stt.failed with the turn id, stores nothing, and the next utterance is tried afresh', async () => {
@@ -162,6 +164,7 @@ describe('uploaded utterances (the self-hostable path)', () => {
     const events = await eventsUntil(c, (e) => e.type === 'turn.completed' || e.type === 'error');
     expect(events[0]).toEqual({ type: 'input.transcript', turnId: next, text: 'what is on the menu' });
     expect(events.at(-1)?.type).toBe('turn.completed');
+    recordFault({ area: 'speech input', fault: 'the recognizer refuses an uploaded utterance (HTTP 400)', outcome: '`stt.failed` with the turn id, nothing stored (the table as before); the next utterance is transcribed and answered' });
   });
 
   it('refuses a commit whose chunks did not all arrive, and an utterance over the limit; nothing runs', async () => {
@@ -180,6 +183,7 @@ describe('uploaded utterances (the self-hostable path)', () => {
     expect(await c.next('error', 15_000)).toMatchObject({ code: 'protocol.too_large', turnId: big });
     expect(fake.requestsTo(TRANSCRIPTIONS)).toEqual([]);
     expect(await utteranceItems(runtime)).toEqual([]);
+    recordFault({ area: 'speech input', fault: 'an `input.audio.commit` whose pieces did not all arrive; an utterance over 1 MiB', outcome: '`protocol.invalid_message` naming the missing pieces (after waiting 3 s for late ones); `protocol.too_large`; the recognizer never asked, the pieces deleted' });
   });
 
   it('refuses a chunk that is not base64 or too long, by the protocol', async () => {
@@ -291,6 +295,7 @@ describe('live transcription (Amazon Transcribe on the client)', () => {
     expect(started.speechInput?.mode).toBe('transcribe');
     expect(await c.next('error')).toMatchObject({ code: 'stt.unavailable' });
     await c.until('turn.completed');
+    recordFault({ area: 'speech input', fault: 'STS refuses to issue Transcribe access (AccessDenied) at session.start', outcome: '`session.started`, then `stt.unavailable`; the greeting runs and the session works' });
   });
 });
 
