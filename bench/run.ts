@@ -2,7 +2,8 @@
  * `npm run bench`: per-turn server time through the local gateway and dynalite, Lambda bundle sizes, the chat widget's size,
  * the cold import time of the turn bundle, the NLU (model load, classification), the LLM path and
  * speech latency, what tracing adds to a turn, how fast a recorded replay runs. Prints one JSON document on stdout; progress on stderr.
- * `npm run bench -- --only speech` runs the speech section alone.
+ * `npm run bench -- --only speech` runs the speech section alone; `npm run bench -- --only early` the early work on partial
+ * transcripts (bench/early.ts; add `--tts-first-byte-ms 150` to delay the synthesizer's first chunk as a cloud one's).
  */
 import './env';
 import { dirname, join, resolve } from 'node:path';
@@ -12,6 +13,7 @@ import { machine, machineAtEnd } from './machine';
 import { benchLlm } from './llm';
 import { benchNlu } from './nlu';
 import { benchSpeech } from './speech';
+import { benchEarly } from './early';
 import { progress } from './stats';
 import { benchReplay } from './replay';
 import { benchTracing } from './tracing';
@@ -62,12 +64,25 @@ function speechPass(speech: SpeechResult | { error: string }) {
   };
 }
 
-/** `--only speech`: that section alone, with the machine it ran on. */
+type EarlyResult = Awaited<ReturnType<typeof benchEarly>>;
+
+async function runEarly(): Promise<EarlyResult | { error: string }> {
+  progress('early work on partial transcripts');
+  // `--tts-first-byte-ms 150`: the synthesizer's first chunk delayed as a cloud one's would be (default: eSpeak as it is).
+  const at = process.argv.indexOf('--tts-first-byte-ms');
+  const ttsFirstByteMs = at < 0 ? 0 : Number(process.argv[at + 1]);
+  if (!Number.isFinite(ttsFirstByteMs) || ttsFirstByteMs < 0) throw new Error(`--tts-first-byte-ms takes milliseconds, got '${process.argv[at + 1] ?? ''}'`);
+  return benchEarly(REPO_ROOT, { ttsFirstByteMs }).catch((err: unknown) => ({
+    error: `the early-work benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+  }));
+}
+
+/** `--only speech` / `--only early`: that section alone, with the machine it ran on. */
 function onlySection(argv: readonly string[]): string | undefined {
   const at = argv.indexOf('--only');
   if (at < 0) return undefined;
   const name = argv[at + 1];
-  if (name !== 'speech') throw new Error(`--only takes 'speech' (the one section that runs alone), got '${name ?? ''}'`);
+  if (name !== 'speech' && name !== 'early') throw new Error(`--only takes 'speech' or 'early' (the sections that run alone), got '${name ?? ''}'`);
   return name;
 }
 
@@ -86,6 +101,13 @@ async function main(): Promise<void> {
       machineAtEnd: machineAtEnd(),
       benchWallSeconds: Math.round(performance.now() - startedAt) / 1000,
     };
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+
+  if (only === 'early') {
+    const early = await runEarly();
+    const result = { machine: info, early, machineAtEnd: machineAtEnd(), benchWallSeconds: Math.round(performance.now() - startedAt) / 1000 };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return;
   }
@@ -128,6 +150,8 @@ async function main(): Promise<void> {
 
   const speech = await runSpeech();
 
+  const early = await runEarly();
+
   progress('tracing');
   const tracing = await benchTracing(REPO_ROOT).catch((err: unknown) => ({
     error: `the tracing benchmark failed: ${err instanceof Error ? err.message : String(err)}`,
@@ -160,6 +184,7 @@ async function main(): Promise<void> {
     nlu,
     llm,
     speech,
+    early,
     tracing,
     replay,
     targets: TARGETS,
