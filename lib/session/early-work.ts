@@ -142,11 +142,8 @@ export async function preparePartial(ctx: Ctx, sessionId: string, turnId: string
   // Seed 004: the leader of each partial is remembered; the final classification decides.
   const node = checkpoint.currentNode ?? deps.map.initial_state;
   const guess = await deps.classifier.classify(text, { language, candidates: candidateIntents(deps.map, node) });
-  const settled = prepared.partials > 1 && guess.intent === prepared.intent;
   prepared.intent = guess.intent;
   prepared.leader = guess.leader;
-  // The same guess as the last partial's: its answer is being made already (its text may differ only by a late entity).
-  if (settled && prepared.audio.size >= deps.early!.maxItems) return;
 
   const says: string[] = [];
   const actions: ActionRunner = {
@@ -172,23 +169,36 @@ export async function preparePartial(ctx: Ctx, sessionId: string, turnId: string
   } finally {
     await turn.return(undefined as never).catch(() => undefined);
   }
-  renderAhead(ctx, prepared, says, language);
+  // Awaited: in Lambda nothing runs after the handler returns (the instance is frozen), so the
+  // audio must be made within this message's invocation to be there for the final input.
+  await renderAhead(ctx, prepared, says, language);
 }
 
-/** Starts the audio of the first items of the answer, those not cached already. */
-function renderAhead(ctx: Ctx, prepared: PreparedTurn, says: readonly string[], language: string): void {
+/**
+ * Renders the audio of the first items of the answer, those not rendered for an earlier partial
+ * already (a later partial often differs only by an entity) and not in the audio cache.
+ */
+async function renderAhead(ctx: Ctx, prepared: PreparedTurn, says: readonly string[], language: string): Promise<void> {
   const { deps } = ctx;
   const format = ctx.connection.audio;
   const synthesizer = deps.speech?.synthesizer;
   // MP3 durations are not known without decoding: only PCM audio is rendered ahead.
   if (!format || format.format !== 'pcm' || !synthesizer || !deps.speech) return;
   const voice = deps.speech.voiceFor(language);
+  const started: Array<Promise<unknown>> = [];
   for (const text of says.slice(0, deps.early!.maxItems)) {
     const key = cacheKey(text, voice, format);
-    if (prepared.audio.has(key)) continue;
-    prepared.audio.set(key, render(ctx, prepared, text, voice, format));
+    // A turn's partials together render a bounded number of items: each costs synthesis.
+    if (prepared.audio.has(key) || prepared.audio.size >= deps.early!.maxItems * RENDERS_PER_ITEM) continue;
+    const audio = render(ctx, prepared, text, voice, format);
+    prepared.audio.set(key, audio);
+    started.push(audio);
   }
+  await Promise.all(started);
 }
+
+/** How many times `maxItems` one turn's partials may render in all (each partial's answer may differ). */
+const RENDERS_PER_ITEM = 4;
 
 async function render(ctx: Ctx, prepared: PreparedTurn, text: string, voice: Voice, format: AudioFormat): Promise<CachedAudio | undefined> {
   const speech = ctx.deps.speech!;

@@ -347,6 +347,27 @@ describe('early work on partial transcripts (seed 004)', () => {
     expect(head?.usage.ttsCharacters).toBe(synth.texts.slice(greeted).join('').length);
   });
 
+  it('partials word by word: each one that adds a detail renders its answer too, so the final words are ready (regression)', async () => {
+    const synth = slowSynthesizer(30);
+    const runtime = await speechRuntime(synth);
+    const c = await client(runtime);
+    await c.open(audioStart);
+    const turnId = crypto.randomUUID();
+    const words = ["I'd", 'like', 'a', 'large', 'cappuccino', 'with', 'oat', 'milk'];
+    for (let n = 1; n <= words.length; n++) {
+      c.send({ type: 'input.partial', turnId, sessionId: c.sessionId, text: words.slice(0, n).join(' ') });
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await waitFor(() => synth.texts.some((t) => /oat milk/.test(t)));
+    c.send({ type: 'input.text', turnId, sessionId: c.sessionId, text: words.join(' '), source: 'speech', speech: { sinceFirstAudioMs: 2000 } });
+    await c.until('turn.completed');
+    // The sentence with every detail was made once, ahead, and the answer played it.
+    expect(synth.texts.filter((t) => /large cappuccino with oat milk/.test(t))).toHaveLength(1);
+    const head = await storeOf(runtime).loadHead(c.sessionId!);
+    expect(head?.events.find((e) => e.type === 'early_guess')).toMatchObject({ intent: 'order_drink', right: true, partials: words.length });
+    expect((head?.events.find((e) => e.type === 'early_guess') as { used: number }).used).toBeGreaterThan(0);
+  });
+
   it('a wrong guess: the final input decides, the prepared audio is dropped, and its synthesis is billed to the turn', async () => {
     const synth = slowSynthesizer(20);
     const runtime = await speechRuntime(synth);
