@@ -1,7 +1,8 @@
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page, WebSocketRoute } from 'playwright-core';
 import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { FunctionEnv, readEnv } from '../../lib/config/env';
 import { llmPortsFactory } from '../../lib/llm/configure';
@@ -15,6 +16,7 @@ import { sampleMap, startRuntime } from '../integration/harness';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
 import { AUDIO_TAP_SCRIPT, fakeMicrophone, launchChromium } from './browser';
 import { speechWav, type SpeechWav } from './speech-wav';
+import { PRE_ROLL_MS } from '../../web/widget/speech-input';
 
 /*
  * Voice input in a real browser: chromium's fake microphone says "I would like a cappuccino" (a
@@ -35,6 +37,43 @@ const LONG_ANSWER = [
   'Every cup is ground fresh, a few seconds before it is brewed.',
   'If you like, I can tell you more about our single origin espresso as well.',
 ].join(' ');
+
+/**
+ * Amazon Transcribe's WebSocket frames are AWS event stream messages: a prelude (total length,
+ * headers length, CRC), headers, the payload and a CRC. The client's audio comes as an AudioEvent
+ * message whose payload is the PCM (wrapped once more in a signed message, when signed per chunk).
+ */
+function eventPayload(message: Buffer): Buffer {
+  if (message.length < 16) return Buffer.alloc(0); // not a message: an empty frame ends the stream
+  const payload = message.subarray(12 + message.readUInt32BE(4), message.readUInt32BE(0) - 4);
+  const nested = payload.length >= 16 && payload.readUInt32BE(0) === payload.length && crc32(payload.subarray(0, 8)) === payload.readUInt32BE(8);
+  return nested ? eventPayload(payload) : payload;
+}
+
+/** A Transcribe `TranscriptEvent` message carrying `results`. */
+function transcriptEvent(results: unknown[]): Buffer {
+  const header = (name: string, value: string) => {
+    const n = Buffer.from(name);
+    const v = Buffer.from(value);
+    const out = Buffer.alloc(1 + n.length + 1 + 2 + v.length);
+    out.writeUInt8(n.length, 0);
+    n.copy(out, 1);
+    out.writeUInt8(7, 1 + n.length); // a string
+    out.writeUInt16BE(v.length, 2 + n.length);
+    v.copy(out, 4 + n.length);
+    return out;
+  };
+  const headers = Buffer.concat([header(':message-type', 'event'), header(':event-type', 'TranscriptEvent'), header(':content-type', 'application/json')]);
+  const payload = Buffer.from(JSON.stringify({ Transcript: { Results: results } }));
+  const message = Buffer.alloc(12 + headers.length + payload.length + 4);
+  message.writeUInt32BE(message.length, 0);
+  message.writeUInt32BE(headers.length, 4);
+  message.writeUInt32BE(crc32(message.subarray(0, 8)), 8);
+  headers.copy(message, 12);
+  payload.copy(message, 12 + headers.length);
+  message.writeUInt32BE(crc32(message.subarray(0, message.length - 4)), message.length - 4);
+  return message;
+}
 
 let wav: SpeechWav | null = null;
 try {
@@ -133,6 +172,8 @@ describe.skipIf(browser === null)('voice input in the chat widget, in chromium',
 
   it('upload: the spoken order is recorded, uploaded, transcribed by the server, shown as the user message, answered and stored', async () => {
     const { page, errors, sent } = await openPage(withStt);
+    const scripts: string[] = [];
+    page.on('request', (r) => void (r.resourceType() === 'script' && scripts.push(new URL(r.url()).pathname)));
     await voiceOn(page);
     // The session asked for voice input and the server transcribes uploads: the microphone says it takes messages.
     await expect(page.locator('parley-chat').getAttribute('data-voice-input')).resolves.toBe('on');
@@ -178,6 +219,8 @@ describe.skipIf(browser === null)('voice input in the chat widget, in chromium',
     }
     expect(head!.input).toMatchObject({ kind: 'text', text: HEARD, source: 'speech' });
     expect(head!.checkpoint.transcript.find((m) => m.role === 'user')?.text).toBe(HEARD);
+    // Uploading needs no AWS SDK: the live-transcription bundle was never fetched.
+    expect(scripts).not.toContain('/parley-transcribe.js');
     expect(errors).toEqual([]);
   });
 
@@ -197,6 +240,104 @@ describe.skipIf(browser === null)('voice input in the chat widget, in chromium',
     await bot(page, 'Which size: small, medium or large?').waitFor(WAIT);
     await expect(page.locator('parley-chat .msg.bot.interrupted').count()).resolves.toBeGreaterThanOrEqual(1);
     expect(openai.requestsTo('/v1/audio/transcriptions')).toHaveLength(1);
+    expect(errors).toEqual([]);
+  });
+
+  it('transcribe: loads the live bundle on demand, streams the utterance to Amazon Transcribe with the grant, shows the words live, sends the final as input.text', async () => {
+    const context = await browser!.newContext({ viewport: { width: 440, height: 680 } });
+    contexts.push(context);
+    const grant = {
+      type: 'speech.access', region: 'us-east-1', languageCode: 'en-US', encoding: 'pcm', sampleRate: 16000,
+      url: 'wss://transcribestreaming.us-east-1.amazonaws.com:8443/stream-transcription-websocket?X-Amz-Signature=unused',
+      urlExpiresAt: Date.now() + 300_000,
+      credentials: { accessKeyId: 'ASIAFAKEFORTESTS', secretAccessKey: 'fake-secret', sessionToken: 'fake-session-token' },
+      expiresAt: Date.now() + 900_000,
+    };
+    // This server transcribes uploads; between it and the page, its sessions are made to say `transcribe`
+    // and to hand out a grant, as a server with Transcribe access does.
+    const clientSent: Array<{ type: string; [k: string]: unknown }> = [];
+    const port = new URL(withStt.wsUrl).port;
+    await context.routeWebSocket((url) => url.port === port, (ws: WebSocketRoute) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => {
+        clientSent.push(JSON.parse(String(m)));
+        server.send(m);
+      });
+      server.onMessage((m) => {
+        const parsed = JSON.parse(String(m)) as unknown;
+        const events = (Array.isArray(parsed) ? parsed : [parsed]).flatMap((e: { type: string; speechInput?: unknown; code?: string }) =>
+          e.type === 'session.started' && e.speechInput !== undefined
+            ? [{ ...e, speechInput: { mode: 'transcribe', language: 'en-US', encoding: 'pcm', sampleRate: 16000 } }, grant]
+            : [e],
+        );
+        ws.send(JSON.stringify(events));
+      });
+    });
+    // Amazon Transcribe: gets the audio, answers a partial while it streams and the final when the speech is over.
+    const speechMs = wav!.durationMs - wav!.onsetMs;
+    const streams: Array<{ url: string; audioBytes: number }> = [];
+    await context.routeWebSocket(/transcribestreaming\.us-east-1\.amazonaws\.com/, (ws: WebSocketRoute) => {
+      const stream = { url: ws.url(), audioBytes: 0 };
+      streams.push(stream);
+      let partialSent = false;
+      let finalSent = false;
+      ws.onMessage((m) => {
+        const audio = eventPayload(Buffer.from(m as Buffer));
+        stream.audioBytes += audio.length;
+        if (audio.length === 0 || finalSent) return; // an empty frame: the client ended the audio
+        if (!partialSent && stream.audioBytes > 16_000) {
+          partialSent = true;
+          const items = ['I', 'would', 'like'].map((w, i) => ({ Content: w, Type: 'pronunciation', Stable: i < 2 }));
+          ws.send(transcriptEvent([{ ResultId: 'r1', IsPartial: true, Alternatives: [{ Transcript: 'I would like', Items: items }] }]));
+        }
+        // Like Transcribe, the segment is finished a little after the speech: (pre-roll +) speech + 300 ms of audio.
+        if (stream.audioBytes / 32 >= PRE_ROLL_MS + speechMs + 300) {
+          finalSent = true;
+          ws.send(transcriptEvent([{ ResultId: 'r1', IsPartial: false, Alternatives: [{ Transcript: HEARD }] }]));
+        }
+      });
+    });
+    await context.addInitScript(AUDIO_TAP_SCRIPT);
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const scripts: string[] = [];
+    page.on('request', (r) => void (r.resourceType() === 'script' && scripts.push(new URL(r.url()).pathname)));
+    await page.goto(withStt.httpUrl);
+    await voiceOn(page);
+    await page.waitForFunction(() => document.querySelector('parley-chat')?.getAttribute('data-voice-input') === 'on', undefined, WAIT);
+    // Loaded once the session said `transcribe`, from next to the widget's own script.
+    await expect.poll(() => scripts).toContain('/parley-transcribe.js');
+
+    await page.locator('parley-chat #mic').click();
+    await page.locator('parley-chat #heard', { hasText: 'I would like' }).waitFor(WAIT);
+    await user(page, HEARD).waitFor(WAIT);
+    await bot(page, 'Which size: small, medium or large?').waitFor(WAIT);
+    await expect(page.locator('parley-chat #heard').isHidden()).resolves.toBe(true);
+
+    // The stream was opened with the grant: its region, credentials (presigned), language, encoding and rate.
+    expect(streams).toHaveLength(1);
+    const url = new URL(streams[0]!.url);
+    expect(url.host).toBe('transcribestreaming.us-east-1.amazonaws.com:8443');
+    expect(url.searchParams.get('X-Amz-Credential')).toMatch(/^ASIAFAKEFORTESTS\/\d{8}\/us-east-1\/transcribe\/aws4_request$/);
+    expect(url.searchParams.get('X-Amz-Security-Token')).toBe('fake-session-token');
+    expect(url.searchParams.get('language-code')).toBe('en-US');
+    expect(url.searchParams.get('media-encoding')).toBe('pcm');
+    expect(url.searchParams.get('sample-rate')).toBe('16000');
+    // About the utterance, at 32 bytes a millisecond: the audio ended once the final had come.
+    expect(streams[0]!.audioBytes / 32).toBeGreaterThan(speechMs - 150);
+    expect(streams[0]!.audioBytes / 32).toBeLessThan(speechMs + 1500);
+
+    // The server got the stable words early, then the final transcript as speech with its timings.
+    const partials = clientSent.filter((m) => m.type === 'input.partial');
+    const input = clientSent.find((m) => m.type === 'input.text' && m.source === 'speech');
+    expect(partials.map((p) => p.text)).toEqual(['I would']);
+    expect(input).toMatchObject({ text: HEARD, turnId: partials[0]!.turnId, speech: { sinceFirstAudioMs: expect.any(Number), sinceFinalMs: expect.any(Number), audioMs: expect.any(Number) } });
+    const speech = input!.speech as { sinceFirstAudioMs: number; audioMs: number };
+    expect(speech.audioMs).toBe(Math.round(streams[0]!.audioBytes / 32));
+    expect(speech.sinceFirstAudioMs).toBeGreaterThan(speechMs - 300);
+    expect(clientSent.filter((m) => m.type.startsWith('input.audio'))).toEqual([]);
+    expect(openai.requestsTo('/v1/audio/transcriptions')).toHaveLength(0);
     expect(errors).toEqual([]);
   });
 

@@ -7,8 +7,8 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ClientMessage, type ServerEventOf } from '../../lib/protocol/v1';
-import { liveTranscriber, type LiveTranscriberOptions } from '../../web/widget/transcribe-live';
-import { AudioQueue } from '../../web/widget/utterance-audio';
+import { FINAL_WAIT_MS, liveTranscriber, type LiveTranscriberOptions } from '../../web/widget/transcribe-live';
+import { LiveAudio } from '../../web/widget/utterance-audio';
 
 /*
  * The widget's live transcription (web/widget/transcribe-live.ts) against a mocked Transcribe
@@ -88,13 +88,20 @@ function harness() {
   };
 }
 
-/** An utterance of `chunks` chunks of 100 ms of 16 kHz PCM, already ended. */
-function utterance(startedAt: number, chunks = 3): { audio: AudioQueue; startedAt: number } {
-  const audio = new AudioQueue();
+/**
+ * An utterance of `chunks` chunks of 100 ms of 16 kHz PCM, its audio complete (the fake reads it all
+ * before it answers); the user has paused unless `speaking`.
+ */
+function utterance(startedAt: number, chunks = 3, speaking = false): { audio: LiveAudio; startedAt: number } {
+  const audio = new LiveAudio();
   for (let i = 0; i < chunks; i++) audio.push(new Uint8Array(3200).fill(i + 1));
+  audio.setSpeaking(speaking);
   audio.end();
   return { audio, startedAt };
 }
+
+/** 100 ms of 16 kHz PCM. */
+const chunk = () => new Uint8Array(3200);
 
 /** The fake Transcribe: reads the whole audio stream (as the service does), then yields `events`, running `between` before each. */
 function streams(events: TranscriptResultStream[], between: (index: number) => void = () => {}, audioSeen: Uint8Array[] = []) {
@@ -188,14 +195,102 @@ describe('live transcription through Amazon Transcribe', () => {
   it('joins the final segments of a long utterance, and times sinceFinalMs from the last one', async () => {
     const h = harness();
     const events = [final('r1', 'One espresso.'), partial('r2', 'And a', words(1, 'And', 'a')), final('r2', 'And a croissant.')];
-    transcribe.on(StartStreamTranscriptionCommand).callsFake(streams(events, () => h.advance(100)));
-    const run = liveTranscriber(h.options).transcribe(utterance(0));
+    const u = utterance(0, 3, true);
+    transcribe.on(StartStreamTranscriptionCommand).callsFake(
+      streams(events, (i) => {
+        h.advance(100);
+        if (i === 2) u.audio.setSpeaking(false);
+      }),
+    );
+    const run = liveTranscriber(h.options).transcribe(u);
     await vi.waitFor(() => expect(h.finals).toHaveLength(1));
     await run;
     // The stable text carries the finished segment before the partial's stable words.
     expect(ofType(h.sent, 'input.partial').map((p) => p.text)).toEqual(['One espresso.']);
     expect(h.shown).toEqual(['One espresso.', 'One espresso. And a', 'One espresso. And a croissant.']);
     expect(ofType(h.sent, 'input.text')[0]).toMatchObject({ text: 'One espresso. And a croissant.', speech: { sinceFirstAudioMs: 300, sinceFinalMs: 0 } });
+  });
+
+  it('the audio goes on through the pause until Transcribe has finished the last segment, then ends (what arrives on a closing socket is lost)', async () => {
+    const h = harness();
+    const audio = new LiveAudio();
+    audio.push(chunk());
+    let streamed = 0;
+    transcribe.on(StartStreamTranscriptionCommand).callsFake(async (input: StartStreamTranscriptionCommandInput) => {
+      const reader = input.AudioStream![Symbol.asyncIterator]();
+      async function* results(): AsyncGenerator<TranscriptResultStream> {
+        await reader.next();
+        streamed += 1;
+        yield partial('r1', 'Two', words(0, 'Two'));
+        // The user pauses; the audio still flows while Transcribe finishes the segment.
+        audio.setSpeaking(false);
+        audio.push(chunk());
+        await reader.next();
+        streamed += 1;
+        expect(audio.done).toBe(false);
+        yield final('r1', 'Two lattes.');
+        // The transcriber ends the audio as soon as it has the final: the reader sees the end.
+        expect(audio.done).toBe(true);
+        expect((await reader.next()).done).toBe(true);
+      }
+      return { TranscriptResultStream: results() };
+    });
+    await liveTranscriber(h.options).transcribe({ audio, startedAt: 0 });
+    expect(streamed).toBe(2);
+    expect(ofType(h.sent, 'input.text').map((m) => m.text)).toEqual(['Two lattes.']);
+    // The final is not sent twice, as a partial first.
+    expect(ofType(h.sent, 'input.partial')).toEqual([]);
+  });
+
+  it('a final while the user still speaks does not end the utterance; speaking on after a pause keeps it open', async () => {
+    const h = harness();
+    const audio = new LiveAudio();
+    transcribe.on(StartStreamTranscriptionCommand).callsFake(async (input: StartStreamTranscriptionCommandInput) => {
+      const reader = input.AudioStream![Symbol.asyncIterator]();
+      async function* results(): AsyncGenerator<TranscriptResultStream> {
+        audio.push(chunk());
+        await reader.next();
+        yield final('r1', 'One espresso.');
+        expect(audio.done).toBe(false);
+        yield partial('r2', 'And a', words(1, 'And', 'a'));
+        // A pause while a segment is unfinished waits for it; speaking again before the wait ran out goes on.
+        audio.setSpeaking(false);
+        h.advance(FINAL_WAIT_MS - 100);
+        audio.setSpeaking(true);
+        h.advance(FINAL_WAIT_MS);
+        expect(audio.done).toBe(false);
+        audio.setSpeaking(false);
+        yield final('r2', 'And a croissant.');
+        expect(audio.done).toBe(true);
+      }
+      return { TranscriptResultStream: results() };
+    });
+    await liveTranscriber(h.options).transcribe({ audio, startedAt: 0 });
+    // The held stable text went out while the user paused, 400 ms after the last one.
+    expect(ofType(h.sent, 'input.partial').map((m) => m.text)).toEqual(['One espresso.', 'One espresso. And']);
+    expect(ofType(h.sent, 'input.text').map((m) => m.text)).toEqual(['One espresso. And a croissant.']);
+  });
+
+  it(`no final within ${FINAL_WAIT_MS} ms of the pause: the words heard so far are sent`, async () => {
+    const h = harness();
+    const audio = new LiveAudio();
+    transcribe.on(StartStreamTranscriptionCommand).callsFake(async (input: StartStreamTranscriptionCommandInput) => {
+      const reader = input.AudioStream![Symbol.asyncIterator]();
+      async function* results(): AsyncGenerator<TranscriptResultStream> {
+        audio.push(chunk());
+        await reader.next();
+        yield partial('r1', 'A small mocha', words(2, 'A', 'small', 'mocha'));
+        audio.setSpeaking(false);
+        h.advance(FINAL_WAIT_MS - 1);
+        expect(audio.done).toBe(false);
+        h.advance(1);
+        expect(audio.done).toBe(true);
+        // The SDK closes the socket when the audio ends: the stream ends without a final.
+      }
+      return { TranscriptResultStream: results() };
+    });
+    await liveTranscriber(h.options).transcribe({ audio, startedAt: 0 });
+    expect(ofType(h.sent, 'input.text').map((m) => m.text)).toEqual(['A small mocha']);
   });
 
   it('an empty final transcript sends nothing and says so (listen again)', async () => {

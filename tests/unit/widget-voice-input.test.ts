@@ -271,9 +271,16 @@ describe('SpeechInput: one utterance from the microphone to the server', () => {
     feed(input, 400, 0.3);
     input.speechEnd();
     await vi.waitFor(() => expect(utterances).toHaveLength(1));
+    // The pause is the transcriber's to act on: the audio goes on until it ends it.
+    const audio = utterances[0]!.audio;
+    expect(audio.speaking).toBe(false);
+    expect(audio.done).toBe(false);
+    feed(input, 100, 0);
+    audio.end();
+    feed(input, 100, 0); // after the end: the pre-roll's again
     const bytes: number[] = [];
-    for await (const chunk of utterances[0]!.audio) bytes.push(chunk.length);
-    expect(Math.abs(bytes.reduce((a, b) => a + b, 0) / 32 - (PRE_ROLL_MS + 400))).toBeLessThan(1);
+    for await (const chunk of audio) bytes.push(chunk.length);
+    expect(Math.abs(bytes.reduce((a, b) => a + b, 0) / 32 - (PRE_ROLL_MS + 400 + 100))).toBeLessThan(1);
     expect(utterances[0]!.startedAt).toBe(10_500 - 90);
     expect(sent).toEqual([]); // the transcriber sends, not SpeechInput
 

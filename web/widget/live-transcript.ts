@@ -24,6 +24,7 @@ export interface LiveResult {
 export class LiveTranscript {
   private readonly finals: string[] = [];
   private partial: { id: string | undefined; text: string; stable: string } | undefined;
+  private finished = 0;
 
   apply(result: LiveResult): void {
     const alternative = result.Alternatives?.[0];
@@ -33,6 +34,7 @@ export class LiveTranscript {
       return;
     }
     if (this.partial && (this.partial.id === result.ResultId || result.ResultId === undefined)) this.partial = undefined;
+    this.finished += 1;
     if (text) this.finals.push(text);
   }
 
@@ -44,6 +46,11 @@ export class LiveTranscript {
   /** What will not change any more: the final segments and the stable start of the current partial. */
   get stable(): string {
     return join([...this.finals, this.partial?.stable ?? '']);
+  }
+
+  /** Transcribe has finished a segment (even an empty one) and is not working on another. */
+  get settled(): boolean {
+    return this.finished > 0 && this.partial === undefined;
   }
 
   /** The final segments: the utterance's transcript once the stream has ended. */

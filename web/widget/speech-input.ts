@@ -2,7 +2,7 @@ import type { ClientMessage, ServerEventOf, SpeechInput as SpeechInputMode } fro
 import { int16Bytes, pcmConverter, type PcmConverter } from './pcm';
 import type { LiveTranscriber } from './transcribe-live';
 import { loadTranscribe, type TranscribeModule } from './transcribe-loader';
-import { AudioQueue, PreRoll } from './utterance-audio';
+import { LiveAudio, PreRoll } from './utterance-audio';
 import { MAX_UTTERANCE_BYTES, uploadMessages } from './utterance-upload';
 import { DEFAULT_VAD_OPTIONS } from './vad';
 
@@ -42,7 +42,7 @@ export interface SpeechInputOptions {
 
 type Recording =
   | { mode: 'upload'; turnId: string; startedAt: number; chunks: Uint8Array[]; bytes: number; full: boolean }
-  | { mode: 'transcribe'; queue: AudioQueue };
+  | { mode: 'transcribe'; audio: LiveAudio };
 
 export class SpeechInput {
   private mode: SpeechInputMode | null = null;
@@ -95,15 +95,20 @@ export class SpeechInput {
       this.converter = { rate: sampleRate, to: mode.sampleRate, convert: pcmConverter(sampleRate, mode.sampleRate) };
     }
     const pcm = int16Bytes(this.converter.convert.push(samples));
+    // A live utterance is over when its transcriber has ended the audio.
+    if (this.recording?.mode === 'transcribe' && this.recording.audio.done) this.recording = undefined;
     const recording = this.recording;
     if (!recording) this.preRoll.push(pcm);
-    else if (recording.mode === 'transcribe') recording.queue.push(pcm);
+    else if (recording.mode === 'transcribe') recording.audio.push(pcm);
     else this.record(recording, pcm);
   }
 
   /** The detector heard speech begin: a new utterance, starting with the pre-roll. */
   speechStart(): void {
     const mode = this.mode;
+    if (this.recording?.mode === 'transcribe' && this.recording.audio.done) this.recording = undefined;
+    // Speaking again before Transcribe finished the last words: the same utterance goes on.
+    if (this.recording?.mode === 'transcribe') return this.recording.audio.setSpeaking(true);
     if (!mode || this.recording) return;
     // The detector needed this much speech to fire: that is when the words began.
     const startedAt = this.now() - DEFAULT_VAD_OPTIONS.minSpeechMs;
@@ -115,26 +120,26 @@ export class SpeechInput {
       this.record(recording, preRoll);
       return;
     }
-    const queue = new AudioQueue();
-    queue.push(preRoll);
-    this.recording = { mode: 'transcribe', queue };
-    void this.streamLive(queue, startedAt);
+    const audio = new LiveAudio();
+    audio.push(preRoll);
+    this.recording = { mode: 'transcribe', audio };
+    void this.streamLive(audio, startedAt);
   }
 
-  /** The utterance ended: upload it, or end its stream so Transcribe finishes it. */
+  /** The user paused: upload the utterance, or tell the live transcriber (it ends the stream once it has the text). */
   speechEnd(): void {
     const recording = this.recording;
-    this.recording = undefined;
     if (!recording) return;
-    if (recording.mode === 'transcribe') recording.queue.end();
-    else if (!recording.full) this.upload(recording);
+    if (recording.mode === 'transcribe') return recording.audio.setSpeaking(false);
+    this.recording = undefined;
+    if (!recording.full) this.upload(recording);
   }
 
   /** Drops the utterance being recorded (the microphone went off, the session changed). */
   cancel(): void {
     const recording = this.recording;
     this.recording = undefined;
-    if (recording?.mode === 'transcribe') recording.queue.end();
+    if (recording?.mode === 'transcribe') recording.audio.end();
     if (recording) this.options.events.heard(null);
   }
 
@@ -211,10 +216,14 @@ export class SpeechInput {
     }
   }
 
-  private async streamLive(queue: AudioQueue, startedAt: number): Promise<void> {
+  private async streamLive(audio: LiveAudio, startedAt: number): Promise<void> {
     // The first utterance may come before the bundle has loaded: its audio waits in the queue.
-    for (let i = 0; i < 100 && !this.live && this.mode?.mode === 'transcribe'; i++) await new Promise((r) => setTimeout(r, 50));
-    if (!this.live) return;
-    await this.live.transcribe({ audio: queue, startedAt });
+    for (let i = 0; i < 100 && !this.live && !audio.done; i++) await new Promise((r) => setTimeout(r, 50));
+    if (!this.live || audio.done) {
+      audio.end();
+      this.options.events.heard(null);
+      return;
+    }
+    await this.live.transcribe({ audio, startedAt });
   }
 }

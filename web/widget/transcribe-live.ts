@@ -2,6 +2,7 @@ import { StartStreamTranscriptionCommand, TranscribeStreamingClient, type AudioS
 import type { ClientMessage, ServerEventOf } from '../../lib/protocol/v1';
 import { LiveTranscript } from './live-transcript';
 import { pcmMs } from './pcm';
+import type { LiveAudio } from './utterance-audio';
 import { clampMs } from './utterance-upload';
 
 /*
@@ -10,10 +11,13 @@ import { clampMs } from './utterance-upload';
  * partial text shown as it grows, its stable part sent early as `input.partial`, and its final
  * transcript sent as `input.text { source: "speech" }`.
  *
- * One stream per utterance, from the detector's start (with the pre-roll) to its end: Transcribe
- * bills the audio streamed, so the silence between utterances is never sent, and ending the audio
- * makes Transcribe finish the last segment at once instead of waiting for its own endpointing.
- * A long utterance may come back as several final segments; they are joined.
+ * One stream per utterance, from the detector's start (with the pre-roll) until Transcribe has
+ * made the utterance's final segment after the detector heard the user pause: Transcribe bills the
+ * audio streamed, so the silence between utterances is never sent. The audio cannot simply end at
+ * the pause: the SDK's WebSocket handler closes the socket as soon as its audio ends, and a browser
+ * drops whatever arrives on a closing socket, so a final transcript asked for by ending the audio
+ * would be lost. If no final comes within FINAL_WAIT_MS of the pause, the words heard so far are
+ * taken. A long utterance may come back as several final segments; they are joined.
  *
  * This module and the AWS SDK form the lazily loaded bundle (web/widget/transcribe-entry.ts):
  * the SDK is about three times the size of the rest of the widget.
@@ -21,9 +25,12 @@ import { clampMs } from './utterance-upload';
 
 export type SpeechAccess = ServerEventOf<'speech.access'>;
 
+/** After the user's pause, how long the final transcript may take before the words heard so far are taken. */
+export const FINAL_WAIT_MS = 2000;
+
 export interface LiveUtterance {
-  /** The utterance's 16-bit PCM at the grant's rate, pre-roll first; it ends when the utterance does. */
-  audio: AsyncIterable<Uint8Array>;
+  /** The utterance's 16-bit PCM at the grant's rate, pre-roll first, and whether the user is speaking; the transcriber ends it. */
+  audio: LiveAudio;
   /** When the utterance's first audio was heard, on the `now` clock. */
   startedAt: number;
 }
@@ -77,11 +84,38 @@ export function liveTranscriber(options: LiveTranscriberOptions): LiveTranscribe
       let partialAt = Number.NEGATIVE_INFINITY;
       let pending: ReturnType<typeof setTimeout> | undefined;
       let finished = false;
+      /** The utterance is complete (the audio was ended): nothing more is sent early. */
+      let complete = false;
+      let timedOut = false;
+      let waiting: ReturnType<typeof setTimeout> | undefined;
+      const audio = utterance.audio;
+      const stop = () => {
+        complete = true;
+        clearTimeout(waiting);
+        clearTimeout(pending);
+        audio.end();
+      };
+      // Done when the user pauses and Transcribe has finished the last segment; a pause without
+      // that final waits FINAL_WAIT_MS, and speaking again waits on.
+      const settle = () => {
+        if (complete) return;
+        if (audio.speaking) {
+          clearTimeout(waiting);
+          waiting = undefined;
+          return;
+        }
+        if (transcript.settled) return stop();
+        waiting ??= setTimeout(() => {
+          timedOut = true;
+          stop();
+        }, FINAL_WAIT_MS);
+      };
+      audio.onSpeakingChange(settle);
 
       const sendPartial = () => {
         pending = undefined;
         const text = transcript.stable;
-        if (finished || !text.trim() || text === sentPartial) return;
+        if (finished || complete || !text.trim() || text === sentPartial) return;
         sentPartial = text;
         partialAt = now();
         const sessionId = options.sessionId();
@@ -97,13 +131,14 @@ export function liveTranscriber(options: LiveTranscriberOptions): LiveTranscribe
       };
 
       async function* audioStream(): AsyncGenerator<AudioStream> {
-        for await (const chunk of utterance.audio) {
+        for await (const chunk of audio) {
           bytes += chunk.length;
           yield { AudioEvent: { AudioChunk: chunk } };
         }
       }
 
       const client = new TranscribeStreamingClient({ region: grant.region, credentials: grant.credentials });
+      settle();
       try {
         const response = await client.send(
           new StartStreamTranscriptionCommand({
@@ -122,6 +157,7 @@ export function liveTranscriber(options: LiveTranscriberOptions): LiveTranscribe
             transcript.apply(result);
             if (!result.IsPartial) finalAt = now();
             options.onText(turnId, transcript.shown);
+            settle();
             partialChanged();
           }
         }
@@ -130,11 +166,12 @@ export function liveTranscriber(options: LiveTranscriberOptions): LiveTranscribe
         return;
       } finally {
         finished = true;
-        clearTimeout(pending);
+        stop();
         client.destroy();
       }
 
-      const text = transcript.final.slice(0, 4000);
+      // No final after the pause: what was heard is better than asking the user to say it again.
+      const text = (timedOut ? transcript.shown : transcript.final).slice(0, 4000);
       const sessionId = options.sessionId();
       const sendAt = now();
       if (text.trim() === '') {

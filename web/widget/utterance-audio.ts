@@ -76,3 +76,28 @@ export class AudioQueue implements AsyncIterable<Uint8Array> {
     }
   }
 }
+
+/**
+ * A live utterance's audio: it goes on after the detector hears a pause, until the transcriber has
+ * the final transcript and ends it (see transcribe-live.ts), because Amazon Transcribe's answers
+ * after the end of the audio never arrive: the SDK closes the socket as soon as the audio ends.
+ */
+export class LiveAudio extends AudioQueue {
+  private isSpeaking = true;
+  private readonly listeners: Array<() => void> = [];
+
+  /** The detector's view: inside speech, or in a pause. */
+  get speaking(): boolean {
+    return this.isSpeaking;
+  }
+
+  setSpeaking(speaking: boolean): void {
+    if (speaking === this.isSpeaking) return;
+    this.isSpeaking = speaking;
+    for (const listener of this.listeners) listener();
+  }
+
+  onSpeakingChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+}
