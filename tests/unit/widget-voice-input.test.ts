@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ClientMessage, LIMITS, type ServerEventOf } from '../../lib/protocol/v1';
+import { Connection } from '../../web/widget/connection';
 import { stablePrefix, LiveTranscript } from '../../web/widget/live-transcript';
+import { sessionStore } from '../../web/widget/session-store';
 import { base64, int16Bytes, pcmConverter, pcmMs } from '../../web/widget/pcm';
 import { PRE_ROLL_MS, SpeechInput, type SpeechInputEvents } from '../../web/widget/speech-input';
 import type { LiveTranscriberOptions, LiveUtterance } from '../../web/widget/transcribe-live';
@@ -308,5 +310,51 @@ describe('SpeechInput: one utterance from the microphone to the server', () => {
     await vi.waitFor(() => expect(seen).toEqual([['notice', ['stt.unavailable']]]));
     expect(input.kind).toBeNull();
     warn.mockRestore();
+  });
+});
+
+describe('session.start asks for voice input with the voice', () => {
+  /** Just enough of a WebSocket to see what the widget sends. */
+  class Socket {
+    static last: Socket;
+    readyState = 0;
+    sent: Record<string, unknown>[] = [];
+    onopen: (() => void) | null = null;
+    onmessage: ((m: { data: string }) => void) | null = null;
+    onclose: (() => void) | null = null;
+    constructor() {
+      Socket.last = this;
+    }
+    send(data: string) {
+      this.sent.push(JSON.parse(data) as Record<string, unknown>);
+    }
+    close() {}
+  }
+  const storage = (): Storage => {
+    const data = new Map<string, string>();
+    return { getItem: (k) => data.get(k) ?? null, setItem: (k, v) => void data.set(k, v), removeItem: (k) => void data.delete(k), clear: () => data.clear(), key: () => null, length: 0 };
+  };
+
+  it.each([
+    [true, { audio: { format: 'pcm', sampleRate: 16000 }, speechInput: { encoding: 'pcm', sampleRate: 16000 } }],
+    [false, {}],
+  ])('voice %s', (voice, expected) => {
+    const connection = new Connection({
+      endpoint: 'ws://bot',
+      auth: undefined,
+      store: sessionStore('ws://bot', storage()),
+      audio: () => (voice ? { format: 'pcm', sampleRate: 16000 } : null),
+      speechInput: () => (voice ? { encoding: 'pcm', sampleRate: 16000 } : null),
+      onEvent: () => {},
+      onState: () => {},
+      WebSocket: Socket as unknown as typeof WebSocket,
+    });
+    connection.open();
+    Socket.last.readyState = 1;
+    Socket.last.onopen?.();
+    Socket.last.onmessage?.({ data: JSON.stringify({ type: 'hello.ack', version: '1' }) });
+    const start = Socket.last.sent.at(-1)!;
+    expect(start).toEqual({ type: 'session.start', ...expected });
+    expect(ClientMessage.safeParse(start).success).toBe(true);
   });
 });
