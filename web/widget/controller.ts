@@ -89,7 +89,10 @@ export class Controller {
       events: {
         heard: (text) => this.view.setHeard(text),
         submitted: (turnId, text) => this.spoken(turnId, text),
-        notice: (code) => this.view.addNote(friendly(code), code !== 'stt.unavailable'),
+        notice: (code) => {
+          this.view.addNote(friendly(code), code !== 'stt.unavailable');
+          this.showMic(); // stt.unavailable: the live bundle would not load, the microphone is for barge-in now
+        },
       },
     });
     this.view.setVoice(this.voice);
