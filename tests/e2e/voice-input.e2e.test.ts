@@ -290,8 +290,9 @@ describe.skipIf(browser === null)('voice input in the chat widget, in chromium',
           const items = ['I', 'would', 'like'].map((w, i) => ({ Content: w, Type: 'pronunciation', Stable: i < 2 }));
           ws.send(transcriptEvent([{ ResultId: 'r1', IsPartial: true, Alternatives: [{ Transcript: 'I would like', Items: items }] }]));
         }
-        // Like Transcribe, the segment is finished a little after the speech: (pre-roll +) speech + 300 ms of audio.
-        if (stream.audioBytes / 32 >= PRE_ROLL_MS + speechMs + 300) {
+        // Like Transcribe, the segment is finished a little after the speech: (pre-roll +) speech + 700 ms of
+        // audio, after the widget's detector heard the pause (400 ms), so the audio must go on until then.
+        if (stream.audioBytes / 32 >= PRE_ROLL_MS + speechMs + 700) {
           finalSent = true;
           ws.send(transcriptEvent([{ ResultId: 'r1', IsPartial: false, Alternatives: [{ Transcript: HEARD }] }]));
         }
@@ -331,7 +332,9 @@ describe.skipIf(browser === null)('voice input in the chat widget, in chromium',
     // The server got the stable words early, then the final transcript as speech with its timings.
     const partials = clientSent.filter((m) => m.type === 'input.partial');
     const input = clientSent.find((m) => m.type === 'input.text' && m.source === 'speech');
-    expect(partials.map((p) => p.text)).toEqual(['I would']);
+    // (A final that overtakes the detector's pause would go out as a partial too: the stable text.)
+    expect(partials[0]!.text).toBe('I would');
+    expect(partials.every((p) => HEARD.startsWith(p.text as string))).toBe(true);
     expect(input).toMatchObject({ text: HEARD, turnId: partials[0]!.turnId, speech: { sinceFirstAudioMs: expect.any(Number), sinceFinalMs: expect.any(Number), audioMs: expect.any(Number) } });
     const speech = input!.speech as { sinceFirstAudioMs: number; audioMs: number };
     expect(speech.audioMs).toBe(Math.round(streams[0]!.audioBytes / 32));
