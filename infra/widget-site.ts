@@ -6,7 +6,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
-import { bundleWidgetSync, demoPage, WIDGET_FILE } from '../web/build.js';
+import { bundleTranscribeSync, bundleWidgetSync, demoPage, TRANSCRIBE_FILE, WIDGET_FILE } from '../web/build.js';
 
 /** The demo page's object key, also the distribution's default root object. */
 export const WIDGET_PAGE = 'index.html';
@@ -25,6 +25,12 @@ export interface WidgetSiteProps {
    * @default the repository's widget (web/widget), bundled at synth by web/build.ts, unless the synth skips bundling
    */
   readonly script?: string | Uint8Array;
+  /**
+   * The live-transcription script to publish as `parley-transcribe.js`, next to the widget, which
+   * loads it when a session's speech goes to Amazon Transcribe.
+   * @default web/widget/transcribe-entry.ts bundled at synth by web/build.ts, unless the synth skips bundling
+   */
+  readonly transcribeScript?: string | Uint8Array;
   /**
    * Removal policy of the bucket and the deployment function's log group. With DESTROY the bucket is
    * emptied on deletion (autoDeleteObjects).
@@ -86,6 +92,7 @@ export class WidgetSite extends Construct {
       destinationBucket: this.bucket,
       sources: [
         s3deploy.Source.data(WIDGET_FILE, scriptText(props.script ?? defaultScript(this))),
+        s3deploy.Source.data(TRANSCRIBE_FILE, scriptText(props.transcribeScript ?? defaultTranscribeScript(this))),
         // demoPage() puts the token's placeholder in; the deployment writes the real URL (SourceMarkers).
         s3deploy.Source.data(WIDGET_PAGE, demoPage(props.endpoint)),
       ],
@@ -106,6 +113,10 @@ export class WidgetSite extends Construct {
 /** The bundled widget, or a placeholder when this synth skips bundling (as CDK does for Lambda assets). */
 function defaultScript(scope: Construct): Uint8Array | string {
   return Stack.of(scope).bundlingRequired ? bundleWidgetSync().js : WIDGET_NOT_BUNDLED;
+}
+
+function defaultTranscribeScript(scope: Construct): Uint8Array | string {
+  return Stack.of(scope).bundlingRequired ? bundleTranscribeSync().js : WIDGET_NOT_BUNDLED.replace('parley-chat.js', TRANSCRIBE_FILE);
 }
 
 /** Source.data takes text: esbuild's output is ASCII (non-ASCII characters escaped), so this is lossless. */

@@ -8,7 +8,7 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ParleyStack, type ParleyStackProps } from '../../infra/parley-stack.js';
 import { WIDGET_MAX_AGE, WIDGET_NOT_BUNDLED, WidgetSite } from '../../infra/widget-site.js';
-import { WIDGET_FILE } from '../../web/build.js';
+import { TRANSCRIBE_FILE, WIDGET_FILE } from '../../web/build.js';
 
 /** CloudFormation template JSON. */
 type Json = any;
@@ -143,14 +143,14 @@ describe('widget on', () => {
       SystemMetadata: { 'cache-control': `public, max-age=${WIDGET_MAX_AGE.toSeconds()}` },
     });
     const sources = deployedSources(app, template);
-    expect(sources.map((s) => Object.keys(s.files))).toEqual([[WIDGET_FILE], ['index.html']]);
+    expect(sources.map((s) => Object.keys(s.files))).toEqual([[WIDGET_FILE], [TRANSCRIBE_FILE], ['index.html']]);
     expect(sources[0]!.files[WIDGET_FILE]).toBe(FAKE_SCRIPT);
     expect(sources[0]!.markers).toEqual({});
   });
 
   // Needs web/index.html to hold a <parley-chat> tag: demoPage() puts the endpoint there.
   it("gives the demo page's <parley-chat> this stage's wss:// URL, substituted at deploy time (SourceMarkers)", () => {
-    const page = deployedSources(app, template)[1]!;
+    const page = deployedSources(app, template)[2]!;
     expect(page.files['index.html']).toMatch(/<parley-chat endpoint="wss:\/\/<<marker:0xbaba:\d+>>/);
     expect(rendered(page, 'index.html')).toContain(
       `<parley-chat endpoint="wss://\${${ids.api}}.execute-api.\${AWS::Region}.\${AWS::URLSuffix}/prod"`,
@@ -209,6 +209,8 @@ describe('the widget bundled at synth (needs web/widget/index.ts)', () => {
     const script = deployedSources(app, template)[0]!.files[WIDGET_FILE]!;
     expect(script).not.toBe(WIDGET_NOT_BUNDLED);
     expect(script).toContain('parley-chat');
-    expect(deployedSources(app, template)[1]!.files['index.html']).toContain('endpoint="wss://chat.example.com/prod"');
+    // The live-transcription bundle the widget loads on demand sits next to it: the AWS SDK's Transcribe client.
+    expect(deployedSources(app, template)[1]!.files[TRANSCRIBE_FILE]).toContain('StartStreamTranscription');
+    expect(deployedSources(app, template)[2]!.files['index.html']).toContain('endpoint="wss://chat.example.com/prod"');
   });
 });

@@ -17,12 +17,16 @@ describe('npm run build:web', () => {
   });
   afterEach(() => rmSync(outDir, { recursive: true, force: true }));
 
-  it('writes parley-chat.js and index.html and prints both, with the raw and gzipped sizes', async () => {
-    const run = await runBuildWeb([], { outDir, bundle: fakeBundle });
+  it('writes parley-chat.js, parley-transcribe.js and index.html and prints them, with the raw and gzipped sizes', async () => {
+    const live = new TextEncoder().encode('/* live transcription */');
+    const run = await runBuildWeb([], { outDir, bundle: fakeBundle, bundleTranscribe: async () => ({ js: live, gzipBytes: gzipSync(live, { level: 9 }).length }) });
     expect(run.code).toBe(0);
-    expect(readdirSync(outDir).sort()).toEqual(['index.html', 'parley-chat.js']);
+    expect(readdirSync(outDir).sort()).toEqual(['index.html', 'parley-chat.js', 'parley-transcribe.js']);
     expect(new Uint8Array(readFileSync(path.join(outDir, 'parley-chat.js')))).toEqual(FAKE_JS);
-    const [scriptLine, pageLine] = run.text.split('\n');
+    expect(new Uint8Array(readFileSync(path.join(outDir, 'parley-transcribe.js')))).toEqual(live);
+    const [scriptLine, pageLine, liveLine] = run.text.split('\n');
+    expect(liveLine).toContain(path.join(outDir, 'parley-transcribe.js'));
+    expect(liveLine).toMatch(/loaded only for live transcription/);
     expect(scriptLine).toContain(path.join(outDir, 'parley-chat.js'));
     expect(scriptLine).toMatch(/: 3\.3 kB, 0\.\d kB gzipped$/);
     expect(pageLine).toContain(path.join(outDir, 'index.html'));
@@ -30,14 +34,14 @@ describe('npm run build:web', () => {
   });
 
   it('without --endpoint, the demo page is web/index.html as it is (its widget connects to the host that serves it)', async () => {
-    await runBuildWeb([], { outDir, bundle: fakeBundle });
+    await runBuildWeb([], { outDir, bundle: fakeBundle, bundleTranscribe: fakeBundle });
     expect(readFileSync(path.join(outDir, 'index.html'), 'utf8')).toBe(SOURCE_PAGE);
   });
 
   // Needs web/index.html to hold a <parley-chat> tag: demoPage() puts the endpoint there.
   it("with --endpoint, the demo page's <parley-chat> connects there", async () => {
     for (const args of [['--endpoint', 'wss://chat.example.com/prod'], ['--endpoint=wss://chat.example.com/prod']]) {
-      const run = await runBuildWeb(args, { outDir, bundle: fakeBundle });
+      const run = await runBuildWeb(args, { outDir, bundle: fakeBundle, bundleTranscribe: fakeBundle });
       expect(run.text).toContain('connecting to wss://chat.example.com/prod');
       expect(readFileSync(path.join(outDir, 'index.html'), 'utf8')).toContain('<parley-chat endpoint="wss://chat.example.com/prod"');
     }
@@ -51,7 +55,7 @@ describe('npm run build:web', () => {
 
   it('rejects a missing or non-WebSocket endpoint and unknown arguments with code 2 and the usage', async () => {
     for (const args of [['--endpoint'], ['--endpoint', 'https://chat.example.com'], ['--endpoint=wss://'], ['--out', 'x']]) {
-      const run = await runBuildWeb(args, { outDir, bundle: fakeBundle });
+      const run = await runBuildWeb(args, { outDir, bundle: fakeBundle, bundleTranscribe: fakeBundle });
       expect(run.code, args.join(' ')).toBe(2);
       expect(run.text).toContain(USAGE);
     }
