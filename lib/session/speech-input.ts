@@ -43,10 +43,10 @@ export const sttUnavailable = (): ServerEvent => ({
 /** A fresh `speech.access` for a live-transcription session; `stt.unavailable` when STS refuses or is unreachable. */
 export async function speechAccess(ctx: Ctx, sessionId: string, input: SpeechInput): Promise<ServerEvent> {
   const access = ctx.deps.stt?.access;
-  if (!access || input.mode !== 'transcribe') throw new ParleyError('stt.unavailable', 'this session transcribes uploaded utterances; live transcription access is not available');
+  if (!access || input.mode !== 'transcribe') throw new ParleyError('protocol.order', 'this session uploads its utterances (input.audio): there is no live transcription access to renew');
   try {
     const grant = await access.issue({ sessionId, languageCode: input.language, sampleRate: input.sampleRate, encoding: input.encoding });
-    return { type: 'speech.access', ...grant, languageCode: grant.languageCode, encoding: grant.encoding };
+    return { type: 'speech.access', ...grant };
   } catch (err) {
     ctx.log.warn('could not issue Transcribe access', { error: describe(err) });
     throw new ParleyError('stt.unavailable', 'live transcription is unavailable right now; try again later');
@@ -76,7 +76,7 @@ export async function commitUtterance(ctx: Ctx, sessionId: string, message: Extr
   const { turnId } = message;
   const input = speechInputOf(ctx, turnId);
   const stt = deps.stt!;
-  if (input.mode !== 'upload' || !stt.transcriber) throw new ParleyError('stt.unavailable', 'this server does not transcribe uploaded audio', { turnId });
+  if (input.mode !== 'upload' || !stt.transcriber) throw new ParleyError('protocol.order', 'this session transcribes live: send the final transcript as input.text', { turnId });
   const { chunks, missing } = await gatherChunks(ctx, sessionId, turnId, message.chunks);
   if (missing.length) {
     // A broken utterance is not kept for a second try: the client sends the next one whole.

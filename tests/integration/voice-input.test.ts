@@ -186,10 +186,12 @@ describe('uploaded utterances (the self-hostable path)', () => {
     recordFault({ area: 'speech input', fault: 'an `input.audio.commit` whose pieces did not all arrive; an utterance over 1 MiB', outcome: '`protocol.invalid_message` naming the missing pieces (after waiting 3 s for late ones); `protocol.too_large`; the recognizer never asked, the pieces deleted' });
   });
 
-  it('refuses a chunk that is not base64 or too long, by the protocol', async () => {
+  it('refuses a chunk that is not base64 or too long, by the protocol; and speech.renew, which is for live sessions', async () => {
     const runtime = await runtimeWith(uploads());
     const c = await client(runtime);
     await c.open(voiceStart);
+    c.send({ type: 'speech.renew' });
+    expect(await c.next('error')).toMatchObject({ code: 'protocol.order', message: expect.stringMatching(/uploads its utterances/) });
     const turnId = crypto.randomUUID();
     c.send({ type: 'input.audio', turnId, seq: 0, audio: 'not base64!' });
     expect(await c.next('error')).toMatchObject({ code: 'protocol.invalid_message', turnId });
@@ -270,6 +272,13 @@ describe('live transcription (Amazon Transcribe on the client)', () => {
     c.send({ type: 'speech.renew' });
     expect((await c.next('speech.access')).credentials.accessKeyId).toBe('ASIAVOICE');
     expect(sts.commandCalls(AssumeRoleCommand)).toHaveLength(2);
+
+    // Uploads do not fit this mode.
+    const stray = crypto.randomUUID();
+    c.send({ type: 'input.audio', turnId: stray, seq: 0, audio: 'AAAA' });
+    expect(await c.next('error')).toMatchObject({ code: 'protocol.order', turnId: stray, message: expect.stringMatching(/transcribes live/) });
+    c.send({ type: 'input.audio.commit', turnId: stray, chunks: 1 });
+    expect(await c.next('error')).toMatchObject({ code: 'protocol.order', turnId: stray });
 
     const turnId = crypto.randomUUID();
     c.send({ type: 'input.text', turnId, sessionId: c.sessionId, text: 'what is on the menu', source: 'speech', speech: { sinceFirstAudioMs: 1800, sinceFinalMs: 300, audioMs: 1700 } });
