@@ -1,7 +1,8 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { concatBytes, pcmFromBytes, resamplePcm16 } from '../../lib/speech/pcm';
+import { concatBytes, pcmFromBytes, pcmToBytes, resamplePcm16, rms } from '../../lib/speech/pcm';
+import { pcmToWav } from '../../lib/speech/wav';
 import { createEspeakSynthesizer } from '../../local/speech/espeak';
 
 /*
@@ -72,7 +73,7 @@ export async function speechWav(text: string, options: SpeechWavOptions = {}): P
 
   const dir = await mkdtemp(join(tmpdir(), 'parley-speech-'));
   const path = join(dir, 'speech.wav');
-  await writeFile(path, wav(samples, sampleRate));
+  await writeFile(path, pcmToWav(pcmToBytes(samples), sampleRate));
   return { path, onsetMs: (onset * 1000) / sampleRate, durationMs: (samples.length * 1000) / sampleRate };
 }
 
@@ -91,31 +92,7 @@ function addNoise(samples: Int16Array, dbfs: number): void {
 function firstLoudWindow(samples: Int16Array, sampleRate: number): number | undefined {
   const size = Math.max(1, Math.round(sampleRate / 100));
   for (let start = 0; start < samples.length; start += size) {
-    const end = Math.min(samples.length, start + size);
-    let sum = 0;
-    for (let i = start; i < end; i++) sum += samples[i]! * samples[i]!;
-    if (Math.sqrt(sum / (end - start)) > ONSET_RMS) return start;
+    if (rms(samples.subarray(start, start + size)) > ONSET_RMS) return start;
   }
   return undefined;
-}
-
-/** A canonical 44-byte-header WAV file of 16-bit little-endian mono PCM. */
-function wav(samples: Int16Array, sampleRate: number): Buffer {
-  const data = samples.length * 2;
-  const out = Buffer.alloc(44 + data);
-  out.write('RIFF', 0, 'ascii');
-  out.writeUInt32LE(36 + data, 4);
-  out.write('WAVE', 8, 'ascii');
-  out.write('fmt ', 12, 'ascii');
-  out.writeUInt32LE(16, 16); // fmt chunk size
-  out.writeUInt16LE(1, 20); // PCM
-  out.writeUInt16LE(1, 22); // mono
-  out.writeUInt32LE(sampleRate, 24);
-  out.writeUInt32LE(sampleRate * 2, 28); // bytes per second
-  out.writeUInt16LE(2, 32); // bytes per frame
-  out.writeUInt16LE(16, 34); // bits per sample
-  out.write('data', 36, 'ascii');
-  out.writeUInt32LE(data, 40);
-  for (let i = 0; i < samples.length; i++) out.writeInt16LE(samples[i]!, 44 + 2 * i);
-  return out;
 }

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ClientMessage, LIMITS, type ServerEventOf } from '../../lib/protocol/v1';
+import { rms } from '../../lib/speech/pcm';
 import { Connection } from '../../web/widget/connection';
 import { stablePrefix, LiveTranscript } from '../../web/widget/live-transcript';
 import { sessionStore } from '../../web/widget/session-store';
@@ -17,7 +18,6 @@ import { CHUNK_BYTES, MAX_UTTERANCE_BYTES, uploadMessages } from '../../web/widg
 
 const sine = (hz: number, rate: number, ms: number, amplitude = 0.5) =>
   Float32Array.from({ length: Math.round((rate * ms) / 1000) }, (_, i) => amplitude * Math.sin((2 * Math.PI * hz * i) / rate));
-const rmsOf = (pcm: Int16Array, from = 0) => Math.sqrt(pcm.subarray(from).reduce((s, x) => s + x * x, 0) / (pcm.length - from));
 const concat = (parts: Int16Array[]) => {
   const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -34,15 +34,15 @@ describe('resampling the microphone to 16-bit PCM', () => {
     const out = pcmConverter(48000, 16000).push(sine(440, 48000, 1000));
     expect(out.length).toBe(16000);
     // RMS of a 0.5 sine is 0.354 of full scale; the box average loses a little at 440 Hz.
-    expect(rmsOf(out) / 32767).toBeCloseTo(0.354, 2);
+    expect(rms(out) / 32767).toBeCloseTo(0.354, 2);
   });
 
   it('a tone above the new Nyquist is damped, not folded into the voice band at full level', () => {
     // 12 kHz at 48 kHz: plain decimation by 3 would make a full-level 4 kHz alias; the 3-sample
     // average passes a third of it (-9.5 dB), and nothing at all of 16 kHz (its first null).
     const out = pcmConverter(48000, 16000).push(sine(12000, 48000, 500));
-    expect(rmsOf(out) / 32767).toBeCloseTo(0.354 / 3, 2);
-    expect(rmsOf(pcmConverter(48000, 16000).push(sine(16000, 48000, 500)))).toBeLessThan(2);
+    expect(rms(out) / 32767).toBeCloseTo(0.354 / 3, 2);
+    expect(rms(pcmConverter(48000, 16000).push(sine(16000, 48000, 500)))).toBeLessThan(2);
   });
 
   it('chunks of any size give exactly the samples of one piece (no seams), 44.1 kHz included', () => {
@@ -203,8 +203,8 @@ describe('SpeechInput: one utterance from the microphone to the server', () => {
     // 300 ms of pre-roll and 1.5 s of speech at 16 kHz (a sample or so of resampler lag aside).
     expect(Math.abs(pcm.length / 32 - (PRE_ROLL_MS + 1500))).toBeLessThan(1);
     const samples = new Int16Array(pcm.buffer, pcm.byteOffset, pcm.length / 2);
-    expect(rmsOf(samples.subarray(0, 16 * PRE_ROLL_MS - 16))).toBe(0);
-    expect(rmsOf(samples, 16 * PRE_ROLL_MS + 16) / 32767).toBeCloseTo(0.3 / Math.SQRT2, 2);
+    expect(rms(samples.subarray(0, 16 * PRE_ROLL_MS - 16))).toBe(0);
+    expect(rms(samples.subarray(16 * PRE_ROLL_MS + 16)) / 32767).toBeCloseTo(0.3 / Math.SQRT2, 2);
     const commit = sent.at(-1)!;
     expect(commit).toMatchObject({ type: 'input.audio.commit', turnId: chunks[0]!.turnId, chunks: chunks.length });
     // The words began when the detector fired minus the 90 ms it needed to hear them.
