@@ -209,8 +209,17 @@ export function encodeBody(record: TurnRecord): EncodedBody {
 
 export function decodeBody(body: EncodedBody): Pick<TurnRecord, 'input' | 'outputs' | 'events' | 'usage' | 'metrics' | 'checkpoint' | 'speech' | 'cost'> {
   const json = 'json' in body ? body.json : brotliDecompressSync(body.compressed).toString('utf8');
-  const { speech, cost, ...parsed } = RecordBody.parse(JSON.parse(json));
-  return { ...parsed, checkpoint: migrateCheckpoint(parsed.checkpoint), ...(speech ? { speech } : {}), ...(cost ? { cost } : {}) };
+  return recordFromBody(RecordBody.parse(JSON.parse(json)));
+}
+
+/**
+ * A parsed record body (stored, or in a session export) as the runner uses it: its checkpoint
+ * migrated to the current version, absent optional parts left out rather than undefined.
+ */
+export function recordFromBody<T extends z.infer<typeof RecordBody>>(body: T): Omit<T, 'checkpoint' | 'speech' | 'cost'> & Pick<TurnRecord, 'checkpoint' | 'speech' | 'cost'> {
+  const { speech, cost, ...rest } = body;
+  // TypeScript cannot narrow a spread of a generic: the shape is the declared one.
+  return { ...rest, checkpoint: migrateCheckpoint(rest.checkpoint), ...(speech ? { speech } : {}), ...(cost ? { cost } : {}) } as Omit<T, 'checkpoint' | 'speech' | 'cost'> & Pick<TurnRecord, 'checkpoint' | 'speech' | 'cost'>;
 }
 
 /** DynamoDB items are at most 400 KB; a record body stays well below, whatever a turn held. */

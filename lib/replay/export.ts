@@ -1,6 +1,5 @@
 import * as z from 'zod';
-import { migrateCheckpoint } from '../checkpoint/migrations';
-import { RecordBody, TurnStatus, type TurnRecord } from '../checkpoint/record';
+import { RecordBody, recordFromBody, TurnStatus, type TurnRecord } from '../checkpoint/record';
 import { traceIdFor } from '../checkpoint/trace';
 import { ParleyError } from '../errors';
 import type { StoredSession } from './replay';
@@ -84,15 +83,12 @@ export function parseSessionExport(text: string, source: string): StoredSession 
     throw new ParleyError('export.invalid', `${source}: ${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}`);
   }
   const records: TurnRecord[] = parsed.data.turns.map((t) => {
-    let checkpoint;
     try {
-      checkpoint = migrateCheckpoint(t.checkpoint);
+      return recordFromBody(t);
     } catch (err) {
       if (err instanceof ParleyError) throw new ParleyError(err.code, `${source}: turn ${t.seq}: ${err.message}`, { cause: err });
       throw err;
     }
-    const { cost, speech, ...rest } = t;
-    return { ...rest, checkpoint, ...(speech ? { speech } : {}), ...(cost === undefined ? {} : { cost }) } as TurnRecord;
   });
   records.forEach((r, i) => {
     if (i > 0 && r.seq <= records[i - 1]!.seq) throw new ParleyError('export.invalid', `${source}: turns are not in order (turn ${r.seq} after turn ${records[i - 1]!.seq})`);
