@@ -32,6 +32,8 @@
  * appended. push() is amortized O(delta) for ordinary text (10k chars in 1-char deltas: ~30 ms).
  */
 
+import { primaryLanguage } from '../speech/language';
+
 /** How an abbreviation followed by a boundary joins the next sentence. */
 type AbbreviationJoin =
   /** Always (titles, address words, "e.g."): "Dr. Smith", "ул. Ленина". */
@@ -137,7 +139,7 @@ export class SentenceSegmenter {
 
   constructor(readonly language: string) {
     this.segmenter = makeSegmenter(language);
-    const primary = (language.split(/[-_]/)[0] ?? '').toLowerCase();
+    const primary = primaryLanguage(language);
     this.abbreviations = abbreviationsFor(primary);
     this.ordinalDots = ORDINAL_DOT_LANGUAGES.has(primary);
   }

@@ -15,7 +15,7 @@ import { emptyCheckpoint } from '../checkpoint/schema';
 import { sessionLanguage } from '../runner/run-turn';
 import type { ClientMessage, ServerEvent, SpeechInput, SpeechInputRequest, SpeechTimings } from '../protocol/v1';
 import { LIMITS } from '../protocol/v1';
-import { recognizerLocale } from '../speech/stt/language';
+import { recognizerLocale } from '../speech/language';
 import { SttError, type TranscriptionFormat } from '../speech/stt/port';
 import { concatBytes } from '../speech/pcm';
 import { describe, type Ctx, type SpokenInput, type TurnDeps } from './context';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { recognizerLocale } from '../../lib/speech/stt/language';
+import { recognizerLocale } from '../../lib/speech/language';
 
 describe('recognizerLocale', () => {
   it('gives a bare language its usual Transcribe locale', () => {

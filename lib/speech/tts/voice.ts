@@ -1,5 +1,6 @@
 import type { DialogueMap } from '../../flow/map';
 import type { Voice } from './port';
+import { primaryLanguage } from '../language';
 
 export type PollyEngine = 'standard' | 'neural' | 'generative' | 'long-form';
 
@@ -59,7 +60,6 @@ const DEFAULT_POLLY_VOICES: Readonly<Record<string, string>> = {
 
 const ESPEAK_VOICES: Readonly<Record<string, string>> = { en: 'en-us', ru: 'ru', tr: 'tr' };
 
-const primaryLanguage = (language: string): string => (language.split(/[-_]/)[0] ?? language).toLowerCase();
 
 /** The engine to ask Polly for: the preferred one when the voice has it, else neural, else what it has. */
 export function pollyEngineFor(voiceId: string, preferred: PollyEngine): PollyEngine {

@@ -1,3 +1,6 @@
+/** The primary language subtag, lower case: `en-US` → `en`, `pt_BR` → `pt` (what OpenAI's recognizer and eSpeak take). */
+export const primaryLanguage = (language: string): string => (language.trim().split(/[-_]/)[0] ?? '').toLowerCase();
+
 /**
  * The recognizer's language for a session's language. Maps name languages as ISO 639-1 (`en`);
  * Amazon Transcribe streaming wants a locale (`en-US`), and so does a client showing it. A map
@@ -42,8 +45,8 @@ const DEFAULT_LOCALE: Readonly<Record<string, string>> = {
 
 /** `en` → `en-US`; `en-gb` → `en-GB`; a language without a known locale stays as it is. */
 export function recognizerLocale(language: string): string {
-  const [lang = '', region] = language.split(/[-_]/);
-  const base = lang.toLowerCase();
+  const region = language.split(/[-_]/)[1];
+  const base = primaryLanguage(language);
   if (region) return `${base}-${region.toUpperCase()}`;
   return DEFAULT_LOCALE[base] ?? base;
 }
