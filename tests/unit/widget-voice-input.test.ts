@@ -166,11 +166,14 @@ describe('SpeechInput: one utterance from the microphone to the server', () => {
   const RATE = 48000;
   let sent: ClientMessage[];
   let seen: Array<[keyof SpeechInputEvents, unknown[]]>;
+  /** modeChanged's reports, apart from what the user is told. */
+  let modes: Array<SpeechInput['kind']>;
   let clock: number;
   const events: SpeechInputEvents = {
     heard: (...args) => seen.push(['heard', args]),
     submitted: (...args) => seen.push(['submitted', args]),
     notice: (...args) => seen.push(['notice', args]),
+    modeChanged: (kind) => modes.push(kind),
   };
   const make = (extra: Partial<ConstructorParameters<typeof SpeechInput>[0]> = {}) =>
     new SpeechInput({ send: (m) => (sent.push(ClientMessage.parse(m)), true), sessionId: () => 'f7b3c1d2-4e5f-4a6b-8c7d-9e0f1a2b3c4d', events, now: () => clock, ...extra });
@@ -185,6 +188,7 @@ describe('SpeechInput: one utterance from the microphone to the server', () => {
   beforeEach(() => {
     sent = [];
     seen = [];
+    modes = [];
     clock = 10_000;
     vi.useFakeTimers();
   });
@@ -309,6 +313,26 @@ describe('SpeechInput: one utterance from the microphone to the server', () => {
     input.configure({ mode: 'transcribe', language: 'en-US', encoding: 'pcm', sampleRate: 16000 });
     await vi.waitFor(() => expect(seen).toEqual([['notice', ['stt.unavailable']]]));
     expect(input.kind).toBeNull();
+    warn.mockRestore();
+  });
+
+  it('transcribe: a bundle that cannot load reports the mode off before it says so (the microphone is redrawn from the report)', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    let kindAtNotice: SpeechInput['kind'] | 'never' = 'never';
+    const input: SpeechInput = make({
+      loadTranscribe: () => Promise.reject(new Error('404')),
+      events: { ...events, notice: (code) => ((kindAtNotice = input.kind), events.notice(code)) },
+    });
+    input.configure({ mode: 'transcribe', language: 'en-US', encoding: 'pcm', sampleRate: 16000 });
+    expect(modes).toEqual(['transcribe']);
+    await vi.waitFor(() => expect(seen).toEqual([['notice', ['stt.unavailable']]]));
+    expect(modes).toEqual(['transcribe', null]);
+    expect(kindAtNotice).toBeNull();
+    // Every other way the mode changes is reported too.
+    input.configure({ mode: 'upload', language: 'en-US', encoding: 'pcm', sampleRate: 16000 });
+    input.unavailable();
+    input.configure(undefined);
+    expect(modes).toEqual(['transcribe', null, 'upload', null, null]);
     warn.mockRestore();
   });
 });

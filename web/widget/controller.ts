@@ -89,10 +89,10 @@ export class Controller {
       events: {
         heard: (text) => this.view.setHeard(text),
         submitted: (turnId, text) => this.spoken(turnId, text),
-        notice: (code) => {
-          this.view.addNote(friendly(code), code !== 'stt.unavailable');
-          this.showMic(); // stt.unavailable: the live bundle would not load, the microphone is for barge-in now
-        },
+        notice: (code) => this.view.addNote(friendly(code), code !== 'stt.unavailable'),
+        // Whatever changed it (a new session, stt.unavailable, a live bundle that would not load),
+        // the microphone shows what it does now.
+        modeChanged: () => this.showMic(),
       },
     });
     this.view.setVoice(this.voice);
@@ -243,7 +243,6 @@ export class Controller {
         this.sessionId = event.sessionId;
         this.speech.configure(event.speechInput);
         this.speechRefused = event.speechInput === null;
-        this.showMic();
         this.view.setHeard(null);
         this.node = event.node;
         this.speaks = event.audio?.format === 'pcm';
@@ -404,7 +403,6 @@ export class Controller {
    */
   private noSpeechInput(message: string): void {
     this.speech.unavailable();
-    this.showMic();
     this.view.setHeard(null);
     this.options.dispatch('parley:error', { code: 'stt.unavailable', message });
     // The error that follows session.started's null: the session's notes say it (after the history

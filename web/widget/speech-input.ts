@@ -29,6 +29,8 @@ export interface SpeechInputEvents {
   submitted(turnId: string, text: string | undefined): void;
   /** Something the user should know, as a friendly() code. */
   notice(code: string): void;
+  /** How the session now transcribes (see `kind`): after every configure, a failed live bundle and stt.unavailable included. */
+  modeChanged(kind: SpeechInputMode['mode'] | null): void;
 }
 
 export interface SpeechInputOptions {
@@ -69,6 +71,7 @@ export class SpeechInput {
     clearTimeout(this.renewal);
     this.grant = undefined;
     this.mode = mode && mode.encoding === 'pcm' ? mode : null;
+    this.options.events.modeChanged(this.kind);
     if (!this.mode) return;
     this.preRoll = new PreRoll(Math.round((PRE_ROLL_MS * this.mode.sampleRate) / 1000) * 2);
     if (this.mode.mode === 'transcribe' && !this.live) void this.loadLive();
@@ -211,8 +214,9 @@ export class SpeechInput {
       });
     } catch (error) {
       console.warn('<parley-chat>: could not load live transcription', error);
-      this.options.events.notice('stt.unavailable');
+      // Barge-in only from now on, and said so with the microphone already showing it.
       this.configure(null);
+      this.options.events.notice('stt.unavailable');
     }
   }
 
