@@ -15,7 +15,8 @@ import { createEspeakSynthesizer, type EspeakSynthesizer } from '../../local/spe
 import { sampleMap, startRuntime } from '../integration/harness';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
 import { AUDIO_TAP_SCRIPT, fakeMicrophone, launchChromium } from './browser';
-import { speechWav, type SpeechWav } from './speech-wav';
+import type { SpeechWav } from './speech-wav';
+import { bot, botTalks, nextBargeIn, sessionIdOf, sound, speechWavOrSkip, voiceOn } from './widget-page';
 import { PRE_ROLL_MS } from '../../web/widget/speech-input';
 
 /*
@@ -30,13 +31,6 @@ import { PRE_ROLL_MS } from '../../web/widget/speech-input';
 const WAIT = { timeout: 20_000 };
 const SAID = 'I would like a cappuccino';
 const HEARD = 'I would like a cappuccino.';
-const LONG_ANSWER = [
-  'Our beans come from a small farm in the hills of Colombia.',
-  'We buy them green and roast them ourselves every Tuesday morning.',
-  'The roast is medium, so the chocolate and the caramel notes come through.',
-  'Every cup is ground fresh, a few seconds before it is brewed.',
-  'If you like, I can tell you more about our single origin espresso as well.',
-].join(' ');
 
 /**
  * Amazon Transcribe's WebSocket frames are AWS event stream messages: a prelude (total length,
@@ -75,14 +69,8 @@ function transcriptEvent(results: unknown[]): Buffer {
   return message;
 }
 
-let wav: SpeechWav | null = null;
-try {
-  // A faint noise bed, as every real microphone has: the detector learns the room from it.
-  wav = await speechWav(SAID, { leadSilenceMs: 1000, noiseDbfs: -60 });
-} catch (err) {
-  if (process.env.CI === 'true') throw err;
-  console.warn(`Skipping the browser voice input tests: no local synthesizer (${(err as Error).message}).`);
-}
+// A faint noise bed, as every real microphone has: the detector learns the room from it.
+const wav: SpeechWav | null = await speechWavOrSkip(SAID, { leadSilenceMs: 1000, noiseDbfs: -60 }, 'the browser voice input tests');
 const browser: Browser | null = wav ? await launchChromium(fakeMicrophone(wav.path)) : null;
 
 describe.skipIf(browser === null)('voice input in the chat widget, in chromium', () => {
@@ -145,36 +133,13 @@ describe.skipIf(browser === null)('voice input in the chat widget, in chromium',
     return { page, errors, sent };
   }
 
-  const bot = (page: Page, text: string | RegExp) => page.locator('parley-chat .msg.bot', { hasText: text }).last();
   const user = (page: Page, text: string | RegExp) => page.locator('parley-chat .msg.user', { hasText: text }).last();
-
-  /** Turns the voice on (a click: the gesture browsers want before audio) and waits for the spoken session. */
-  async function voiceOn(page: Page): Promise<void> {
-    await bot(page, /welcome to Parley Café/).waitFor(WAIT);
-    await page.locator('parley-chat #voice').click();
-    await page.locator('parley-chat .msg.note', { hasText: 'Voice on' }).waitFor(WAIT);
-  }
-
-  const sessionIdOf = async (page: Page): Promise<string> => {
-    const saved = await page.evaluate(() => Object.entries(localStorage).find(([k]) => k.startsWith('parley:ws'))?.[1]);
-    return (JSON.parse(saved ?? 'null') as { sessionId: string }).sessionId;
-  };
-
-  const nextBargeIn = (page: Page) =>
-    page.evaluate(
-      () =>
-        new Promise<{ turnId: string; playedMs: number; at: number }>((resolve) =>
-          document
-            .querySelector('parley-chat')!
-            .addEventListener('parley:barge-in', (e) => resolve({ ...(e as CustomEvent).detail, at: performance.now() }), { once: true }),
-        ),
-    );
 
   it('upload: the spoken order is recorded, uploaded, transcribed by the server, shown as the user message, answered and stored', async () => {
     const { page, errors, sent } = await openPage(withStt);
     const scripts: string[] = [];
     page.on('request', (r) => void (r.resourceType() === 'script' && scripts.push(new URL(r.url()).pathname)));
-    await voiceOn(page);
+    await voiceOn(page, WAIT);
     // The session asked for voice input and the server transcribes uploads: the microphone says it takes messages.
     await expect(page.locator('parley-chat').getAttribute('data-voice-input')).resolves.toBe('on');
     expect((await sent()).filter((m) => m.type === 'session.start').at(-1)).toMatchObject({ speechInput: { encoding: 'pcm', sampleRate: 16000 } });
@@ -226,11 +191,8 @@ describe.skipIf(browser === null)('voice input in the chat widget, in chromium',
 
   it('upload: speaking over the bot stops it, and what was said becomes the next message', async () => {
     const { page, errors } = await openPage(withStt);
-    await voiceOn(page);
-    openai.script({ text: LONG_ANSWER, chunkChars: 8, tokensPerSecond: 80 });
-    await page.locator('parley-chat #text').fill('where do your coffee beans come from?', WAIT);
-    await page.locator('parley-chat #text').press('Enter');
-    await page.waitForFunction(() => (window as unknown as { __sound: { firstAt: number | null } }).__sound.firstAt !== null, undefined, WAIT);
+    await voiceOn(page, WAIT);
+    await botTalks(page, openai, WAIT);
     const bargeIn = nextBargeIn(page);
     openai.scriptTranscription({ text: HEARD });
     await page.locator('parley-chat #mic').click();
@@ -305,7 +267,7 @@ describe.skipIf(browser === null)('voice input in the chat widget, in chromium',
     const scripts: string[] = [];
     page.on('request', (r) => void (r.resourceType() === 'script' && scripts.push(new URL(r.url()).pathname)));
     await page.goto(withStt.httpUrl);
-    await voiceOn(page);
+    await voiceOn(page, WAIT);
     await page.waitForFunction(() => document.querySelector('parley-chat')?.getAttribute('data-voice-input') === 'on', undefined, WAIT);
     // Loaded once the session said `transcribe`, from next to the widget's own script.
     await expect.poll(() => scripts).toContain('/parley-transcribe.js');
@@ -346,17 +308,14 @@ describe.skipIf(browser === null)('voice input in the chat widget, in chromium',
 
   it('no recognizer: the widget shows no transcription, and speaking still stops a long answer (barge-in)', async () => {
     const { page, errors, sent } = await openPage(withoutStt);
-    await voiceOn(page);
-    openai.script({ text: LONG_ANSWER, chunkChars: 8, tokensPerSecond: 80 });
-    await page.locator('parley-chat #text').fill('where do your coffee beans come from?', WAIT);
-    await page.locator('parley-chat #text').press('Enter');
-    await page.waitForFunction(() => (window as unknown as { __sound: { firstAt: number | null } }).__sound.firstAt !== null, undefined, WAIT);
+    await voiceOn(page, WAIT);
+    await botTalks(page, openai, WAIT);
     const bargeIn = nextBargeIn(page);
     await page.locator('parley-chat #mic').click();
     const barge = await bargeIn;
     expect(barge.playedMs).toBeGreaterThan(0);
     await page.waitForTimeout(1000);
-    expect((await page.evaluate(() => (window as unknown as { __sound: { lastAt: number } }).__sound.lastAt))).toBeLessThan(barge.at + 300);
+    expect((await sound(page)).lastAt!).toBeLessThan(barge.at + 300);
 
     // Voice input is off: no live text, the microphone says it only stops the bot, nothing was uploaded.
     await expect(page.locator('parley-chat').getAttribute('data-voice-input')).resolves.toBe('off');

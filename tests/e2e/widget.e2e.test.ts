@@ -13,7 +13,8 @@ import { createEspeakSynthesizer, type EspeakSynthesizer } from '../../local/spe
 import { sampleMap, startRuntime } from '../integration/harness';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
 import { AUDIO_TAP_SCRIPT, fakeMicrophone, launchChromium } from './browser';
-import { speechWav, type SpeechWav } from './speech-wav';
+import type { SpeechWav } from './speech-wav';
+import { bot, botTalks, LONG_ANSWER, nextBargeIn, say as sayWith, sessionIdOf, sound, speechWavOrSkip, voiceOn as voiceOnWith } from './widget-page';
 
 /*
  * The chat widget in a real browser: Debian's chromium through playwright-core, against the local
@@ -24,13 +25,6 @@ import { speechWav, type SpeechWav } from './speech-wav';
 
 const WAIT = { timeout: 15_000 };
 const SCREENSHOT = new URL('../../docs/widget.png', import.meta.url).pathname;
-const LONG_ANSWER = [
-  'Our beans come from a small farm in the hills of Colombia.',
-  'We buy them green and roast them ourselves every Tuesday morning.',
-  'The roast is medium, so the chocolate and the caramel notes come through.',
-  'Every cup is ground fresh, a few seconds before it is brewed.',
-  'If you like, I can tell you more about our single origin espresso as well.',
-].join(' ');
 
 /** Whether two PNGs differ in more than a few pixels, decoded by the browser itself. */
 async function differentPictures(page: Page, a: Buffer, b: Buffer): Promise<boolean> {
@@ -56,14 +50,8 @@ async function differentPictures(page: Page, a: Buffer, b: Buffer): Promise<bool
 }
 
 // The fake microphone speaks this (a file made by the local synthesizer) once the widget turns it on.
-let wav: SpeechWav | null = null;
-try {
-  // A faint noise bed, as every real microphone has: the detector learns the room from it.
-  wav = await speechWav('Wait, stop please. I have a question.', { leadSilenceMs: 1000, noiseDbfs: -60 });
-} catch (err) {
-  if (process.env.CI === 'true') throw err;
-  console.warn(`Skipping the browser barge-in test: no local synthesizer (${(err as Error).message}).`);
-}
+// A faint noise bed, as every real microphone has: the detector learns the room from it.
+const wav: SpeechWav | null = await speechWavOrSkip('Wait, stop please. I have a question.', { leadSilenceMs: 1000, noiseDbfs: -60 }, 'the browser barge-in test');
 const browser: Browser | null = await launchChromium(wav ? fakeMicrophone(wav.path) : []);
 
 describe.skipIf(browser === null)('the chat widget in chromium', () => {
@@ -106,20 +94,8 @@ describe.skipIf(browser === null)('the chat widget in chromium', () => {
     return { page, errors };
   }
 
-  // Playwright's CSS locators pierce the widget's open shadow root.
-  const bot = (page: Page, text: string | RegExp) => page.locator('parley-chat .msg.bot', { hasText: text }).last();
-
-  /** Types into the widget (waiting until it is enabled: the session has started) and presses Enter. */
-  async function say(page: Page, text: string): Promise<void> {
-    await page.locator('parley-chat #text').fill(text, WAIT);
-    await page.locator('parley-chat #text').press('Enter');
-    await page.locator('parley-chat .msg.user', { hasText: text }).last().waitFor(WAIT);
-  }
-
-  const sessionIdOf = async (page: Page): Promise<string> => {
-    const saved = await page.evaluate(() => Object.entries(localStorage).find(([k]) => k.startsWith('parley:ws'))?.[1]);
-    return (JSON.parse(saved ?? 'null') as { sessionId: string }).sessionId;
-  };
+  /** Types into the widget (waiting until it is enabled: the session has started), presses Enter and waits for the message. */
+  const say = (page: Page, text: string) => sayWith(page, text, WAIT);
 
   it('greets, then streams an answer into the page as it arrives', async () => {
     const { page, errors } = await openPage();
@@ -147,34 +123,13 @@ describe.skipIf(browser === null)('the chat widget in chromium', () => {
     expect(errors).toEqual([]);
   });
 
-  /** Turns the voice on (a click: the user gesture browsers want before audio) and waits for the spoken session. */
-  async function voiceOn(page: Page): Promise<void> {
-    await bot(page, /welcome to Parley Café/).waitFor(WAIT);
-    await page.locator('parley-chat #voice').click();
-    await expect(page.locator('parley-chat #voice').getAttribute('aria-pressed')).resolves.toBe('true');
-    await page.locator('parley-chat .msg.note', { hasText: 'Voice on' }).waitFor(WAIT);
-  }
-
-  const sound = (page: Page) => page.evaluate(() => (window as unknown as { __sound: { firstAt: number | null; lastAt: number | null; peak: number } }).__sound);
-  const soundStarted = (page: Page) =>
-    page.waitForFunction(() => (window as unknown as { __sound: { firstAt: number | null } }).__sound.firstAt !== null, undefined, WAIT);
-  /** Resolves with the widget's next parley:barge-in event. */
-  const nextBargeIn = (page: Page) =>
-    page.evaluate(
-      () =>
-        new Promise<{ turnId: string; playedMs: number; at: number }>((resolve) =>
-          document
-            .querySelector('parley-chat')!
-            .addEventListener('parley:barge-in', (e) => resolve({ ...(e as CustomEvent).detail, at: performance.now() }), { once: true }),
-        ),
-    );
+  /** Turns the voice on (a click: the user gesture browsers want before audio), checks the button is pressed and waits for the spoken session. */
+  const voiceOn = (page: Page) => voiceOnWith(page, WAIT, { checkPressed: true });
 
   it('plays the spoken reply: sound reaches the speakers (an AnalyserNode reads non-silence); mute silences it at once', async () => {
     const { page, errors } = await openPage();
     await voiceOn(page);
-    openai.script({ text: LONG_ANSWER, chunkChars: 8, tokensPerSecond: 80 });
-    await say(page, 'where do your coffee beans come from?');
-    await soundStarted(page);
+    await botTalks(page, openai, WAIT);
     expect((await sound(page)).peak).toBeGreaterThan(0.05);
 
     await page.locator('parley-chat #voice').click();
@@ -190,9 +145,7 @@ describe.skipIf(browser === null)('the chat widget in chromium', () => {
   it('typing while the bot speaks stops it, as speaking over it would', async () => {
     const { page, errors } = await openPage();
     await voiceOn(page);
-    openai.script({ text: LONG_ANSWER, chunkChars: 8, tokensPerSecond: 80 });
-    await say(page, 'where do your coffee beans come from?');
-    await soundStarted(page);
+    await botTalks(page, openai, WAIT);
     const bargeIn = nextBargeIn(page);
     await page.locator('parley-chat #text').pressSequentially('and', { delay: 20 });
     const barge = await bargeIn;
@@ -206,14 +159,10 @@ describe.skipIf(browser === null)('the chat widget in chromium', () => {
 
   it.skipIf(wav === null)('barge-in: the user speaks over the bot; playback stops within 300 ms and the stored answer is cut', async () => {
     const { page, errors } = await openPage();
-    await bot(page, /welcome to Parley Café/).waitFor(WAIT);
-    await page.locator('parley-chat #voice').click();
-    await page.locator('parley-chat .msg.note', { hasText: 'Voice on' }).waitFor(WAIT);
+    await voiceOnWith(page, WAIT);
     const bargeIns = nextBargeIn(page);
-    openai.script({ text: LONG_ANSWER, chunkChars: 8, tokensPerSecond: 80 });
-    await say(page, 'where do your coffee beans come from?');
     // The bot is talking ...
-    await page.waitForFunction(() => (window as unknown as { __sound: { firstAt: number | null } }).__sound.firstAt !== null, undefined, WAIT);
+    await botTalks(page, openai, WAIT);
     // ... when the user turns the microphone on and, after a second of silence, speaks.
     await page.locator('parley-chat #mic').click();
     const barge = await bargeIns;
