@@ -7,7 +7,7 @@ import { replaySession } from '../lib/replay/replay';
 import { reportFails, type ReplayReport } from '../lib/replay/report';
 import { parseCli, type ExportArgs, type ReplayArgs, type SessionsArgs } from './args';
 import { replaySetup } from './setup';
-import { listSessions, loadSession, openStore } from './stores';
+import { loadSession, openStore } from './stores';
 
 /** Where the CLI writes and what it reads: the process's, or a test's. */
 export interface Io {
@@ -101,7 +101,7 @@ async function exportCommand(args: ExportArgs, io: Io): Promise<number> {
 async function sessions(args: SessionsArgs, io: Io): Promise<number> {
   const open = await openStore(args, io.env);
   try {
-    const found = await listSessions(open, args.limit);
+    const found = await open.store.listSessions(args.limit);
     if (!found.length) io.stderr(`no sessions in ${open.describe}\n`);
     for (const s of found) io.stdout(`${s.sessionId}  ${s.createdAt}\n`);
     return 0;

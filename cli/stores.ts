@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DynamoDBClient, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoSessionStore } from '../lib/checkpoint/dynamo-store';
 import { SDK_CLIENT_DEFAULTS } from '../lib/host/sdk';
 import { parseSessionExport } from '../lib/replay/export';
@@ -12,8 +12,6 @@ import type { StoreOptions } from './args';
 /** A store the CLI reads sessions from, and how to let go of it. */
 export interface OpenStore {
   store: DynamoSessionStore;
-  client: DynamoDBClient;
-  table: string;
   /** For the report: where the session came from. */
   describe: string;
   close(): Promise<void>;
@@ -31,15 +29,15 @@ export async function openStore(options: StoreOptions, env: Record<string, strin
       // A local endpoint takes any signature; AWS uses the default credential chain.
       ...(options.endpoint && !env.AWS_ACCESS_KEY_ID ? { credentials: LOCAL_CREDENTIALS } : {}),
     });
-    return { store: reader(client), client, table, describe: `DynamoDB table ${table}${options.endpoint ? ` at ${options.endpoint}` : region ? ` in ${region}` : ''}`, close: async () => client.destroy() };
+    return { store: reader(client), describe: `DynamoDB table ${table}${options.endpoint ? ` at ${options.endpoint}` : region ? ` in ${region}` : ''}`, close: async () => client.destroy() };
   }
   const dataDir = resolve(options.dataDir ?? env.PARLEY_DATA_DIR ?? '.parley-data');
   const local = await openDataDir(dataDir);
-  return { store: reader(local.client), client: local.client, table, describe: `the local store in ${dataDir}`, close: () => local.close() };
+  return { store: reader(local.client), describe: `the local store in ${dataDir}`, close: () => local.close() };
 }
 
 /** A path to an existing file is an export; anything else is a session id. */
-export const isExportFile = (session: string): boolean => existsSync(session) && statSync(session).isFile();
+const isExportFile = (session: string): boolean => existsSync(session) && statSync(session).isFile();
 
 export async function loadSession(session: string, options: StoreOptions, env: Record<string, string | undefined>): Promise<StoredSession> {
   if (isExportFile(session)) return parseSessionExport(readFileSync(session, 'utf8'), session);
@@ -49,32 +47,4 @@ export async function loadSession(session: string, options: StoreOptions, env: R
   } finally {
     await open.close();
   }
-}
-
-export interface SessionSummary {
-  sessionId: string;
-  createdAt: string;
-}
-
-/** The sessions a table holds, newest first (a scan: fine for a tool, never on a turn's path). */
-export async function listSessions(open: OpenStore, limit: number): Promise<SessionSummary[]> {
-  const sessions: SessionSummary[] = [];
-  let ExclusiveStartKey: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await open.client.send(
-      new ScanCommand({
-        TableName: open.table,
-        FilterExpression: 'sk = :meta',
-        ExpressionAttributeValues: { ':meta': { S: 'META' } },
-        ProjectionExpression: 'pk, createdAt',
-        ExclusiveStartKey,
-      }),
-    );
-    for (const item of page.Items ?? []) {
-      const pk = item.pk?.S ?? '';
-      if (pk.startsWith('SESS#')) sessions.push({ sessionId: pk.slice('SESS#'.length), createdAt: item.createdAt?.S ?? '' });
-    }
-    ExclusiveStartKey = page.LastEvaluatedKey;
-  } while (ExclusiveStartKey);
-  return sessions.sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, limit);
 }

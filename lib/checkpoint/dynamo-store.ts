@@ -3,6 +3,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  ScanCommand,
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
@@ -104,6 +105,32 @@ export class DynamoSessionStore implements SessionStore {
       createdAt: str(Item, 'createdAt'),
       metadata: JSON.parse(str(Item, 'metadata')) as Record<string, unknown>,
     };
+  }
+
+  /**
+   * The sessions the table holds, newest first, with when each started. A scan of the whole table:
+   * for tools (`parley sessions`), never on a turn's path.
+   */
+  async listSessions(limit: number): Promise<Array<{ sessionId: string; createdAt: string }>> {
+    const sessions: Array<{ sessionId: string; createdAt: string }> = [];
+    let ExclusiveStartKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.client.send(
+        new ScanCommand({
+          TableName: this.table,
+          FilterExpression: 'sk = :meta',
+          ExpressionAttributeValues: { ':meta': { S: 'META' } },
+          ProjectionExpression: 'pk, createdAt',
+          ExclusiveStartKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const pk = item.pk?.S ?? '';
+        if (pk.startsWith(sessionPk(''))) sessions.push({ sessionId: pk.slice(sessionPk('').length), createdAt: item.createdAt?.S ?? '' });
+      }
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return sessions.sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, limit);
   }
 
   async loadHead(sessionId: string, meter?: DynamoMeter): Promise<TurnRecord | undefined> {
