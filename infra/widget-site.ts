@@ -6,7 +6,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
-import { bundleTranscribeSync, bundleWidgetSync, demoPage, TRANSCRIBE_FILE, WIDGET_FILE } from '../web/build.js';
+import { bundleSync, demoPage, TRANSCRIBE_FILE, WIDGET_FILE, type BundleFile } from '../web/build.js';
 
 /** The demo page's object key, also the distribution's default root object. */
 export const WIDGET_PAGE = 'index.html';
@@ -15,7 +15,8 @@ export const WIDGET_PAGE = 'index.html';
 export const WIDGET_MAX_AGE = Duration.minutes(5);
 
 /** Published when the stack is synthesized without bundling (`cdk ls`, `cdk destroy`, tests that skip bundling). */
-export const WIDGET_NOT_BUNDLED = '/* parley-chat.js: not bundled (this synth skipped bundling) */\n';
+const notBundled = (file: BundleFile) => `/* ${file}: not bundled (this synth skipped bundling) */\n`;
+export const WIDGET_NOT_BUNDLED = notBundled(WIDGET_FILE);
 
 export interface WidgetSiteProps {
   /** The WebSocket URL the demo page's widget connects to: the stage's `wss://` URL (a deploy-time token is fine). */
@@ -25,12 +26,6 @@ export interface WidgetSiteProps {
    * @default the repository's widget (web/widget), bundled at synth by web/build.ts, unless the synth skips bundling
    */
   readonly script?: string | Uint8Array;
-  /**
-   * The live-transcription script to publish as `parley-transcribe.js`, next to the widget, which
-   * loads it when a session's speech goes to Amazon Transcribe.
-   * @default web/widget/transcribe-entry.ts bundled at synth by web/build.ts, unless the synth skips bundling
-   */
-  readonly transcribeScript?: string | Uint8Array;
   /**
    * Removal policy of the bucket and the deployment function's log group. With DESTROY the bucket is
    * emptied on deletion (autoDeleteObjects).
@@ -91,8 +86,9 @@ export class WidgetSite extends Construct {
     this.deployment = new s3deploy.BucketDeployment(this, 'Deployment', {
       destinationBucket: this.bucket,
       sources: [
-        s3deploy.Source.data(WIDGET_FILE, scriptText(props.script ?? defaultScript(this))),
-        s3deploy.Source.data(TRANSCRIBE_FILE, scriptText(props.transcribeScript ?? defaultTranscribeScript(this))),
+        s3deploy.Source.data(WIDGET_FILE, scriptText(props.script ?? defaultScript(this, WIDGET_FILE))),
+        // Live transcription, which the widget loads from next to itself when a session streams to Amazon Transcribe.
+        s3deploy.Source.data(TRANSCRIBE_FILE, scriptText(defaultScript(this, TRANSCRIBE_FILE))),
         // demoPage() puts the token's placeholder in; the deployment writes the real URL (SourceMarkers).
         s3deploy.Source.data(WIDGET_PAGE, demoPage(props.endpoint)),
       ],
@@ -110,13 +106,9 @@ export class WidgetSite extends Construct {
   }
 }
 
-/** The bundled widget, or a placeholder when this synth skips bundling (as CDK does for Lambda assets). */
-function defaultScript(scope: Construct): Uint8Array | string {
-  return Stack.of(scope).bundlingRequired ? bundleWidgetSync().js : WIDGET_NOT_BUNDLED;
-}
-
-function defaultTranscribeScript(scope: Construct): Uint8Array | string {
-  return Stack.of(scope).bundlingRequired ? bundleTranscribeSync().js : WIDGET_NOT_BUNDLED.replace('parley-chat.js', TRANSCRIBE_FILE);
+/** The bundled script, or a placeholder when this synth skips bundling (as CDK does for Lambda assets). */
+function defaultScript(scope: Construct, file: BundleFile): Uint8Array | string {
+  return Stack.of(scope).bundlingRequired ? bundleSync(file).js : notBundled(file);
 }
 
 /** Source.data takes text: esbuild's output is ASCII (non-ASCII characters escaped), so this is lossless. */

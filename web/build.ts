@@ -17,10 +17,14 @@ export const WIDGET_FILE = 'parley-chat.js';
  * Live transcription (Amazon Transcribe through the AWS SDK), hosted next to the widget, which
  * loads it only when a session's speech goes to Transcribe: it is about three times the widget's size.
  */
-export { TRANSCRIBE_FILE } from './widget/transcribe-loader';
+import { TRANSCRIBE_FILE } from './widget/transcribe-loader';
+export { TRANSCRIBE_FILE };
+
+/** The scripts a host page gets, by file name: the widget, and the live transcription it loads on demand. */
+const ENTRIES = { [WIDGET_FILE]: 'widget/index.ts', [TRANSCRIBE_FILE]: 'widget/transcribe-entry.ts' } as const;
+export type BundleFile = keyof typeof ENTRIES;
 
 const OPTIONS: BuildOptions = {
-  entryPoints: [here('widget/index.ts')],
   bundle: true,
   // A classic script: one <script src> tag on any page defines <parley-chat>, module or not.
   format: 'iife',
@@ -39,29 +43,22 @@ export interface WidgetBundle {
 
 const bundleOf = (js: Uint8Array): WidgetBundle => ({ js, gzipBytes: gzipSync(js, { level: 9 }).length });
 
-export async function bundleWidget(): Promise<WidgetBundle> {
-  const result = await build(OPTIONS);
+const optionsFor = (file: BundleFile): BuildOptions => ({ ...OPTIONS, entryPoints: [here(ENTRIES[file])] });
+
+export async function bundle(file: BundleFile): Promise<WidgetBundle> {
+  const result = await build(optionsFor(file));
   return bundleOf(result.outputFiles![0]!.contents);
 }
 
 /** The same bundle, synchronously (CDK constructs are built synchronously). */
-export function bundleWidgetSync(): WidgetBundle {
-  const result = buildSync(OPTIONS);
+export function bundleSync(file: BundleFile): WidgetBundle {
+  const result = buildSync(optionsFor(file));
   return bundleOf(result.outputFiles![0]!.contents);
 }
 
-/** The same options, for the lazily loaded live-transcription bundle (TRANSCRIBE_FILE). */
-const TRANSCRIBE_OPTIONS: BuildOptions = { ...OPTIONS, entryPoints: [here('widget/transcribe-entry.ts')] };
-
-export async function bundleTranscribe(): Promise<WidgetBundle> {
-  const result = await build(TRANSCRIBE_OPTIONS);
-  return bundleOf(result.outputFiles![0]!.contents);
-}
-
-export function bundleTranscribeSync(): WidgetBundle {
-  const result = buildSync(TRANSCRIBE_OPTIONS);
-  return bundleOf(result.outputFiles![0]!.contents);
-}
+export const bundleWidget = (): Promise<WidgetBundle> => bundle(WIDGET_FILE);
+/** The lazily loaded live-transcription bundle (TRANSCRIBE_FILE). */
+export const bundleTranscribe = (): Promise<WidgetBundle> => bundle(TRANSCRIBE_FILE);
 
 /**
  * The demo page: the sample host page with one <parley-chat>. With `endpoint` the widget talks to

@@ -198,7 +198,7 @@ describe('widget on, RemovalPolicy.DESTROY, synthesized without bundling', () =>
   });
 });
 
-// Really bundles web/widget/index.ts with esbuild (web/build.ts bundleWidgetSync): fails while that entry is missing.
+// Really bundles web/widget/index.ts with esbuild (web/build.ts bundleSync): fails while that entry is missing.
 describe('the widget bundled at synth (needs web/widget/index.ts)', () => {
   it('publishes the esbuild bundle of web/widget as parley-chat.js', () => {
     expect(existsSync(WIDGET_ENTRY), `${WIDGET_ENTRY} is missing`).toBe(true);
