@@ -177,11 +177,8 @@ describe.skipIf(browser === null)('voice input in the chat widget, in chromium',
     // The stored turn: the transcript is its input, as speech.
     const sessionId = await sessionIdOf(page);
     // The reply goes out before the turn commits.
-    let head = await store.loadHead(sessionId);
-    for (let i = 0; i < 100 && head?.input.kind !== 'text'; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      head = await store.loadHead(sessionId);
-    }
+    await expect.poll(async () => (await store.loadHead(sessionId))?.input.kind, { timeout: 10_000, interval: 50 }).toBe('text');
+    const head = await store.loadHead(sessionId);
     expect(head!.input).toMatchObject({ kind: 'text', text: HEARD, source: 'speech' });
     expect(head!.checkpoint.transcript.find((m) => m.role === 'user')?.text).toBe(HEARD);
     // Uploading needs no AWS SDK: the live-transcription bundle was never fetched.

@@ -183,11 +183,8 @@ describe.skipIf(browser === null)('the chat widget in chromium', () => {
 
     // The server kept only what was heard: the stored answer is cut and marked.
     const sessionId = await sessionIdOf(page);
-    let head = await store.loadHead(sessionId);
-    for (let i = 0; i < 100 && !head?.checkpoint.transcript.at(-1)?.interrupted; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      head = await store.loadHead(sessionId);
-    }
+    await expect.poll(async () => (await store.loadHead(sessionId))?.checkpoint.transcript.at(-1)?.interrupted, { timeout: 10_000, interval: 50 }).toBeTruthy();
+    const head = await store.loadHead(sessionId);
     const stored = head!.checkpoint.transcript.at(-1)!;
     expect(stored).toMatchObject({ role: 'assistant', interrupted: true });
     expect(LONG_ANSWER.startsWith(stored.text)).toBe(true);

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { TurnRecord } from '../../lib/checkpoint/record';
 import { FunctionEnv, readEnv } from '../../lib/config/env';
 import { llmPortsFactory } from '../../lib/llm/configure';
@@ -133,10 +133,14 @@ describe('crash recovery (seed 002): a turn that dies at any stage is resolved b
     await espeak?.close();
   });
 
-  /** Resolves once the turn's record is in the table. */
-  async function committed(sessionId: string, turnId: string): Promise<void> {
-    while (!(await rig.store.listTurns(sessionId)).some((r) => r.turnId === turnId)) await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  /** Resolves once the turn's record is in the table; rejects after `timeoutMs` (a backstop: the caller's `within` gives up first). */
+  const committed = (sessionId: string, turnId: string, timeoutMs = 15_000): Promise<void> =>
+    vi.waitFor(
+      async () => {
+        if (!(await rig.store.listTurns(sessionId)).some((r) => r.turnId === turnId)) throw new Error(`turn ${turnId} not committed`);
+      },
+      { timeout: timeoutMs, interval: 20 },
+    );
 
   const label = (c: Case) => `${c.target} ${c.kind === 'throw' ? 'throws' : c.kind === 'hang' ? 'hangs' : 'hangs, then completes late'}${c.spec?.afterItems ? ` after ${c.spec.afterItems} item${c.spec.afterItems > 1 ? 's' : ''}` : ''}`;
 

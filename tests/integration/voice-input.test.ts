@@ -1,6 +1,6 @@
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { LIMITS, type ServerEvent, type ServerEventOf } from '../../lib/protocol/v1';
 import { emptyAudioCache } from '../../lib/speech/audio-cache';
@@ -338,7 +338,7 @@ describe('early work on partial transcripts (seed 004)', () => {
     const turnId = crypto.randomUUID();
     c.send({ type: 'input.partial', turnId, sessionId: c.sessionId, text: 'a large cappuccino' });
     // The partial is answered by nothing: wait until its audio was made, then check nothing was stored.
-    await waitFor(() => synth.texts.some((t) => /large cappuccino/i.test(t)));
+    await vi.waitFor(() => expect(synth.texts.some((t) => /large cappuccino/i.test(t))).toBe(true), POLL);
     const keep = (i: Record<string, unknown>) => !String((i.pk as { S?: string })?.S).startsWith('CONN#');
     expect((await tableSnapshot(runtime)).filter(keep)).toEqual(before.filter(keep));
     expect(c.events).toEqual([]);
@@ -367,7 +367,7 @@ describe('early work on partial transcripts (seed 004)', () => {
       c.send({ type: 'input.partial', turnId, sessionId: c.sessionId, text: words.slice(0, n).join(' ') });
       await new Promise((r) => setTimeout(r, 60));
     }
-    await waitFor(() => synth.texts.some((t) => /oat milk/.test(t)));
+    await vi.waitFor(() => expect(synth.texts.some((t) => /oat milk/.test(t))).toBe(true), POLL);
     c.send({ type: 'input.text', turnId, sessionId: c.sessionId, text: words.join(' '), source: 'speech', speech: { sinceFirstAudioMs: 2000 } });
     await c.until('turn.completed');
     // The sentence with every detail was made once, ahead, and the answer played it.
@@ -385,7 +385,7 @@ describe('early work on partial transcripts (seed 004)', () => {
     const greeted = synth.texts.length;
     const turnId = crypto.randomUUID();
     c.send({ type: 'input.partial', turnId, sessionId: c.sessionId, text: 'what is on the menu' });
-    await waitFor(() => synth.texts.length > greeted);
+    await vi.waitFor(() => expect(synth.texts.length).toBeGreaterThan(greeted), POLL);
     const early = synth.texts.slice(greeted);
 
     c.send({ type: 'input.text', turnId, sessionId: c.sessionId, text: 'a small latte please', source: 'speech', speech: { sinceFirstAudioMs: 1500 } });
@@ -412,13 +412,8 @@ describe('early work on partial transcripts (seed 004)', () => {
   });
 });
 
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** How long vi.waitFor polls a condition here, and how often. */
+const POLL = { timeout: 5000, interval: 10 };
 
 const textOfTurn = (events: ServerEvent[]) =>
   events.filter((e): e is ServerEventOf<'response.text.done'> => e.type === 'response.text.done').map((e) => e.text).join(' ');
