@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ClientMessage, LIMITS, type ServerEventOf } from '../../lib/protocol/v1';
-import { rms } from '../../lib/speech/pcm';
+import { pcmToBytes, rms } from '../../lib/speech/pcm';
 import { Connection } from '../../web/widget/connection';
 import { stablePrefix, LiveTranscript } from '../../web/widget/live-transcript';
 import { sessionStore } from '../../web/widget/session-store';
-import { base64, int16Bytes, pcmConverter, pcmMs } from '../../web/widget/pcm';
+import { base64, pcmConverter, pcmMs } from '../../web/widget/pcm';
 import { PRE_ROLL_MS, SpeechInput, type SpeechInputEvents } from '../../web/widget/speech-input';
 import type { LiveTranscriberOptions, LiveUtterance } from '../../web/widget/transcribe-live';
 import { AudioQueue, PreRoll } from '../../web/widget/utterance-audio';
@@ -53,6 +53,8 @@ describe('resampling the microphone to 16-bit PCM', () => {
       const parts: Int16Array[] = [];
       for (let at = 0, size = 1; at < signal.length; at += size, size = (size * 7 + 3) % 1500 || 1) parts.push(converter.push(signal.subarray(at, at + size)));
       expect(concat(parts)).toEqual(whole);
+      // Each chunk's samples are its own: the pre-roll and the live queue keep views of them.
+      expect(parts[0]!.buffer).not.toBe(parts[1]!.buffer);
       // The last sample or two wait for the next chunk.
       expect(Math.abs(whole.length - Math.round((signal.length * 16000) / rate))).toBeLessThanOrEqual(2);
     }
@@ -69,7 +71,8 @@ describe('resampling the microphone to 16-bit PCM', () => {
   });
 
   it('bytes are little-endian whatever the host, base64 is standard, durations in ms', () => {
-    expect(Array.from(int16Bytes(Int16Array.from([1, -2, 0x1234])))).toEqual([0x01, 0x00, 0xfe, 0xff, 0x34, 0x12]);
+    // What the widget sends is lib/speech/pcm.ts's pcmToBytes of the converter's samples.
+    expect(Array.from(pcmToBytes(Int16Array.from([1, -2, 0x1234])))).toEqual([0x01, 0x00, 0xfe, 0xff, 0x34, 0x12]);
     const bytes = Uint8Array.from({ length: 50_000 }, (_, i) => (i * 31) % 256);
     expect(base64(bytes)).toBe(Buffer.from(bytes).toString('base64'));
     expect(pcmMs(32000, 16000)).toBe(1000);

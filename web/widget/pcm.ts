@@ -30,56 +30,60 @@ export function pcmConverter(fromRate: number, toRate: number): PcmConverter {
   let consumed = 0;
   /** Output samples made so far. */
   let made = 0;
-  /** Input not yet turned into output (plus, when upsampling, the last sample before it). */
-  let pending = new Float32Array(0);
+  /**
+   * Input not yet turned into output (plus, when upsampling, the last sample before it), its first
+   * `held` samples: fewer than from/to when downsampling (more would make an output), at most one
+   * when upsampling.
+   */
+  const pending = new Float32Array(Math.ceil(fromRate / toRate) + 1);
+  let held = 0;
 
+  // Runs 50 times a second while the microphone is on, so it allocates only its output: the input
+  // is read where it lies (sample r after `consumed` is pending[r] or chunk[r - held]), the output
+  // count is known before it is made, and only the few samples left over are carried.
   return {
     push(chunk) {
-      const input = new Float32Array(pending.length + chunk.length);
-      input.set(pending);
-      input.set(chunk, pending.length);
-      const end = consumed + input.length; // absolute index after the last input sample
-      const out: number[] = [];
+      const end = consumed + held + chunk.length; // absolute index after the last input sample
+      let out: Int16Array;
+      let keepFrom: number;
       if (fromRate >= toRate) {
-        // Output k covers input [floor(k·from/to), floor((k+1)·from/to)).
-        for (;;) {
-          const a = Math.floor((made * fromRate) / toRate);
-          const b = Math.floor(((made + 1) * fromRate) / toRate);
-          if (b > end) break;
+        // Output k covers input [floor(k·from/to), floor((k+1)·from/to)): it can be made when
+        // floor((k+1)·from/to) <= end, that is when (k+1)·from < (end+1)·to.
+        out = new Int16Array(Math.max(0, Math.floor((end * toRate + toRate - 1) / fromRate) - made));
+        for (let j = 0; j < out.length; j++, made++) {
+          const a = Math.floor((made * fromRate) / toRate) - consumed;
+          const b = Math.floor(((made + 1) * fromRate) / toRate) - consumed;
           let sum = 0;
-          for (let i = a; i < b; i++) sum += input[i - consumed]!;
-          out.push(toInt16(sum / (b - a)));
-          made += 1;
+          for (let r = a; r < b; r++) sum += r < held ? pending[r]! : chunk[r - held]!;
+          out[j] = toInt16(sum / (b - a));
         }
-        const keepFrom = Math.floor((made * fromRate) / toRate);
-        pending = input.slice(keepFrom - consumed);
-        consumed = keepFrom;
+        keepFrom = Math.floor((made * fromRate) / toRate);
       } else {
-        // Output k sits at input position k·from/to, between samples i and i+1.
-        for (;;) {
+        // Output k sits at input position k·from/to, between samples i and i+1: it can be made when
+        // i + 1 < end, that is when k·from < (end-1)·to.
+        out = new Int16Array(Math.max(0, Math.ceil(((end - 1) * toRate) / fromRate) - made));
+        for (let j = 0; j < out.length; j++, made++) {
           const position = (made * fromRate) / toRate;
           const i = Math.floor(position);
-          if (i + 1 >= end) break;
-          const x0 = input[i - consumed]!;
-          const x1 = input[i + 1 - consumed]!;
-          out.push(toInt16(x0 + (x1 - x0) * (position - i)));
-          made += 1;
+          const r = i - consumed;
+          const x0 = r < held ? pending[r]! : chunk[r - held]!;
+          const x1 = r + 1 < held ? pending[r + 1]! : chunk[r + 1 - held]!;
+          out[j] = toInt16(x0 + (x1 - x0) * (position - i));
         }
-        const keepFrom = Math.min(Math.floor((made * fromRate) / toRate), end);
-        pending = input.slice(keepFrom - consumed);
-        consumed = keepFrom;
+        keepFrom = Math.min(Math.floor((made * fromRate) / toRate), end);
       }
-      return Int16Array.from(out);
+      // Carry [keepFrom, end), front to back: each sample comes from where it goes or after.
+      const skip = keepFrom - consumed;
+      const keep = end - keepFrom;
+      for (let j = 0; j < keep; j++) {
+        const r = skip + j;
+        pending[j] = r < held ? pending[r]! : chunk[r - held]!;
+      }
+      held = keep;
+      consumed = keepFrom;
+      return out;
     },
   };
-}
-
-/** Little-endian bytes of the samples, whatever the host's byte order. */
-export function int16Bytes(samples: Int16Array): Uint8Array {
-  const out = new Uint8Array(samples.length * 2);
-  const view = new DataView(out.buffer);
-  for (let i = 0; i < samples.length; i++) view.setInt16(2 * i, samples[i]!, true);
-  return out;
 }
 
 /** Standard base64 (with padding), in slices so a large chunk never overflows the argument list. */
@@ -88,6 +92,7 @@ export function base64(bytes: Uint8Array): string {
   for (let i = 0; i < bytes.length; i += 0x2000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x2000));
   return btoa(binary);
 }
+
 
 /** Milliseconds of `bytes` of 16-bit mono PCM at `sampleRate`. */
 export const pcmMs = (bytes: number, sampleRate: number): number => Math.round((Math.floor(bytes / 2) * 1000) / sampleRate);

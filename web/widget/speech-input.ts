@@ -1,5 +1,6 @@
 import type { ClientMessage, ServerEventOf, SpeechInput as SpeechInputMode } from '../../lib/protocol/v1';
-import { int16Bytes, pcmConverter, type PcmConverter } from './pcm';
+import { pcmToBytes } from '../../lib/speech/pcm';
+import { pcmConverter, type PcmConverter } from './pcm';
 import type { LiveTranscriber } from './transcribe-live';
 import { loadTranscribe, type TranscribeModule } from './transcribe-loader';
 import { LiveAudio, PreRoll } from './utterance-audio';
@@ -97,7 +98,8 @@ export class SpeechInput {
     if (this.converter?.rate !== sampleRate || this.converter.to !== mode.sampleRate) {
       this.converter = { rate: sampleRate, to: mode.sampleRate, convert: pcmConverter(sampleRate, mode.sampleRate) };
     }
-    const pcm = int16Bytes(this.converter.convert.push(samples));
+    // Little-endian, as the recognizers take it: on the usual little-endian host a view, no copy.
+    const pcm = pcmToBytes(this.converter.convert.push(samples));
     // A live utterance is over when its transcriber has ended the audio.
     if (this.recording?.mode === 'transcribe' && this.recording.audio.done) this.recording = undefined;
     const recording = this.recording;
