@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import * as z from 'zod';
 import type { ActionOutcome, ActionRunner, RenderedRequest, TemplateContext } from '../actions/port';
 import { renderActionRequest } from '../actions/webhook';
-import type { RecordedEvent } from '../checkpoint/record';
+import { ActionRequest, type RecordedEvent } from '../checkpoint/record';
 import type { DialogueMap } from '../flow/map';
 import { partsDiffer, requestDigest, requestParts } from '../llm/digest';
 import { LlmError, type LlmClient, type LlmRequest, type LlmStreamEvent, type SafetyChecker } from '../llm/port';
@@ -20,8 +20,8 @@ export const Divergence = z.object({
   /** What changed, as far as the recording can tell. */
   reasons: z.array(z.string()),
   /** The webhook request as recorded and as the replay rendered it. */
-  recorded: z.unknown().optional(),
-  replayed: z.unknown().optional(),
+  recorded: ActionRequest.optional(),
+  replayed: ActionRequest.optional(),
 });
 export type Divergence = z.infer<typeof Divergence>;
 

@@ -33,7 +33,8 @@ export const Observation = z.object({
 });
 export type Observation = z.infer<typeof Observation>;
 
-const parsedArguments = (text: string): unknown => {
+/** JSON text parsed, or the text itself when it is not JSON (tool arguments, webhook bodies). */
+export const parsedArguments = (text: string): unknown => {
   try {
     return JSON.parse(text) as unknown;
   } catch {

@@ -1,9 +1,10 @@
 import { diffWords } from 'diff';
 import { formatUsd } from '../cost/ledger';
 import { leafChanges, type Difference } from './diff';
-import type { Observation, ToolUse } from './observe';
+import { parsedArguments, type Observation, type ToolUse } from './observe';
+import type { ActionRequest } from '../checkpoint/record';
 import type { CostLedger } from '../cost/schema';
-import type { ReplayReport, ReplayTurn } from './report';
+import { reportFails, type ReplayReport, type ReplayTurn } from './report';
 import { brief } from './render-text';
 
 /*
@@ -74,16 +75,10 @@ function costTable(turn: ReplayTurn): string {
 }
 
 /** A webhook request's JSON body parsed, so its changes show field by field. */
-const parsedRequest = (request: unknown): unknown => {
-  if (typeof request !== 'object' || request === null || typeof (request as { body?: unknown }).body !== 'string') return request;
-  try {
-    return { ...request, body: JSON.parse((request as { body: string }).body) as unknown };
-  } catch {
-    return request;
-  }
-};
+const parsedRequest = (request: ActionRequest | undefined): unknown =>
+  request?.body === undefined ? request : { ...request, body: parsedArguments(request.body) };
 
-function requestChanges(recorded: unknown, replayed: unknown): string {
+function requestChanges(recorded: ActionRequest | undefined, replayed: ActionRequest | undefined): string {
   if (recorded === undefined && replayed === undefined) return '';
   const changes = leafChanges(parsedRequest(recorded), parsedRequest(replayed));
   return `<ul>${changes.map((c) => `<li><code>${esc(c.path || 'request')}</code>: <code>${esc(brief(c.before, 200))}</code> → <code>${esc(brief(c.after, 200))}</code></li>`).join('')}</ul>`;
@@ -142,7 +137,7 @@ td.old{background:#fff5f5}td.new{background:#f3fbf6}details.cost summary{cursor:
 
 export function renderHtml(report: ReplayReport): string {
   const s = report.summary;
-  const fails = s.changed > 0 || s.diverged > 0;
+  const fails = reportFails(report);
   const stat = (cls: string, n: number, label: string) => `<div class="stat ${cls}"><b>${n}</b>${label}</div>`;
   const cost =
     s.cost.original !== undefined || s.cost.replay !== undefined

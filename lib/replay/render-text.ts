@@ -2,7 +2,7 @@ import Table from 'cli-table3';
 import { formatUsd } from '../cost/ledger';
 import { leafChanges, type Difference } from './diff';
 import type { CostLedger } from '../cost/schema';
-import type { ReplayReport, ReplayTurn } from './report';
+import { reportFails, type ReplayReport, type ReplayTurn } from './report';
 
 /** How a word is coloured: ANSI in a terminal, nothing in a pipe or a file. */
 export type Paint = (style: 'red' | 'green' | 'yellow' | 'dim' | 'bold', text: string) => string;
@@ -26,7 +26,7 @@ const clip = (text: string, max: number) => (text.length <= max ? text : `${text
 export function brief(value: unknown, max = 60): string {
   if (value === undefined) return '(unset)';
   if (value === null) return '(none)';
-  return clip(typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value), max);
+  return clip(JSON.stringify(value), max);
 }
 
 const arrow = (b: unknown, a: unknown) => `${brief(b)} → ${brief(a)}`;
@@ -88,7 +88,7 @@ export function renderText(report: ReplayReport, paint: Paint = plain, width = 1
     table.push([String(turn.seq), clip(input, 60), paint(status.style, status.label), lines.join('\n') || paint('dim', '—'), cost]);
   }
   const s = report.summary;
-  const verdict = s.changed || s.diverged ? paint('red', 'DIFFERENCES') : paint('green', 'no differences');
+  const verdict = reportFails(report) ? paint('red', 'DIFFERENCES') : paint('green', 'no differences');
   const cost = s.cost.original !== undefined || s.cost.replay !== undefined ? `; cost ${formatUsd(s.cost.original ?? 0)} recorded, ${formatUsd(s.cost.replay ?? 0)} replayed` : '';
   const header = [
     `${paint('bold', 'Replay')} of session ${report.sessionId} (${report.source}) against map "${report.map.name}" [${report.map.digest}], ${report.mode} mode${report.from === undefined ? '' : `, what-if from turn ${report.from}`}`,
