@@ -16,6 +16,7 @@ import { diffObservations } from './diff';
 import { observe, type Observation } from './observe';
 import { REPORT_FORMAT, REPORT_VERSION, type ReplayMode, type ReplayReport, type ReplayTurn } from './report';
 import type { CostLedger } from '../cost/schema';
+import { canonicalJson } from '../nlu/model';
 
 /*
  * Reruns a stored conversation against the current dialogue map and configuration, one turn at a
@@ -124,7 +125,8 @@ export async function replaySession(session: StoredSession, setup: ReplaySetup, 
     sessionId: session.sessionId,
     source: session.source,
     mode: setup.mode,
-    map: { name: setup.map.name, digest: createHash('sha256').update(JSON.stringify(setup.map)).digest('hex').slice(0, 12) },
+    // Key order is not content: a map whose states were only reordered has the same digest.
+    map: { name: setup.map.name, digest: createHash('sha256').update(canonicalJson(setup.map)).digest('hex').slice(0, 12) },
     createdAt: (setup.now?.() ?? new Date()).toISOString(),
     ...(whatIf ? { from: whatIf.from } : {}),
     similarity: setup.similarity,
