@@ -7,7 +7,7 @@ import type {
 } from 'openai/resources/chat/completions';
 import { silentLog, type Log } from '../observability/log';
 import { LlmError, type ChatMessage, type LlmClient, type LlmErrorKind, type LlmRequest, type LlmStreamEvent, type LlmUsage, type ToolCall } from './port';
-import { MIN_ATTEMPT_MS, nextAttempt, retryAfter, sleep } from '../host/retry';
+import { classifySdkError, giveUp as giveUpWith, MIN_ATTEMPT_MS, nextAttempt, sleep, type ProviderFailure } from '../host/retry';
 
 export interface OpenAiClientOptions {
   apiKey: string;
@@ -40,15 +40,9 @@ const DEFAULT_ATTEMPT_TIMEOUT_MS = 10_000;
 const DEFAULT_BACKOFF_BASE_MS = 200;
 
 /** What went wrong in one attempt. */
-interface Failure {
-  kind: LlmErrorKind;
-  retryable: boolean;
-  message: string;
-  status?: number;
-  /** From Retry-After / retry-after-ms on a 429 or 5xx. */
-  retryAfterMs?: number;
-  cause: unknown;
-}
+type Failure = ProviderFailure<LlmErrorKind>;
+
+const SDK_ERRORS = { APIConnectionTimeoutError, APIUserAbortError, APIConnectionError, APIError };
 
 /** Marker thrown inside an attempt; never leaves this module. */
 class AttemptFailure extends Error {
@@ -179,12 +173,7 @@ export function openAiClient(options: OpenAiClientOptions): LlmClient {
 
 /** The LlmError for a failure that ends the stream. */
 function giveUp(failure: Failure, attempts: number, exhausted: boolean): LlmError {
-  const suffix = exhausted && attempts > 1 ? ` (after ${attempts} attempts)` : '';
-  return new LlmError(failure.kind, `${failure.message}${suffix}`, {
-    ...(failure.status !== undefined ? { status: failure.status } : {}),
-    attempts,
-    cause: failure.cause,
-  });
+  return giveUpWith(failure, attempts, exhausted, (kind, message, details) => new LlmError(kind, message, details));
 }
 
 function timeoutFailure(cause: unknown): Failure {
@@ -192,39 +181,30 @@ function timeoutFailure(cause: unknown): Failure {
 }
 
 function classify(err: unknown, timedOut: boolean): Failure {
-  // The watchdog aborted: the SDK reports it as a user abort (before headers) or not at all.
-  if (timedOut || err instanceof APIConnectionTimeoutError) return timeoutFailure(err);
-  if (err instanceof APIUserAbortError) {
-    return { kind: 'llm_error', retryable: true, message: 'the LLM request was aborted', cause: err };
+  const f = classifySdkError(SDK_ERRORS, err, timedOut);
+  const failed = (message: string): Failure => ({ kind: 'llm_error', retryable: f.retryable, message, cause: err });
+  switch (f.what) {
+    case 'timeout':
+      return timeoutFailure(err);
+    case 'aborted':
+      return failed('the LLM request was aborted');
+    case 'unreachable':
+      return failed(`cannot reach the LLM: ${f.detail}`);
+    case 'answered':
+      // No status: an `error` object inside the stream, the server failed while generating.
+      if (f.status === undefined) return failed(`the LLM stream reported an error: ${f.detail}`);
+      return {
+        ...failed(`the LLM answered ${f.detail}`),
+        status: f.status,
+        ...(f.retryAfterMs !== undefined ? { retryAfterMs: f.retryAfterMs } : {}),
+      };
+    case 'malformed':
+      return failed('the LLM stream was malformed (invalid JSON in a chunk)');
+    case 'connection':
+      return failed(`the LLM connection failed: ${f.detail}`);
+    case 'other':
+      return failed(`the LLM request failed: ${f.detail}`);
   }
-  if (err instanceof APIConnectionError) {
-    return { kind: 'llm_error', retryable: true, message: `cannot reach the LLM: ${err.message}`, cause: err };
-  }
-  if (err instanceof APIError) {
-    const status = err.status;
-    if (status === undefined) {
-      // An `error` object inside the stream: the server failed while generating.
-      return { kind: 'llm_error', retryable: true, message: `the LLM stream reported an error: ${err.message}`, cause: err };
-    }
-    const retryable = status === 408 || status === 429 || status >= 500;
-    const retryAfterMs = retryable ? retryAfter(err.headers) : undefined;
-    return {
-      kind: 'llm_error',
-      retryable,
-      message: `the LLM answered ${err.message}`,
-      status,
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-      cause: err,
-    };
-  }
-  if (err instanceof SyntaxError) {
-    return { kind: 'llm_error', retryable: false, message: 'the LLM stream was malformed (invalid JSON in a chunk)', cause: err };
-  }
-  // undici: "TypeError: terminated" when the connection drops mid-body; other network failures.
-  if (err instanceof TypeError) {
-    return { kind: 'llm_error', retryable: true, message: `the LLM connection failed: ${err.message}`, cause: err };
-  }
-  return { kind: 'llm_error', retryable: false, message: `the LLM request failed: ${(err as Error)?.message ?? String(err)}`, cause: err };
 }
 
 /** Folds chunks of choice 0 into text deltas, complete tool calls, the finish reason, usage and model. */

@@ -6,7 +6,7 @@ import { traceCall } from '../../observability/tracing';
 import { oggOpusDurationMs, pcmDurationMs } from '../pcm';
 import { pcmToWav } from '../wav';
 import { SttError, type SttErrorKind, type Transcriber, type Transcript, type TranscriptionRequest } from './port';
-import { MIN_ATTEMPT_MS, nextAttempt, retryAfter, sleep } from '../../host/retry';
+import { classifySdkError, giveUp as giveUpWith, MIN_ATTEMPT_MS, nextAttempt, sleep, type ProviderFailure } from '../../host/retry';
 
 export interface OpenAiTranscriberOptions {
   /** Any OpenAI-compatible server, e.g. 'http://127.0.0.1:8000/v1'. Default https://api.openai.com/v1 (never OPENAI_BASE_URL: that is the LLM's). */
@@ -38,14 +38,7 @@ const DEFAULT_BACKOFF_BASE_MS = 200;
 type Sdk = typeof import('openai');
 
 /** What went wrong in one attempt. */
-interface Failure {
-  kind: SttErrorKind;
-  retryable: boolean;
-  message: string;
-  status?: number;
-  retryAfterMs?: number;
-  cause: unknown;
-}
+type Failure = ProviderFailure<SttErrorKind>;
 
 /**
  * Transcriber on the official `openai` SDK (`audio.transcriptions.create`), for OpenAI and any
@@ -235,12 +228,7 @@ function redactor(apiKey: string | undefined): (message: string) => string {
 }
 
 function giveUp(failure: Failure, attempts: number, exhausted: boolean): SttError {
-  const suffix = exhausted && attempts > 1 ? ` (after ${attempts} attempts)` : '';
-  return new SttError(failure.kind, `${failure.message}${suffix}`, {
-    ...(failure.status !== undefined ? { status: failure.status } : {}),
-    attempts,
-    cause: failure.cause,
-  });
+  return giveUpWith(failure, attempts, exhausted, (kind, message, details) => new SttError(kind, message, details));
 }
 
 function timeoutFailure(cause: unknown): Failure {
@@ -248,31 +236,26 @@ function timeoutFailure(cause: unknown): Failure {
 }
 
 function classify(sdk: Sdk, err: unknown, timedOut: boolean, redact: (message: string) => string): Failure {
-  if (timedOut || err instanceof sdk.APIConnectionTimeoutError) return timeoutFailure(err);
-  if (err instanceof sdk.APIUserAbortError) {
-    return { kind: 'stt.failed', retryable: true, message: 'the transcription request was aborted', cause: err };
+  const f = classifySdkError(sdk, err, timedOut);
+  const failed = (message: string): Failure => ({ kind: 'stt.failed', retryable: f.retryable, message, cause: err });
+  switch (f.what) {
+    case 'timeout':
+      return timeoutFailure(err);
+    case 'aborted':
+      return failed('the transcription request was aborted');
+    case 'unreachable':
+      return failed(`cannot reach the speech recognizer: ${redact(f.detail)}`);
+    case 'answered':
+      return {
+        ...failed(`the speech recognizer answered ${redact(f.detail)}`),
+        ...(f.status !== undefined ? { status: f.status } : {}),
+        ...(f.retryAfterMs !== undefined ? { retryAfterMs: f.retryAfterMs } : {}),
+      };
+    case 'malformed':
+      return failed('the speech recognizer answered invalid JSON');
+    case 'connection':
+      return failed(`the speech recognizer connection failed: ${redact(f.detail)}`);
+    case 'other':
+      return failed(`the transcription failed: ${redact(f.detail)}`);
   }
-  if (err instanceof sdk.APIConnectionError) {
-    return { kind: 'stt.failed', retryable: true, message: `cannot reach the speech recognizer: ${redact(err.message)}`, cause: err };
-  }
-  if (err instanceof sdk.APIError) {
-    const status = err.status;
-    const retryable = status === undefined || status === 408 || status === 429 || status >= 500;
-    const retryAfterMs = retryable ? retryAfter(err.headers) : undefined;
-    return {
-      kind: 'stt.failed',
-      retryable,
-      message: `the speech recognizer answered ${redact(err.message)}`,
-      ...(status !== undefined ? { status } : {}),
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-      cause: err,
-    };
-  }
-  if (err instanceof SyntaxError) {
-    return { kind: 'stt.failed', retryable: false, message: 'the speech recognizer answered invalid JSON', cause: err };
-  }
-  if (err instanceof TypeError) {
-    return { kind: 'stt.failed', retryable: true, message: `the speech recognizer connection failed: ${redact(err.message)}`, cause: err };
-  }
-  return { kind: 'stt.failed', retryable: false, message: `the transcription failed: ${redact((err as Error)?.message ?? String(err))}`, cause: err };
 }
