@@ -230,6 +230,9 @@ export class Parley extends Construct {
     if (props.tracing?.endpoint !== undefined && !/^https?:\/\/[^/]/.test(props.tracing.endpoint)) {
       throw new Error('Parley: tracing.endpoint must be an http(s) URL');
     }
+    if (props.speechRecognizer !== undefined && !/^https?:\/\/[^/]/.test(props.speechRecognizer.baseUrl)) {
+      throw new Error(`Parley: speechRecognizer.baseUrl must be an http(s) URL, got ${JSON.stringify(props.speechRecognizer.baseUrl)}`);
+    }
 
     /** Resume tokens are HMACs with this secret; only the turn function (session.start) reads it. */
     this.resumeSecret =
@@ -436,7 +439,6 @@ export class Parley extends Construct {
 
     if (props.speechRecognizer) {
       const { baseUrl, model } = props.speechRecognizer;
-      if (!/^https?:\/\//.test(baseUrl)) throw new Error(`Parley: speechRecognizer.baseUrl must be an http(s) URL, got ${JSON.stringify(baseUrl)}`);
       this.turnFunction.addEnvironment('PARLEY_STT_BASE_URL', baseUrl);
       if (model) this.turnFunction.addEnvironment('PARLEY_STT_MODEL', model);
     }
