@@ -15,6 +15,7 @@ import { createEspeakSynthesizer } from '../local/speech/espeak';
 import { startLocalRuntime } from '../local/runtime';
 import { BenchClient } from './client';
 import { progress, round3, summarize } from './stats';
+import { Invocations, sleep, sleepUntil } from './timing';
 
 /*
  * Early work on partial transcripts (issue 9, point 2; lib/session/early-work.ts): how much of the
@@ -109,9 +110,6 @@ export interface EarlyBenchOptions {
   ttsFirstByteMs?: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const sleepUntil = (at: number) => sleep(Math.max(0, at - performance.now()));
-
 /** The port is never called here: the local runtime accepts speechInput (and so input.partial) only with a recognizer configured. */
 const stubTranscriber: Transcriber = {
   provider: 'bench-stub',
@@ -143,30 +141,6 @@ class CountingSynthesizer implements Synthesizer {
   }
   wordMarks(request: Omit<SynthesisRequest, 'format'>) {
     return this.inner.wordMarks!(request);
-  }
-}
-
-/** Message-route invocations finished (partials included), so a session's work is over before the next starts. */
-class Invocations {
-  finished = 0;
-  private waiters: { target: number; resolve: () => void }[] = [];
-  readonly onInvoke = (routeKey: string): void => {
-    if (routeKey === '$connect' || routeKey === '$disconnect') return;
-    this.finished++;
-    this.waiters = this.waiters.filter((w) => (w.target <= this.finished ? (w.resolve(), false) : true));
-  };
-  until(target: number, timeoutMs = 10_000): Promise<void> {
-    if (this.finished >= target) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`invocation ${target} did not finish within ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({
-        target,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      });
-    });
   }
 }
 

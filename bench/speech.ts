@@ -19,6 +19,7 @@ import { startLocalRuntime } from '../local/runtime';
 import { startFakeOpenAI } from '../tests/support/openai-server';
 import { BenchClient } from './client';
 import { progress, round3, summarize } from './stats';
+import { Invocations, sleep, sleepUntil } from './timing';
 
 /*
  * Speech latency (seed 004), through the real local runtime: dynalite, the local WebSocket gateway
@@ -62,9 +63,6 @@ export interface SpeechBenchOptions {
   /** Injected delay of the demo kitchen webhook (place_order). */
   kitchenDelayMs?: number;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const sleepUntil = (at: number) => sleep(Math.max(0, at - performance.now()));
 
 /** 16-bit mono PCM of `ms` milliseconds: a quiet 220 Hz tone (the content only matters for its size). */
 function pcm(ms: number, sampleRate: number): Uint8Array {
@@ -135,33 +133,6 @@ class BenchSynthesizer implements Synthesizer {
       if (i === 0) call.firstChunkAt = performance.now();
       yield bytes.subarray(offset, offset + this.chunkBytes);
     }
-  }
-}
-
-/** Message-route invocations (not $connect/$disconnect) finished, from the gateway's onInvoke hook. */
-class Invocations {
-  finished = 0;
-  /** performance.now() when the gateway started the last message-route invocation. */
-  lastStartedAt = 0;
-  private waiters: { target: number; resolve: () => void }[] = [];
-  readonly onInvoke = (routeKey: string, ms: number): void => {
-    if (routeKey === '$connect' || routeKey === '$disconnect') return;
-    this.lastStartedAt = performance.now() - ms;
-    this.finished++;
-    this.waiters = this.waiters.filter((w) => (w.target <= this.finished ? (w.resolve(), false) : true));
-  };
-  until(target: number, timeoutMs = 10_000): Promise<void> {
-    if (this.finished >= target) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`invocation ${target} did not finish within ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({
-        target,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      });
-    });
   }
 }
 
