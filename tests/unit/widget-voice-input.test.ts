@@ -1,14 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ClientMessage, LIMITS, type ServerEventOf } from '../../lib/protocol/v1';
-import { pcmToBytes, rms } from '../../lib/speech/pcm';
+import { ClientMessage, LIMITS, SpeechTimings, type ServerEventOf } from '../../lib/protocol/v1';
+import { pcmDurationMs, pcmToBytes, rms } from '../../lib/speech/pcm';
 import { Connection } from '../../web/widget/connection';
 import { stablePrefix, LiveTranscript } from '../../web/widget/live-transcript';
 import { sessionStore } from '../../web/widget/session-store';
-import { base64, pcmConverter, pcmMs } from '../../web/widget/pcm';
+import { base64, pcmConverter } from '../../web/widget/pcm';
 import { PRE_ROLL_MS, SpeechInput, type SpeechInputEvents } from '../../web/widget/speech-input';
 import type { LiveTranscriberOptions, LiveUtterance } from '../../web/widget/transcribe-live';
 import { AudioQueue, PreRoll } from '../../web/widget/utterance-audio';
-import { CHUNK_BYTES, MAX_UTTERANCE_BYTES, uploadMessages } from '../../web/widget/utterance-upload';
+import { CHUNK_BYTES, MAX_TIMING_MS, MAX_UTTERANCE_BYTES, uploadMessages } from '../../web/widget/utterance-upload';
 
 /*
  * The pure parts of the widget's voice input: resampling to 16-bit PCM, the upload's chunks, the
@@ -75,8 +75,9 @@ describe('resampling the microphone to 16-bit PCM', () => {
     expect(Array.from(pcmToBytes(Int16Array.from([1, -2, 0x1234])))).toEqual([0x01, 0x00, 0xfe, 0xff, 0x34, 0x12]);
     const bytes = Uint8Array.from({ length: 50_000 }, (_, i) => (i * 31) % 256);
     expect(base64(bytes)).toBe(Buffer.from(bytes).toString('base64'));
-    expect(pcmMs(32000, 16000)).toBe(1000);
-    expect(pcmMs(3201, 16000)).toBe(100);
+    // Durations are lib/speech/pcm.ts's pcmDurationMs, rounded by clampMs where they are sent.
+    expect(Math.round(pcmDurationMs(32000, 16000))).toBe(1000);
+    expect(Math.round(pcmDurationMs(3201, 16000))).toBe(100);
   });
 });
 
@@ -121,6 +122,9 @@ describe('an utterance as input.audio chunks and a commit', () => {
     expect(uploadMessages({ turnId, sessionId, pcm: pcm(1), sinceFirstAudioMs: 0 })).toEqual([]);
     expect(uploadMessages({ turnId, sessionId, pcm: pcm(4), sinceFirstAudioMs: -5 }).at(-1)).toMatchObject({ speech: { sinceFirstAudioMs: 0 } });
     expect(uploadMessages({ turnId, sessionId, pcm: pcm(4), sinceFirstAudioMs: 9e9 }).at(-1)).toMatchObject({ speech: { sinceFirstAudioMs: 600_000 } });
+    // The widget's bound is the protocol's.
+    expect(SpeechTimings.safeParse({ sinceFirstAudioMs: MAX_TIMING_MS }).success).toBe(true);
+    expect(SpeechTimings.safeParse({ sinceFirstAudioMs: MAX_TIMING_MS + 1 }).success).toBe(false);
   });
 });
 

@@ -93,6 +93,3 @@ export function base64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
-
-/** Milliseconds of `bytes` of 16-bit mono PCM at `sampleRate`. */
-export const pcmMs = (bytes: number, sampleRate: number): number => Math.round((Math.floor(bytes / 2) * 1000) / sampleRate);

@@ -1,5 +1,5 @@
 import type { ClientMessage, ServerEventOf, SpeechInput as SpeechInputMode } from '../../lib/protocol/v1';
-import { pcmToBytes } from '../../lib/speech/pcm';
+import { concatBytes, pcmToBytes } from '../../lib/speech/pcm';
 import { pcmConverter, type PcmConverter } from './pcm';
 import type { LiveTranscriber } from './transcribe-live';
 import { loadTranscribe, type TranscribeModule } from './transcribe-loader';
@@ -167,16 +167,10 @@ export class SpeechInput {
   }
 
   private upload(recording: Extract<Recording, { mode: 'upload' }>): void {
-    const pcm = new Uint8Array(recording.bytes);
-    let at = 0;
-    for (const chunk of recording.chunks) {
-      pcm.set(chunk, at);
-      at += chunk.length;
-    }
     const messages = uploadMessages({
       turnId: recording.turnId,
       sessionId: this.options.sessionId(),
-      pcm,
+      pcm: concatBytes(recording.chunks),
       sinceFirstAudioMs: this.now() - recording.startedAt,
     });
     // All or nothing: a commit without its chunks would only fail on the server.

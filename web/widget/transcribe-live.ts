@@ -1,7 +1,7 @@
 import { StartStreamTranscriptionCommand, TranscribeStreamingClient, type AudioStream } from '@aws-sdk/client-transcribe-streaming';
 import type { ClientMessage, ServerEventOf } from '../../lib/protocol/v1';
+import { pcmDurationMs } from '../../lib/speech/pcm';
 import { LiveTranscript } from './live-transcript';
-import { pcmMs } from './pcm';
 import type { LiveAudio } from './utterance-audio';
 import { clampMs } from './utterance-upload';
 
@@ -187,7 +187,7 @@ export function liveTranscriber(options: LiveTranscriberOptions): LiveTranscribe
           speech: {
             sinceFirstAudioMs: clampMs(sendAt - utterance.startedAt),
             sinceFinalMs: clampMs(sendAt - (finalAt ?? sendAt)),
-            audioMs: clampMs(pcmMs(bytes, grant.sampleRate)),
+            audioMs: clampMs(pcmDurationMs(bytes, grant.sampleRate)),
           },
         });
       if (sent) options.onFinal(turnId, text);

@@ -6,6 +6,8 @@
  * last few hundred milliseconds, and an utterance begins with them.
  */
 
+import { concatBytes } from '../../lib/speech/pcm';
+
 /** The newest `maxBytes` of a stream of byte chunks (whole 16-bit samples). */
 export class PreRoll {
   private chunks: Uint8Array[] = [];
@@ -22,12 +24,7 @@ export class PreRoll {
 
   /** The kept audio, at most `maxBytes` (cut at a sample boundary), oldest first; empties the pre-roll. */
   take(): Uint8Array {
-    const all = new Uint8Array(this.bytes);
-    let at = 0;
-    for (const chunk of this.chunks) {
-      all.set(chunk, at);
-      at += chunk.length;
-    }
+    const all = concatBytes(this.chunks);
     this.chunks = [];
     this.bytes = 0;
     return all.subarray(Math.max(0, all.length - this.maxBytes) & ~1);

@@ -44,5 +44,11 @@ export function uploadMessages(utterance: Utterance): ClientMessage[] {
   return messages;
 }
 
-/** What the protocol accepts as a duration: whole, not negative, at most 10 minutes. */
-export const clampMs = (ms: number): number => Math.min(600_000, Math.max(0, Math.round(ms)));
+/**
+ * The longest duration the protocol accepts in SpeechTimings: lib/protocol/v1.ts's `ms` schema
+ * (`z.lte(600_000)`), which exports no constant for it. Keep the two equal.
+ */
+export const MAX_TIMING_MS = 600_000;
+
+/** What the protocol accepts as a duration: whole, not negative, at most MAX_TIMING_MS (10 minutes). */
+export const clampMs = (ms: number): number => Math.min(MAX_TIMING_MS, Math.max(0, Math.round(ms)));
