@@ -265,7 +265,6 @@ describe('transcriberFromEnv', () => {
 
   it('api.openai.com falls back to OPENAI_API_KEY, and without any key is a configuration error', () => {
     expect(transcriberFromEnv(env({ PARLEY_STT_BASE_URL: 'https://api.openai.com/v1', OPENAI_API_KEY: API_KEY }))).toBeDefined();
-    expect(transcriberFromEnv(env({ PARLEY_STT_BASE_URL: 'https://api.openai.com/v1' }), { openAiApiKey: API_KEY })).toBeDefined();
     expect(() => transcriberFromEnv(env({ PARLEY_STT_BASE_URL: 'https://api.openai.com/v1' }))).toThrow(ParleyError);
     expect(() => transcriberFromEnv(env({ PARLEY_STT_BASE_URL: 'https://api.openai.com/v1' }))).toThrow(/PARLEY_STT_API_KEY or OPENAI_API_KEY/);
   });

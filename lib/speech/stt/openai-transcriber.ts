@@ -166,23 +166,21 @@ export function openAiTranscriber(options: OpenAiTranscriberOptions = {}): Trans
 /**
  * The OpenAI-compatible transcriber the environment configures, or undefined without
  * PARLEY_STT_BASE_URL (then voice input has no self-hosted path). The key: PARLEY_STT_API_KEY, else
- * (only when the URL is api.openai.com) `options.openAiApiKey` (the LLM's key as the host resolved
- * it, e.g. from OPENAI_API_KEY_SECRET) or OPENAI_API_KEY; api.openai.com without any key is a
+ * (only when the URL is api.openai.com) OPENAI_API_KEY; api.openai.com without any key is a
  * configuration error. A self-hosted server without a key gets no Authorization header.
  */
 export function transcriberFromEnv(
   env: Pick<FunctionEnv, 'PARLEY_STT_BASE_URL' | 'PARLEY_STT_MODEL' | 'PARLEY_STT_API_KEY' | 'OPENAI_API_KEY'>,
-  options: Omit<OpenAiTranscriberOptions, 'baseURL' | 'apiKey' | 'model'> & { openAiApiKey?: string } = {},
+  options: Omit<OpenAiTranscriberOptions, 'baseURL' | 'apiKey' | 'model'> = {},
 ): Transcriber | undefined {
   const baseURL = env.PARLEY_STT_BASE_URL;
   if (!baseURL) return undefined;
-  const { openAiApiKey, ...rest } = options;
   const onOpenAi = new URL(baseURL).hostname === 'api.openai.com';
-  const apiKey = env.PARLEY_STT_API_KEY ?? (onOpenAi ? (openAiApiKey ?? env.OPENAI_API_KEY) : undefined);
+  const apiKey = env.PARLEY_STT_API_KEY ?? (onOpenAi ? env.OPENAI_API_KEY : undefined);
   if (onOpenAi && !apiKey) {
     throw new ParleyError('config.invalid', 'invalid configuration:\n  PARLEY_STT_BASE_URL: api.openai.com needs PARLEY_STT_API_KEY or OPENAI_API_KEY');
   }
-  return openAiTranscriber({ ...rest, baseURL, model: env.PARLEY_STT_MODEL ?? DEFAULT_STT_MODEL, ...(apiKey ? { apiKey } : {}) });
+  return openAiTranscriber({ ...options, baseURL, model: env.PARLEY_STT_MODEL ?? DEFAULT_STT_MODEL, ...(apiKey ? { apiKey } : {}) });
 }
 
 /** Marker thrown inside an attempt; never leaves this module. */
