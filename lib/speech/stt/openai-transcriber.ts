@@ -3,6 +3,7 @@ import type { FunctionEnv } from '../../config/env';
 import { ParleyError } from '../../errors';
 import { silentLog, type Log } from '../../observability/log';
 import { traceCall } from '../../observability/tracing';
+import { primaryLanguage } from '../language';
 import { oggOpusDurationMs, pcmDurationMs } from '../pcm';
 import { pcmToWav } from '../wav';
 import { SttError, type SttErrorKind, type Transcriber, type Transcript, type TranscriptionRequest } from './port';
@@ -90,7 +91,8 @@ export function openAiTranscriber(options: OpenAiTranscriberOptions = {}): Trans
   async function transcribe(request: TranscriptionRequest): Promise<Transcript> {
     const deadline = request.deadline ?? now() + budget;
     const upload = prepare(request);
-    const language = isoLanguage(request.language);
+    // ISO-639-1, what OpenAI takes; '' (none sent) when the request names no language.
+    const language = primaryLanguage(request.language);
     const attributes = {
       'parley.stt.provider': provider,
       'parley.stt.model': model,
@@ -204,11 +206,6 @@ function prepare(request: TranscriptionRequest): { bytes: Uint8Array; name: stri
   }
   const ms = oggOpusDurationMs(request.audio);
   return { bytes: request.audio, name: 'utterance.ogg', type: 'audio/ogg', seconds: ms === undefined ? undefined : ms / 1000 };
-}
-
-/** ISO-639-1 (what OpenAI takes) from BCP-47: the primary subtag, lower case; '' when none. */
-function isoLanguage(language: string): string {
-  return (language.trim().split(/[-_]/)[0] ?? '').toLowerCase();
 }
 
 function usageSeconds(answer: unknown): number | undefined {
