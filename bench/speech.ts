@@ -17,6 +17,7 @@ import type { SynthesisRequest, Synthesizer, Voice } from '../lib/speech/tts/por
 import { voiceFor } from '../lib/speech/tts/voice';
 import { startLocalRuntime } from '../local/runtime';
 import { startFakeOpenAI } from '../tests/support/openai-server';
+import { toneBytes } from '../tests/support/pcm';
 import { BenchClient } from './client';
 import { progress, round3, summarize } from './stats';
 import { Invocations, sleep, sleepUntil } from './timing';
@@ -64,13 +65,6 @@ export interface SpeechBenchOptions {
   kitchenDelayMs?: number;
 }
 
-/** 16-bit mono PCM of `ms` milliseconds: a quiet 220 Hz tone (the content only matters for its size). */
-function pcm(ms: number, sampleRate: number): Uint8Array {
-  const samples = new Int16Array(Math.round((ms * sampleRate) / 1000));
-  for (let i = 0; i < samples.length; i++) samples[i] = Math.round(3000 * Math.sin((2 * Math.PI * 220 * i) / sampleRate));
-  return new Uint8Array(samples.buffer);
-}
-
 /**
  * The audio cache with every static text of the map (staticTexts: prompts, fillers, messages, slot
  * prompts) rendered for each language's voice, in memory; looked up by the same content key as the
@@ -80,7 +74,7 @@ function memoryAudioCache(map: DialogueMap, voiceOf: (language: string) => Voice
   const entries = new Map<string, CachedAudio>();
   for (const t of staticTexts(map)) {
     const durationMs = estimateSpeechMs(t.text);
-    entries.set(cacheKey(t.text, voiceOf(t.language), format), { audio: pcm(durationMs, format.sampleRate), durationMs, marks: [] });
+    entries.set(cacheKey(t.text, voiceOf(t.language), format), { audio: toneBytes(durationMs, format.sampleRate), durationMs, marks: [] });
   }
   const stats = { hits: 0, misses: 0, entries: entries.size };
   const cache: AudioCache = {
@@ -125,7 +119,7 @@ class BenchSynthesizer implements Synthesizer {
     const call: SynthCall = { text: request.text, calledAt: performance.now() };
     this.calls.push(call);
     this.total++;
-    const bytes = pcm(estimateSpeechMs(request.text), request.format.sampleRate);
+    const bytes = toneBytes(estimateSpeechMs(request.text), request.format.sampleRate);
     const firstAt = call.calledAt + this.firstByteMs;
     for (let offset = 0, i = 0; offset < bytes.length; offset += this.chunkBytes, i++) {
       await sleepUntil(firstAt + i * this.intervalMs);

@@ -8,6 +8,7 @@ import { inTurnSpan, startTracing, type Tracing } from '../../lib/observability/
 import { openAiTranscriber, transcriberFromEnv } from '../../lib/speech/stt/openai-transcriber';
 import { SttError, type Transcriber, type TranscriptionRequest } from '../../lib/speech/stt/port';
 import { startFakeOpenAI, type FakeOpenAI, type FakeRequest } from '../support/openai-server';
+import { toneBytes } from '../support/pcm';
 
 /*
  * The speech-to-text adapter on the REAL `openai` SDK against the local OpenAI-compatible server
@@ -34,12 +35,7 @@ beforeEach(() => {
 });
 
 /** `ms` of a 440 Hz tone as 16-bit little-endian mono PCM. */
-function tone(ms: number, sampleRate: number): Uint8Array {
-  const samples = Math.round((ms * sampleRate) / 1000);
-  const pcm = new Int16Array(samples);
-  for (let i = 0; i < samples; i++) pcm[i] = Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / sampleRate));
-  return new Uint8Array(pcm.buffer);
-}
+const tone = (ms: number, sampleRate: number): Uint8Array => toneBytes(ms, sampleRate, { hz: 440, amplitude: 8000 });
 
 const pcmRequest = (over: Partial<TranscriptionRequest> = {}): TranscriptionRequest => ({
   audio: tone(1000, 16_000),

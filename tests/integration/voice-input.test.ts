@@ -12,6 +12,7 @@ import type { LocalRuntime, LocalRuntimeOptions } from '../../local/runtime';
 import { sampleMap, startRuntime, tableSnapshot, TestClient } from './harness';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
 import { recordFault } from '../support/fault-table';
+import { toneBytes } from '../support/pcm';
 
 /*
  * Voice input end to end: the real local gateway, dynalite and handlers, a real WebSocket client.
@@ -54,12 +55,7 @@ async function client(runtime: LocalRuntime): Promise<TestClient> {
 const uploads = () => ({ stt: { transcriber: openAiTranscriber({ baseURL: fake.baseURL, apiKey: 'test', backoffBaseMs: 1 }) } });
 
 /** `ms` of a quiet tone as 16-bit little-endian mono PCM at 16 kHz. */
-function utterance(ms: number): Buffer {
-  const samples = Math.round((ms * RATE) / 1000);
-  const pcm = Buffer.alloc(samples * 2);
-  for (let i = 0; i < samples; i++) pcm.writeInt16LE(Math.round(3000 * Math.sin((2 * Math.PI * 220 * i) / RATE)), i * 2);
-  return pcm;
-}
+const utterance = (ms: number): Buffer => Buffer.from(toneBytes(ms, RATE));
 
 /** Sends the utterance as input.audio chunks of at most `chunkBytes`, then commits it; returns the chunk count. */
 function upload(c: TestClient, turnId: string, pcm: Buffer, chunkBytes = 10_500, speech?: { sinceFirstAudioMs: number }): number {

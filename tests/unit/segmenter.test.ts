@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SentenceSegmenter } from '../../lib/llm/segmenter';
+import { mulberry32 } from '../support/pcm';
 
 /** All at once: one push, then flush. */
 function whole(language: string, text: string): string[] {
@@ -13,18 +14,6 @@ function byChar(language: string, text: string): string[] {
   const out: string[] = [];
   for (const c of text) out.push(...s.push(c));
   return [...out, ...s.flush()];
-}
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Random chunks of 1..maxChunk UTF-16 units (may split a surrogate pair, as a careless client might). */
@@ -260,7 +249,7 @@ describe('SentenceSegmenter: streaming', () => {
   });
 
   it('reconstructs the input exactly and gives the same sentences for random chunkings (seeded property test)', () => {
-    const random = prng(20240611);
+    const random = mulberry32(20240611);
     for (const [language, text] of paragraphs) {
       const expected = whole(language, text);
       expect(expected.join('')).toBe(text);

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadDialogueMap } from '../../lib/flow/map';
-import { createResampler, mp3DurationMs, pcmDurationMs, pcmFromBytes, pcmToBytes, resamplePcm16, rms } from '../../lib/speech/pcm';
+import { concatBytes, createResampler, mp3DurationMs, pcmDurationMs, pcmFromBytes, pcmToBytes, resamplePcm16, rms } from '../../lib/speech/pcm';
 import { splitForSynthesis, splitWithOffsets } from '../../lib/speech/tts/split';
 import { KNOWN_POLLY_VOICES, pollyEngineFor, voiceFor } from '../../lib/speech/tts/voice';
+import { concatSamples, mulberry32 } from '../support/pcm';
 
 const sine = (freq: number, rate: number, samples: number, amplitude = 10000): Int16Array =>
   Int16Array.from({ length: samples }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * freq * i) / rate)));
@@ -13,26 +14,6 @@ function frequencyOf(pcm: Int16Array, rate: number): number {
   const ups: number[] = [];
   for (let i = 1; i < pcm.length; i++) if (pcm[i - 1]! < 0 && pcm[i]! >= 0) ups.push(i);
   return ((ups.length - 1) * rate) / (ups[ups.length - 1]! - ups[0]!);
-}
-
-const concat = (parts: Int16Array[]): Int16Array => {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
-
-/** A deterministic pseudo-random generator (mulberry32). */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('pcm durations and conversions', () => {
@@ -100,7 +81,7 @@ describe('resampling', () => {
   it.each(pairs)('%i -> %i: chunked streaming gives exactly the one-shot samples (no seams)', (from, to) => {
     const input = sine(523, from, 9000);
     const whole = resamplePcm16(input, from, to);
-    const random = rng(from + to);
+    const random = mulberry32(from + to);
     for (let trial = 0; trial < 5; trial++) {
       const r = createResampler(from, to);
       const parts: Int16Array[] = [];
@@ -110,7 +91,7 @@ describe('resampling', () => {
         at += size;
       }
       parts.push(r.flush());
-      expect(Array.from(concat(parts))).toEqual(Array.from(whole));
+      expect(Array.from(concatSamples(parts))).toEqual(Array.from(whole));
     }
   });
 
@@ -120,7 +101,7 @@ describe('resampling', () => {
     const parts: Int16Array[] = [];
     for (let at = 0; at < input.length; at += 1024) parts.push(r.push(input.subarray(at, at + 1024)));
     parts.push(r.flush());
-    const out = concat(parts);
+    const out = concatSamples(parts);
     // The largest step of a 200 Hz sine of 12000 at 8 kHz is about 2*pi*200/8000*12000 ≈ 1885.
     let maxStep = 0;
     for (let i = 1; i < out.length; i++) maxStep = Math.max(maxStep, Math.abs(out[i]! - out[i - 1]!));
@@ -150,22 +131,13 @@ describe('mp3DurationMs', () => {
     f[3] = opts.mono ? 0xc0 : 0x00;
     return f;
   }
-  const join = (...parts: Uint8Array[]): Uint8Array => {
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
-  };
-  const repeat = (f: Uint8Array, n: number) => join(...Array.from({ length: n }, () => f));
+  const repeat = (f: Uint8Array, n: number) => concatBytes(Array.from({ length: n }, () => f));
 
   it('MPEG-1 44.1 kHz: 1152 samples per frame, padded frames included', () => {
     const plain = frame({ version: 'mpeg1', bitrateIndex: 9, rateIndex: 0 });
     const padded = frame({ version: 'mpeg1', bitrateIndex: 9, rateIndex: 0, padding: true });
     expect(padded.length).toBe(plain.length + 1);
-    const bytes = join(plain, padded, plain, padded, plain);
+    const bytes = concatBytes([plain, padded, plain, padded, plain]);
     expect(mp3DurationMs(bytes)).toBeCloseTo((5 * 1152 * 1000) / 44100, 6);
   });
 
@@ -182,18 +154,18 @@ describe('mp3DurationMs', () => {
     const f = frame({ version: 'mpeg2', bitrateIndex: 8, rateIndex: 0 });
     const tagBody = new Uint8Array(300).fill(0xff);
     const size = tagBody.length;
-    const id3 = join(
+    const id3 = concatBytes([
       new Uint8Array([0x49, 0x44, 0x33, 4, 0, 0, (size >> 21) & 0x7f, (size >> 14) & 0x7f, (size >> 7) & 0x7f, size & 0x7f]),
       tagBody,
-    );
+    ]);
     const xing = frame({ version: 'mpeg2', bitrateIndex: 8, rateIndex: 0 });
     xing.set([0x58, 0x69, 0x6e, 0x67], 4 + 17); // "Xing" after MPEG-2 stereo side info
     const garbage = new Uint8Array([1, 2, 0xff, 3, 4]);
     const id3v1 = new Uint8Array(128);
     id3v1.set([0x54, 0x41, 0x47]);
-    const bytes = join(id3, xing, repeat(f, 4), garbage, repeat(f, 2), f.subarray(0, 20));
+    const bytes = concatBytes([id3, xing, repeat(f, 4), garbage, repeat(f, 2), f.subarray(0, 20)]);
     expect(mp3DurationMs(bytes)).toBeCloseTo((6 * 576 * 1000) / 22050, 6);
-    expect(mp3DurationMs(join(repeat(f, 3), id3v1))).toBeCloseTo((3 * 576 * 1000) / 22050, 6);
+    expect(mp3DurationMs(concatBytes([repeat(f, 3), id3v1]))).toBeCloseTo((3 * 576 * 1000) / 22050, 6);
   });
 
   it('is 0 for bytes without frames', () => {
@@ -239,7 +211,7 @@ describe('splitForSynthesis', () => {
       'Is this a question?',
       'Dr. Smith arrived at 5 p.m. yesterday.',
     ];
-    const random = rng(42);
+    const random = mulberry32(42);
     const text = Array.from({ length: 120 }, () => sentences[Math.floor(random() * sentences.length)]).join(' ');
     for (const max of [60, 100, 250, 3000]) {
       // The language adds its abbreviations ("Dr. Smith" stays one sentence); the rules are the same for all.
@@ -284,7 +256,7 @@ describe('splitForSynthesis', () => {
   });
 
   it('random texts keep every character in order', () => {
-    const random = rng(7);
+    const random = mulberry32(7);
     const alphabet = ['a', 'b', 'я', 'ş', ' ', ' ', '  ', '\n', '. ', '! ', '? ', '😀', ', ', 'Dr. ', '3. '];
     for (let trial = 0; trial < 200; trial++) {
       const text = Array.from({ length: Math.floor(random() * 400) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { analyserSize, listen } from '../../web/widget/microphone';
 import { DEFAULT_VAD_OPTIONS, EnergyVad, type VadEvent, type VadOptions } from '../../web/widget/vad';
+import { concatSamples, mulberry32 } from '../support/pcm';
 
 /*
  * The barge-in detector against synthetic signals: every signal is made here, sample by sample, at
@@ -11,24 +12,13 @@ const { minSpeechMs, hangoverMs, onsetGapMs } = DEFAULT_VAD_OPTIONS;
 
 // --- signals ---------------------------------------------------------------------------------
 
-/** A small seeded generator, so every run hears the same noise. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const amplitude = (dbfs: number) => 10 ** (dbfs / 20);
 const count = (ms: number, rate: number) => Math.round((ms * rate) / 1000);
 const silence = (ms: number, rate: number) => new Float32Array(count(ms, rate));
 
 /** White noise of RMS `dbfs`; `dbfsAt(t)` makes its level change over time (t in ms from its start). */
 function noise(ms: number, rate: number, dbfs: number | ((t: number) => number), seed = 1): Float32Array {
-  const next = random(seed);
+  const next = mulberry32(seed); // seeded, so every run hears the same noise
   const out = new Float32Array(count(ms, rate));
   for (let i = 0; i < out.length; i++) {
     const level = typeof dbfs === 'number' ? dbfs : dbfs((i * 1000) / rate);
@@ -83,19 +73,9 @@ function speech(rate: number, dbfs: number, syllables: [number, number][]): Floa
 
 /** A click, a key press: a burst of noise peaking at `peak` and decaying over `ms`. */
 function click(ms: number, rate: number, peak = 0.9, seed = 7): Float32Array {
-  const next = random(seed);
+  const next = mulberry32(seed); // seeded, so every run hears the same noise
   const out = new Float32Array(count(ms, rate));
   for (let i = 0; i < out.length; i++) out[i] = (next() * 2 - 1) * peak * Math.exp(-i / (out.length / 4));
-  return out;
-}
-
-function concat(...parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
   return out;
 }
 
@@ -170,7 +150,7 @@ describe.each(FRAMINGS)('EnergyVad, $name', (f) => {
 
   it('speech at -20 dBFS after noise at -40: start within minSpeechMs + one frame of the onset, end after the hangover', () => {
     const onsetMs = onGrid(2000, f);
-    const signal = concat(noise(onsetMs, f.rate, -40), overlay(noise(SYLLABLES_MS + 2000, f.rate, -40, 2), speech(f.rate, -20, SYLLABLES), 0, f.rate));
+    const signal = concatSamples([noise(onsetMs, f.rate, -40), overlay(noise(SYLLABLES_MS + 2000, f.rate, -40, 2), speech(f.rate, -20, SYLLABLES), 0, f.rate)]);
     const vad = new EnergyVad();
     const heard = run(vad, signal, f);
     expect(heard.map((h) => h.event)).toEqual(['start', 'end']);
@@ -244,7 +224,7 @@ describe.each(FRAMINGS)('EnergyVad, $name', (f) => {
 
   it('a steady noise switched on abruptly is taken for speech at first (energy cannot tell); the floor catches up and it ends within 4 s, then stays quiet', () => {
     const stepMs = onGrid(2000, f);
-    const signal = concat(noise(stepMs, f.rate, -55), noise(10_000, f.rate, -30, 5));
+    const signal = concatSamples([noise(stepMs, f.rate, -55), noise(10_000, f.rate, -30, 5)]);
     const vad = new EnergyVad();
     const heard = run(vad, signal, f);
     expect(heard.map((h) => h.event)).toEqual(['start', 'end']);
@@ -272,7 +252,7 @@ describe.each(FRAMINGS)('EnergyVad, $name', (f) => {
   });
 
   it('a device that starts with digital silence, then the room at -45 dBFS: the room is not speech', () => {
-    expect(run(new EnergyVad(), concat(silence(500, f.rate), noise(3000, f.rate, -45)), f)).toEqual([]);
+    expect(run(new EnergyVad(), concatSamples([silence(500, f.rate), noise(3000, f.rate, -45)]), f)).toEqual([]);
   });
 
   it('a short mute (2 s of digital silence) lowers the floor only a little, so the room coming back is not speech', () => {
@@ -287,7 +267,7 @@ describe.each(FRAMINGS)('EnergyVad, $name', (f) => {
 
   it('a device that gates the pauses to digital silence: the floor sinks between utterances, so the next one is heard', () => {
     const secondMs = onGrid(SYLLABLES_MS + 5000, f);
-    const signal = concat(speech(f.rate, -20, SYLLABLES), silence(secondMs - SYLLABLES_MS, f.rate), speech(f.rate, -20, SYLLABLES), silence(1000, f.rate));
+    const signal = concatSamples([speech(f.rate, -20, SYLLABLES), silence(secondMs - SYLLABLES_MS, f.rate), speech(f.rate, -20, SYLLABLES), silence(1000, f.rate)]);
     const heard = run(new EnergyVad(), signal, f).filter((h) => h.atMs > secondMs);
     expect(heard.map((h) => h.event)).toEqual(['start', 'end']);
     expect(heard[0]!.atMs - secondMs).toBeLessThanOrEqual(minSpeechMs + frameMs + 1e-6);
