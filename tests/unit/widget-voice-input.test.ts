@@ -323,6 +323,32 @@ describe('SpeechInput: one utterance from the microphone to the server', () => {
     warn.mockRestore();
   });
 
+  it('transcribe: an utterance before the bundle has loaded streams once it has, and is dropped after 5 s without it', async () => {
+    const utterances: LiveUtterance[] = [];
+    let loaded: (() => void) | undefined;
+    const module = { liveTranscriber: () => ({ transcribe: async (u: LiveUtterance) => void utterances.push(u) }) };
+    const input = make({ loadTranscribe: () => new Promise((resolve) => (loaded = () => resolve(module))) });
+    input.configure({ mode: 'transcribe', language: 'en-US', encoding: 'pcm', sampleRate: 16000 });
+    input.speechStart();
+    feed(input, 200, 0.3);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(utterances).toHaveLength(0);
+    loaded!();
+    await vi.waitFor(() => expect(utterances).toHaveLength(1)); // at once, not at a poll
+    expect(vi.getTimerCount()).toBe(0); // nor a timer left behind
+
+    // A bundle that never comes: the utterance waits 5 s, then it is dropped.
+    const stuck = make({ loadTranscribe: () => new Promise(() => {}) });
+    stuck.configure({ mode: 'transcribe', language: 'en-US', encoding: 'pcm', sampleRate: 16000 });
+    seen = [];
+    stuck.speechStart();
+    feed(stuck, 200, 0.3);
+    await vi.advanceTimersByTimeAsync(4990);
+    expect(seen).toEqual([['heard', ['']]]);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(seen).toEqual([['heard', ['']], ['heard', [null]]]);
+  });
+
   it('transcribe: a bundle that cannot load reports the mode off before it says so (the microphone is redrawn from the report)', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     let kindAtNotice: SpeechInput['kind'] | 'never' = 'never';

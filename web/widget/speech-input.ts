@@ -21,6 +21,8 @@ export const PRE_ROLL_MS = 300;
 const RENEW_AHEAD_MS = 120_000;
 /** ... but never sooner than this after the last one: a skewed clock must not make a renewal loop. */
 const MIN_RENEW_DELAY_MS = 30_000;
+/** How long the first utterance waits for the live bundle to load before it is dropped. */
+const LOAD_WAIT_MS = 5000;
 
 /** What the user should see of voice input; the controller puts it on the view. */
 export interface SpeechInputEvents {
@@ -52,6 +54,8 @@ export class SpeechInput {
   private grant: ServerEventOf<'speech.access'> | undefined;
   private renewal: ReturnType<typeof setTimeout> | undefined;
   private live: LiveTranscriber | undefined;
+  /** The live bundle loading (settled: `live` is set, or the load failed). */
+  private loading: Promise<void> | undefined;
   private converter: { rate: number; to: number; convert: PcmConverter } | undefined;
   private preRoll = new PreRoll(0);
   private recording: Recording | undefined;
@@ -75,7 +79,7 @@ export class SpeechInput {
     this.options.events.modeChanged(this.kind);
     if (!this.mode) return;
     this.preRoll = new PreRoll(Math.round((PRE_ROLL_MS * this.mode.sampleRate) / 1000) * 2);
-    if (this.mode.mode === 'transcribe' && !this.live) void this.loadLive();
+    if (this.mode.mode === 'transcribe' && !this.live) this.loading = this.loadLive();
   }
 
   /** stt.unavailable: no recognizer after all (or the grant could not be renewed). */
@@ -217,8 +221,14 @@ export class SpeechInput {
   }
 
   private async streamLive(audio: LiveAudio, startedAt: number): Promise<void> {
-    // The first utterance may come before the bundle has loaded: its audio waits in the queue.
-    for (let i = 0; i < 100 && !this.live && !audio.done; i++) await new Promise((r) => setTimeout(r, 50));
+    // The first utterance may come before the bundle has loaded: its audio waits in the queue, for
+    // the load, LOAD_WAIT_MS at most, or until the utterance is dropped (the microphone went off).
+    if (!this.live) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, LOAD_WAIT_MS)));
+      await Promise.race([this.loading ?? timeout, timeout, audio.whenEnded]);
+      clearTimeout(timer);
+    }
     if (!this.live || audio.done) {
       audio.end();
       this.options.events.heard(null);

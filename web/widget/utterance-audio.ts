@@ -40,6 +40,9 @@ export class AudioQueue implements AsyncIterable<Uint8Array> {
   private readonly queued: Uint8Array[] = [];
   private wake: (() => void) | undefined;
   private ended = false;
+  private resolveEnd: () => void = () => {};
+  /** Resolves at `end()`. */
+  readonly whenEnded = new Promise<void>((resolve) => (this.resolveEnd = resolve));
   /** Bytes pushed so far. */
   bytes = 0;
 
@@ -54,6 +57,7 @@ export class AudioQueue implements AsyncIterable<Uint8Array> {
   end(): void {
     this.ended = true;
     this.wake?.();
+    this.resolveEnd();
   }
 
   get done(): boolean {
