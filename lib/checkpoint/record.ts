@@ -207,6 +207,12 @@ export function encodeBody(record: TurnRecord): EncodedBody {
   };
 }
 
+/** The seq of the record that committed `turnId`: the head, or one of the turns its checkpoint remembers. */
+export function committedSeq(head: TurnRecord | undefined, turnId: string): number | undefined {
+  if (!head) return undefined;
+  return head.turnId === turnId ? head.seq : head.checkpoint.recentTurns.find((t) => t.turnId === turnId)?.seq;
+}
+
 export function decodeBody(body: EncodedBody): Pick<TurnRecord, 'input' | 'outputs' | 'events' | 'usage' | 'metrics' | 'checkpoint' | 'speech' | 'cost'> {
   const json = 'json' in body ? body.json : brotliDecompressSync(body.compressed).toString('utf8');
   return recordFromBody(RecordBody.parse(JSON.parse(json)));

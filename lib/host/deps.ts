@@ -138,9 +138,7 @@ function buildPorts(options: HostOptions, clock: Clock): TurnDeps {
     metrics: options.metrics ?? noMetricsSink,
     limits: createLimits(options.limits ?? NO_LIMITS, { client: options.dynamo, tableName: options.tableName, now: () => clock.nowMs() }),
     speech: options.speech,
-    stt: options.stt?.access || options.stt?.transcriber ? { ...options.stt, utterances: new DynamoUtteranceStore(options.dynamo, options.tableName, () => clock.nowMs()) } : undefined,
-    // Only what partial transcripts prepared lives here: this host's memory, bounded, never a conversation's state.
-    early: new EarlyWork({ now: () => clock.nowMs() }),
+    ...voiceInput(options, clock),
     leaseTiming: options.leaseTiming,
     cost: {
       prices: options.prices ?? DEFAULT_PRICES,
@@ -148,5 +146,15 @@ function buildPorts(options: HostOptions, clock: Clock): TurnDeps {
       recordWriteUnits: (sessionId, record) => store.recordWriteUnits(sessionId, record),
       meteredRate: rateLimiter(options, clock),
     },
+  };
+}
+
+/** Voice input when a recognizer or Transcribe access is configured: where uploads wait, and the work partials prepare. */
+function voiceInput(options: HostOptions, clock: Clock): Pick<TurnDeps, 'stt' | 'early'> {
+  if (!options.stt?.access && !options.stt?.transcriber) return {};
+  return {
+    stt: { ...options.stt, utterances: new DynamoUtteranceStore(options.dynamo, options.tableName, () => clock.nowMs()) },
+    // Only what partial transcripts prepared lives here: this host's memory, bounded, never a conversation's state.
+    early: new EarlyWork({ now: () => clock.nowMs() }),
   };
 }

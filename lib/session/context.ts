@@ -102,6 +102,10 @@ export type Ctx = Inbound & {
   preloaded?: { sessionId: string; head: Promise<TurnRecord | undefined> };
 };
 
+/** The session's head: the one read ahead with the connection when the message named this session, else a read now. */
+export const headOf = (ctx: Ctx, sessionId: string): Promise<TurnRecord | undefined> =>
+  ctx.preloaded?.sessionId === sessionId ? ctx.preloaded.head : ctx.deps.store.loadHead(sessionId);
+
 export const leaseTiming = (deps: TurnDeps): LeaseTiming => ({ ...DEFAULT_LEASE_TIMING, ...deps.leaseTiming });
 
 export function sessionLog(log: Log, sessionId: string | undefined): Log {

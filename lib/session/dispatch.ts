@@ -8,14 +8,14 @@ import { PROTOCOL_VERSION, type ClientMessage, type ServerEvent, type SpeechInpu
 import type { AudioFormat } from '../speech/format';
 import { RESUME_TOKEN_HMAC, resumeTokenMatches } from './auth';
 import type { ConnectionRecord } from './connections';
-import { describe, leaseTiming, sessionLog, type Ctx, type Inbound, type TurnDeps } from './context';
+import { describe, headOf, leaseTiming, sessionLog, type Ctx, type Inbound, type TurnDeps } from './context';
 import { executeTurn } from './execute-turn';
 import { cancelTurn } from './interrupt';
 import { enforceRate } from './limits';
 import { resendMissed, textTurn } from './text-turn';
 import { takeLease } from './turn-lease';
 import { preparePartial } from './early-work';
-import { commitUtterance, liveSpeech, negotiateSpeechInput, renewAccess, speechAccess, speechLanguage, sttUnavailable, storeAudioChunk } from './speech-input';
+import { commitUtterance, liveSpeech, negotiateSpeechInput, renewAccess, speechAccess, speechInputOf, speechLanguage, sttUnavailable, storeAudioChunk } from './speech-input';
 
 export type { Inbound, SpeechDeps, SttDeps, TurnDeps } from './context';
 
@@ -79,9 +79,7 @@ async function dispatch(ctx: Ctx, message: ClientMessage): Promise<void> {
   const sessionId = ctx.connection.sessionId;
   switch (message.type) {
     case 'input.text':
-      if (message.source === 'speech' && !ctx.connection.speechInput) {
-        throw new ParleyError('protocol.order', 'this session did not ask for voice input: send session.start with speechInput first', { turnId: message.turnId });
-      }
+      if (message.source === 'speech') speechInputOf(ctx, message.turnId);
       return textTurn(ctx, sessionId, message, message.source === 'speech' ? liveSpeech(message.speech) : undefined);
     case 'input.partial':
       return partial(ctx, sessionId, message);
@@ -245,11 +243,8 @@ function openSpeechInput(ctx: Ctx, sessionId: string, asked: SpeechInputRequest 
 
 /** A partial transcript: early work on the session's head (nothing stored, nothing sent). */
 async function partial(ctx: Ctx, sessionId: string, message: Extract<ClientMessage, { type: 'input.partial' }>): Promise<void> {
-  if (!ctx.connection.speechInput) {
-    throw new ParleyError('protocol.order', 'this session did not ask for voice input: send session.start with speechInput first', { turnId: message.turnId });
-  }
-  const head = ctx.preloaded?.sessionId === sessionId ? await ctx.preloaded.head : await ctx.deps.store.loadHead(sessionId);
-  await preparePartial(ctx, sessionId, message.turnId, message.text, head);
+  speechInputOf(ctx, message.turnId);
+  await preparePartial(ctx, sessionId, message.turnId, message.text, await headOf(ctx, sessionId));
 }
 
 /** Rate tokens an `input.audio` chunk takes: a 30 s utterance (about 92 chunks) costs as much as a dozen messages. */

@@ -10,15 +10,15 @@
  * What is prepared lives in this host's memory, bounded and short-lived: a final input that lands
  * on another Lambda instance simply finds nothing and runs as it would have.
  */
-import type { TurnRecord } from '../checkpoint/record';
+import { committedSeq, type TurnRecord } from '../checkpoint/record';
 import { emptyCheckpoint } from '../checkpoint/schema';
 import type { ActionRunner } from '../actions/port';
-import { candidateIntents } from '../flow/engine';
+import type { IntentClassifier } from '../flow/classifier';
 import { isCue, runTurn, sessionLanguage } from '../runner/run-turn';
 import type { AudioCache, CachedAudio } from '../speech/audio-cache';
 import { cacheKey } from '../speech/audio-cache';
 import type { AudioFormat } from '../speech/format';
-import { concatBytes } from '../speech/pcm';
+import { concatBytes, pcmDurationMs } from '../speech/pcm';
 import type { Voice } from '../speech/tts/port';
 import { describe, type Ctx } from './context';
 
@@ -27,9 +27,8 @@ export interface PreparedTurn {
   /** The checkpoint the guess was made on: a turn that runs on another one ignores it. */
   readonly baseSeq: number | null;
   partials: number;
-  /** The intent classified from the latest partial, and the top intent overall (seed 004's leader). */
+  /** The intent the latest partial was classified as (seed 004's leader guess); the final input decides. */
   intent: string | null;
-  leader: string | null;
   /** Audio by cache key; a promise, so a final input arriving mid-synthesis waits instead of synthesizing twice. */
   readonly audio: Map<string, Promise<CachedAudio | undefined>>;
   /** The keys the turn's player took from `audio`. */
@@ -81,7 +80,6 @@ export class EarlyWork {
       baseSeq,
       partials: 0,
       intent: null,
-      leader: null,
       audio: new Map(),
       used: new Set(),
       ttsCharacters: 0,
@@ -132,18 +130,22 @@ export async function preparePartial(ctx: Ctx, sessionId: string, turnId: string
   const early = deps.early;
   if (!early || head?.checkpoint.ended) return;
   // A turn id already used is an input that ran: nothing to prepare for it.
-  if (head && (head.turnId === turnId || head.checkpoint.recentTurns.some((t) => t.turnId === turnId))) return;
+  if (committedSeq(head, turnId) !== undefined) return;
   const prepared = early.begin(sessionId, turnId, head?.seq ?? null);
   prepared.partials += 1;
 
   const input = { kind: 'text' as const, text };
   const checkpoint = head?.checkpoint ?? emptyCheckpoint();
   const language = sessionLanguage(deps.map, input, checkpoint);
-  // Seed 004: the leader of each partial is remembered; the final classification decides.
-  const node = checkpoint.currentNode ?? deps.map.initial_state;
-  const guess = await deps.classifier.classify(text, { language, candidates: candidateIntents(deps.map, node) });
-  prepared.intent = guess.intent;
-  prepared.leader = guess.leader;
+  // Seed 004: the guess of each partial is remembered, as the turn's own logic classifies it (the
+  // node renamed by a map migration included); the final classification decides.
+  const classifier: IntentClassifier = {
+    async classify(t, options) {
+      const guess = await deps.classifier.classify(t, options);
+      prepared.intent = guess.intent;
+      return guess;
+    },
+  };
 
   const says: string[] = [];
   const actions: ActionRunner = {
@@ -152,7 +154,7 @@ export async function preparePartial(ctx: Ctx, sessionId: string, turnId: string
       throw new PreviewStop();
     },
   };
-  const turn = runTurn({ turnId, input, checkpoint, sessionId, map: deps.map, classifier: deps.classifier, faq: deps.faq, actions, clock: deps.clock });
+  const turn = runTurn({ turnId, input, checkpoint, sessionId, map: deps.map, classifier, faq: deps.faq, actions, clock: deps.clock });
   try {
     for (let step = await turn.next(); !step.done; step = await turn.next()) {
       const event = step.value;
@@ -210,7 +212,7 @@ async function render(ctx: Ctx, prepared: PreparedTurn, text: string, voice: Voi
     for await (const chunk of speech.synthesizer!.synthesize({ text, voice, format, signal: prepared.abort.signal })) chunks.push(chunk);
     if (prepared.abort.signal.aborted) return undefined;
     const audio = concatBytes(chunks);
-    return { audio, durationMs: (audio.length / 2 / format.sampleRate) * 1000, marks: [] };
+    return { audio, durationMs: pcmDurationMs(audio.length, format.sampleRate), marks: [] };
   } catch (err) {
     ctx.log.info('early audio not rendered', { error: describe(err) });
     return undefined;

@@ -42,10 +42,9 @@ export const sttUnavailable = (): ServerEvent => ({
 
 /** A fresh `speech.access` for a live-transcription session; `stt.unavailable` when STS refuses or is unreachable. */
 export async function speechAccess(ctx: Ctx, sessionId: string, input: SpeechInput): Promise<ServerEvent> {
-  const access = ctx.deps.stt?.access;
-  if (!access || input.mode !== 'transcribe') throw new ParleyError('protocol.order', 'this session uploads its utterances (input.audio): there is no live transcription access to renew');
   try {
-    const grant = await access.issue({ sessionId, languageCode: input.language, sampleRate: input.sampleRate, encoding: input.encoding });
+    // A `transcribe` session was negotiated on this host's access (negotiateSpeechInput).
+    const grant = await ctx.deps.stt!.access!.issue({ sessionId, languageCode: input.language, sampleRate: input.sampleRate, encoding: input.encoding });
     return { type: 'speech.access', ...grant };
   } catch (err) {
     ctx.log.warn('could not issue Transcribe access', { error: describe(err) });
@@ -55,14 +54,12 @@ export async function speechAccess(ctx: Ctx, sessionId: string, input: SpeechInp
 
 /** `speech.renew`: another access before the last one expires. */
 export async function renewAccess(ctx: Ctx, sessionId: string): Promise<void> {
-  const input = speechInputOf(ctx);
-  await ctx.sender.send(await speechAccess(ctx, sessionId, input));
+  await ctx.sender.send(await speechAccess(ctx, sessionId, speechInputOf(ctx, undefined, 'transcribe')));
 }
 
 /** `input.audio`: one chunk of an utterance, kept until its commit. */
 export async function storeAudioChunk(ctx: Ctx, sessionId: string, message: Extract<ClientMessage, { type: 'input.audio' }>): Promise<void> {
-  const input = speechInputOf(ctx, message.turnId);
-  if (input.mode !== 'upload') throw new ParleyError('protocol.order', 'this session transcribes live: send the final transcript as input.text', { turnId: message.turnId });
+  speechInputOf(ctx, message.turnId, 'upload');
   const audio = Buffer.from(message.audio, 'base64');
   await ctx.deps.stt!.utterances.put(sessionId, message.turnId, message.seq, audio);
 }
@@ -74,9 +71,10 @@ export async function storeAudioChunk(ctx: Ctx, sessionId: string, message: Extr
 export async function commitUtterance(ctx: Ctx, sessionId: string, message: Extract<ClientMessage, { type: 'input.audio.commit' }>): Promise<void> {
   const { deps } = ctx;
   const { turnId } = message;
-  const input = speechInputOf(ctx, turnId);
+  const input = speechInputOf(ctx, turnId, 'upload');
+  // An `upload` session was negotiated on this host's recognizer (negotiateSpeechInput).
   const stt = deps.stt!;
-  if (input.mode !== 'upload' || !stt.transcriber) throw new ParleyError('protocol.order', 'this session transcribes live: send the final transcript as input.text', { turnId });
+  const transcriber = stt.transcriber!;
   const { chunks, missing } = await gatherChunks(ctx, sessionId, turnId, message.chunks);
   if (missing.length) {
     // A broken utterance is not kept for a second try: the client sends the next one whole.
@@ -92,7 +90,7 @@ export async function commitUtterance(ctx: Ctx, sessionId: string, message: Extr
     const format: TranscriptionFormat = input.encoding === 'pcm' ? { encoding: 'pcm', sampleRate: input.sampleRate } : { encoding: 'ogg-opus' };
     let transcript;
     try {
-      transcript = await stt.transcriber.transcribe({ audio, format, language: input.language, deadline: deps.clock.nowMs() + TRANSCRIPTION_BUDGET_MS });
+      transcript = await transcriber.transcribe({ audio, format, language: input.language, deadline: deps.clock.nowMs() + TRANSCRIPTION_BUDGET_MS });
     } catch (err) {
       if (!(err instanceof SttError)) throw err;
       ctx.log.warn('transcription failed', { turnId, kind: err.kind, error: describe(err) });
@@ -111,7 +109,7 @@ export async function commitUtterance(ctx: Ctx, sessionId: string, message: Extr
       sessionId,
       { turnId, text: transcript.text.slice(0, 4000) },
       {
-        stt: { provider: stt.transcriber.provider, audioMs: Math.round(transcript.seconds * 1000) },
+        stt: { provider: transcriber.provider, audioMs: Math.round(transcript.seconds * 1000) },
         stages: { leadMs: timings?.sinceFirstAudioMs ?? 0, finalMs: transcribedAt - ctx.receivedAtMs },
       },
     );
@@ -155,10 +153,16 @@ const LATE_CHUNK_POLL_MS = 100;
 /** Uploads wait at most this long for the recognizer (retries included). */
 const TRANSCRIPTION_BUDGET_MS = 15_000;
 
-function speechInputOf(ctx: Ctx, turnId?: string): SpeechInput {
+/**
+ * How this connection's session takes speech; `protocol.order` when it did not ask for voice input
+ * at session.start, or when the message is for the other mode (`mode`).
+ */
+export function speechInputOf(ctx: Ctx, turnId?: string, mode?: SpeechInput['mode']): SpeechInput {
   const input = ctx.connection.speechInput;
-  if (!input) {
-    throw new ParleyError('protocol.order', 'this session did not ask for voice input: send session.start with speechInput first', turnId ? { turnId } : {});
+  const refuse = (message: string) => new ParleyError('protocol.order', message, turnId ? { turnId } : {});
+  if (!input) throw refuse('this session did not ask for voice input: send session.start with speechInput first');
+  if (mode && input.mode !== mode) {
+    throw refuse(input.mode === 'transcribe' ? 'this session transcribes live: send the final transcript as input.text' : 'this session uploads its utterances (input.audio): there is no live transcription access to renew');
   }
   return input;
 }

@@ -1,10 +1,10 @@
 /* A user's text turn: idempotency, the session lease (racing inputs), superseded inputs, and what a resuming client missed. */
-import type { TurnRecord } from '../checkpoint/record';
+import { committedSeq, type TurnRecord } from '../checkpoint/record';
 import { emptyCheckpoint, rememberTurn } from '../checkpoint/schema';
 import { addTurnLines } from '../checkpoint/transcript';
 import { ParleyError } from '../errors';
 import type { ClientMessage } from '../protocol/v1';
-import { leaseTiming, round, type Ctx, type RunnableInput, type SpokenInput } from './context';
+import { headOf, leaseTiming, round, type Ctx, type RunnableInput, type SpokenInput } from './context';
 import { executeTurn } from './execute-turn';
 import { enforceSessionLimits } from './limits';
 import { takeLease } from './turn-lease';
@@ -16,7 +16,7 @@ export async function textTurn(ctx: Ctx, sessionId: string, message: Pick<Extrac
   const arrivedAt = deps.clock.nowMs();
   const input: Extract<RunnableInput, { kind: 'text' }> = { kind: 'text', text: message.text, ...(spoken ? { source: 'speech', stt: spoken.stt } : {}) };
   // The client's hint counts only when it names the session this connection is bound to.
-  let head = ctx.preloaded?.sessionId === sessionId ? await ctx.preloaded.head : await deps.store.loadHead(sessionId);
+  let head = await headOf(ctx, sessionId);
   // A turn id seen before (a reconnect, a client retry, an async-invoke retry): its stored outcome, not a second run.
   if (await resendOutcome(ctx, sessionId, head, message.turnId)) return;
   if (head?.checkpoint.ended) throw new ParleyError('session.ended', 'this session has ended; start a new one', { turnId: message.turnId });
@@ -78,10 +78,9 @@ export async function resendMissed(
 }
 
 /** Sends the stored outcome of a turn that already committed; false when `turnId` is new. */
-export async function resendOutcome(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string): Promise<boolean> {
-  if (!head) return false;
-  const seq = head.turnId === turnId ? head.seq : head.checkpoint.recentTurns.find((t) => t.turnId === turnId)?.seq;
-  if (seq === undefined) return false;
+async function resendOutcome(ctx: Ctx, sessionId: string, head: TurnRecord | undefined, turnId: string): Promise<boolean> {
+  const seq = committedSeq(head, turnId);
+  if (!head || seq === undefined) return false;
   const record = seq === head.seq ? head : await ctx.deps.store.loadTurn(sessionId, seq);
   if (!record) return false;
   ctx.log.info('turn already committed; re-sending its outcome', { turnId, seq });

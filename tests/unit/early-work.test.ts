@@ -20,7 +20,7 @@ describe('EarlyWork', () => {
     const c = clock();
     const early = new EarlyWork({ now: c.now });
     const turn = early.begin('s1', 't1', 7);
-    expect(turn).toMatchObject({ baseSeq: 7, partials: 0, intent: null, leader: null, ttsCharacters: 0, createdAt: 1_000_000 });
+    expect(turn).toMatchObject({ baseSeq: 7, partials: 0, intent: null, ttsCharacters: 0, createdAt: 1_000_000 });
     expect(turn.audio.size).toBe(0);
     expect(turn.used.size).toBe(0);
     expect(turn.abort.signal.aborted).toBe(false);
