@@ -1,28 +1,17 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ParleyError } from '../../lib/errors';
 import { migrateCheckpoint } from '../../lib/checkpoint/migrations';
 import { CHECKPOINT_VERSION, Checkpoint, emptyCheckpoint } from '../../lib/checkpoint/schema';
 import { traceIdFor } from '../../lib/checkpoint/trace';
 import { COMPRESS_ABOVE_BYTES, decodeBody, encodeBody, encodeBounded, MAX_BODY_BYTES, type TurnRecord } from '../../lib/checkpoint/record';
+import { thrownParleyError } from '../support/errors';
 
 /** The session usage a checkpoint starts with (and a pre-v3 checkpoint gets). */
 const NO_USAGE = { llm: {}, ttsCharacters: 0, sttSeconds: 0 };
 
 const fixtureV0 = (): Record<string, unknown> =>
   JSON.parse(readFileSync(new URL('../fixtures/checkpoint-v0.json', import.meta.url), 'utf8')) as Record<string, unknown>;
-
-function expectParleyError(fn: () => unknown, code: string): ParleyError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ParleyError);
-    expect((err as ParleyError).code).toBe(code);
-    return err as ParleyError;
-  }
-  throw new Error(`expected ParleyError ${code}, nothing was thrown`);
-}
 
 describe('migrateCheckpoint', () => {
   const expectedFromFixture = {
@@ -279,29 +268,29 @@ describe('migrateCheckpoint', () => {
   });
 
   it('throws checkpoint.invalid (naming the field) for a bad v3 summary or usage', () => {
-    expect(expectParleyError(() => migrateCheckpoint({ version: 3, summary: 42 }), 'checkpoint.invalid').message).toContain('summary');
+    expect(thrownParleyError(() => migrateCheckpoint({ version: 3, summary: 42 }), 'checkpoint.invalid').message).toContain('summary');
     expect(
-      expectParleyError(() => migrateCheckpoint({ version: 3, usage: { llm: { m: { inputTokens: 'many' } } } }), 'checkpoint.invalid').message,
+      thrownParleyError(() => migrateCheckpoint({ version: 3, usage: { llm: { m: { inputTokens: 'many' } } } }), 'checkpoint.invalid').message,
     ).toContain('usage');
-    expectParleyError(() => migrateCheckpoint({ version: 3, usage: 'none' }), 'checkpoint.invalid');
-    expectParleyError(() => migrateCheckpoint({ version: 3, usage: { ttsCharacters: '12' } }), 'checkpoint.invalid');
+    thrownParleyError(() => migrateCheckpoint({ version: 3, usage: 'none' }), 'checkpoint.invalid');
+    thrownParleyError(() => migrateCheckpoint({ version: 3, usage: { ttsCharacters: '12' } }), 'checkpoint.invalid');
   });
 
   it('throws checkpoint.invalid (naming the field) for a bad v2 language or pending', () => {
-    expect(expectParleyError(() => migrateCheckpoint({ version: 2, language: 7 }), 'checkpoint.invalid').message).toContain('language');
+    expect(thrownParleyError(() => migrateCheckpoint({ version: 2, language: 7 }), 'checkpoint.invalid').message).toContain('language');
     expect(
-      expectParleyError(() => migrateCheckpoint({ version: 2, pending: { intent: 'x', asked: -1 } }), 'checkpoint.invalid').message,
+      thrownParleyError(() => migrateCheckpoint({ version: 2, pending: { intent: 'x', asked: -1 } }), 'checkpoint.invalid').message,
     ).toContain('pending');
-    expectParleyError(() => migrateCheckpoint({ version: 2, pending: { values: {} } }), 'checkpoint.invalid');
-    expectParleyError(() => migrateCheckpoint({ version: 2, pending: { intent: 'x', values: { a: { nested: true } } } }), 'checkpoint.invalid');
+    thrownParleyError(() => migrateCheckpoint({ version: 2, pending: { values: {} } }), 'checkpoint.invalid');
+    thrownParleyError(() => migrateCheckpoint({ version: 2, pending: { intent: 'x', values: { a: { nested: true } } } }), 'checkpoint.invalid');
   });
 
   it('throws checkpoint.version_unsupported for a future version', () => {
-    const err = expectParleyError(() => migrateCheckpoint({ version: 6, currentNode: 'welcome' }), 'checkpoint.version_unsupported');
+    const err = thrownParleyError(() => migrateCheckpoint({ version: 6, currentNode: 'welcome' }), 'checkpoint.version_unsupported');
     expect(err.message).toContain('5');
     expect(CHECKPOINT_VERSION + 1).toBe(6);
-    expectParleyError(() => migrateCheckpoint({ version: CHECKPOINT_VERSION + 1 }), 'checkpoint.version_unsupported');
-    expectParleyError(() => migrateCheckpoint({ version: 99 }), 'checkpoint.version_unsupported');
+    thrownParleyError(() => migrateCheckpoint({ version: CHECKPOINT_VERSION + 1 }), 'checkpoint.version_unsupported');
+    thrownParleyError(() => migrateCheckpoint({ version: 99 }), 'checkpoint.version_unsupported');
   });
 
   it.each([
@@ -311,7 +300,7 @@ describe('migrateCheckpoint', () => {
     ['a number', 1],
     ['undefined', undefined],
   ])('throws checkpoint.invalid for %s', (_, input) => {
-    expectParleyError(() => migrateCheckpoint(input), 'checkpoint.invalid');
+    thrownParleyError(() => migrateCheckpoint(input), 'checkpoint.invalid');
   });
 
   it.each([
@@ -320,17 +309,17 @@ describe('migrateCheckpoint', () => {
     ['string', '1'],
     ['NaN', Number.NaN],
   ])('throws checkpoint.invalid for a %s version', (_, version) => {
-    expectParleyError(() => migrateCheckpoint({ version }), 'checkpoint.invalid');
+    thrownParleyError(() => migrateCheckpoint({ version }), 'checkpoint.invalid');
   });
 
   it('throws checkpoint.invalid (naming the field) when a v1 field has the wrong type', () => {
-    const err = expectParleyError(() => migrateCheckpoint({ version: 1, nodeHistory: 'welcome' }), 'checkpoint.invalid');
+    const err = thrownParleyError(() => migrateCheckpoint({ version: 1, nodeHistory: 'welcome' }), 'checkpoint.invalid');
     expect(err.message).toContain('nodeHistory');
-    expectParleyError(() => migrateCheckpoint({ version: 1, messages: [{ role: 'robot', content: 'x' }] }), 'checkpoint.invalid');
+    thrownParleyError(() => migrateCheckpoint({ version: 1, messages: [{ role: 'robot', content: 'x' }] }), 'checkpoint.invalid');
   });
 
   it('throws checkpoint.invalid when migrated v0 data does not fit the schema', () => {
-    expectParleyError(() => migrateCheckpoint({ current_node_id: 7 }), 'checkpoint.invalid');
+    thrownParleyError(() => migrateCheckpoint({ current_node_id: 7 }), 'checkpoint.invalid');
   });
 });
 
@@ -542,7 +531,7 @@ describe('encodeBody / decodeBody', () => {
 
   it('rejects a body holding a future checkpoint version', () => {
     const stored = JSON.stringify({ ...body(record(emptyCheckpoint())), checkpoint: { version: 6 } });
-    expectParleyError(() => decodeBody({ json: stored }), 'checkpoint.version_unsupported');
+    thrownParleyError(() => decodeBody({ json: stored }), 'checkpoint.version_unsupported');
   });
 });
 

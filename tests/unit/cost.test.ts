@@ -10,10 +10,10 @@ import { DynamoMeter } from '../../lib/cost/meter';
 import { DEFAULT_PRICES, loadPrices, mergePrices, modelPrice, PriceTable } from '../../lib/cost/prices';
 import { meterTurn, type TurnCosting } from '../../lib/cost/turn';
 import { addMetered, ttsEngineOf } from '../../lib/cost/usage';
-import { ParleyError } from '../../lib/errors';
 import { TurnCompleted, type Usage } from '../../lib/protocol/v1';
 import type { ConnectionSender } from '../../lib/transport/sender';
 import { billedMessagesOf } from '../../lib/transport/sender';
+import { configError } from '../support/errors';
 
 const NO_USAGE: Usage = { llm: {}, ttsCharacters: 0, sttSeconds: 0 };
 
@@ -187,16 +187,7 @@ describe('the price table override (PARLEY_PRICES)', () => {
   });
 
   it('refuses a bad value at start-up with a message naming the variable and the path', () => {
-    const refused = (value: string) => {
-      try {
-        readEnv(CostEnv, { PARLEY_PRICES: value });
-      } catch (err) {
-        expect(err).toBeInstanceOf(ParleyError);
-        expect((err as ParleyError).code).toBe('config.invalid');
-        return (err as Error).message;
-      }
-      throw new Error(`accepted ${value}`);
-    };
+    const refused = (value: string) => configError(() => readEnv(CostEnv, { PARLEY_PRICES: value })).message;
     expect(refused('{"llm": {"gpt-4o-mini": {"input": "cheap"}}}')).toMatch(/PARLEY_PRICES: llm\.gpt-4o-mini\.input: .*number/);
     expect(refused('{"dynamodb": {"perMillionWriteUnit": 1}}')).toMatch(/PARLEY_PRICES: dynamodb: .*perMillionWriteUnit/);
     expect(refused('{"tts": {"neural": -1}}')).toMatch(/PARLEY_PRICES: tts\.neural/);

@@ -3,9 +3,10 @@ import { describe, expect, it } from 'vitest';
 import type { RecordedEvent, TurnInput, TurnRecord, TurnSpeech } from '../../lib/checkpoint/record';
 import { CHECKPOINT_VERSION, emptyCheckpoint, type Checkpoint } from '../../lib/checkpoint/schema';
 import { traceIdFor } from '../../lib/checkpoint/trace';
-import { ParleyError } from '../../lib/errors';
+import type { ParleyError, ParleyErrorCode } from '../../lib/errors';
 import type { Metrics } from '../../lib/protocol/v1';
 import { exportSession, parseSessionExport, SESSION_FORMAT, transcriptOf, type TranscriptRow } from '../../lib/replay/export';
+import { thrownParleyError } from '../support/errors';
 
 const T0 = Date.parse('2025-03-01T10:00:00.000Z');
 /** The ISO time `ms` after T0. */
@@ -177,15 +178,8 @@ describe('exportSession and parseSessionExport', () => {
     return JSON.stringify(raw);
   };
 
-  function exportError(text: string): ParleyError {
-    try {
-      parseSessionExport(text, 'session.json');
-    } catch (err) {
-      expect(err).toBeInstanceOf(ParleyError);
-      return err as ParleyError;
-    }
-    throw new Error('expected parseSessionExport to throw');
-  }
+  /** The ParleyError parsing `text` as session.json throws, checked to carry `code`. */
+  const exportError = (text: string, code: ParleyErrorCode): ParleyError => thrownParleyError(() => parseSessionExport(text, 'session.json'), code);
 
   it('writes the format, version, trace id, time, transcript and turns', () => {
     const e = exported();
@@ -212,7 +206,7 @@ describe('exportSession and parseSessionExport', () => {
   });
 
   it('rejects text that is not JSON', () => {
-    const err = exportError(JSON.stringify(exported()).slice(0, 200));
+    const err = exportError(JSON.stringify(exported()).slice(0, 200), 'export.invalid');
     expect(err.code).toBe('export.invalid');
     expect(err.message).toMatch(/^session\.json is not JSON/);
   });
@@ -223,42 +217,42 @@ describe('exportSession and parseSessionExport', () => {
     ['an array', '[]'],
     ['a string', '"parley.session"'],
   ])('rejects %s as not a session export', (_what, text) => {
-    const err = exportError(text);
+    const err = exportError(text, 'export.invalid');
     expect(err.code).toBe('export.invalid');
     expect(err.message).toBe('session.json is not a Parley session export (expected "format": "parley.session")');
   });
 
   it('rejects a newer version as unsupported', () => {
-    const err = exportError(file((raw) => (raw.version = 2)));
+    const err = exportError(file((raw) => (raw.version = 2)), 'export.version_unsupported');
     expect(err.code).toBe('export.version_unsupported');
     expect(err.message).toContain('version 2 export');
   });
 
   it('rejects a version that is not a known number as invalid, naming the field', () => {
-    const err = exportError(file((raw) => (raw.version = '1')));
+    const err = exportError(file((raw) => (raw.version = '1')), 'export.invalid');
     expect(err.code).toBe('export.invalid');
     expect(err.message).toMatch(/^session\.json: version: /);
   });
 
   it('names the path of a field that does not fit', () => {
-    const err = exportError(file((raw) => (raw.turns[2].createdAt = 'yesterday')));
+    const err = exportError(file((raw) => (raw.turns[2].createdAt = 'yesterday')), 'export.invalid');
     expect(err.code).toBe('export.invalid');
     expect(err.message).toMatch(/^session\.json: turns\.2\.createdAt: /);
-    const missing = exportError(file((raw) => delete raw.sessionId));
+    const missing = exportError(file((raw) => delete raw.sessionId), 'export.invalid');
     expect(missing.message).toMatch(/^session\.json: sessionId: /);
   });
 
   it('names the turn holding a checkpoint of a future version', () => {
-    const err = exportError(file((raw) => (raw.turns[2].checkpoint.version = 99)));
+    const err = exportError(file((raw) => (raw.turns[2].checkpoint.version = 99)), 'checkpoint.version_unsupported');
     expect(err.code).toBe('checkpoint.version_unsupported');
     expect(err.message).toMatch(/^session\.json: turn 2: checkpoint version 99 /);
   });
 
   it('rejects turns out of order, or the same turn twice', () => {
-    const swapped = exportError(file((raw) => ([raw.turns[1], raw.turns[2]] = [raw.turns[2], raw.turns[1]])));
+    const swapped = exportError(file((raw) => ([raw.turns[1], raw.turns[2]] = [raw.turns[2], raw.turns[1]])), 'export.invalid');
     expect(swapped.code).toBe('export.invalid');
     expect(swapped.message).toBe('session.json: turns are not in order (turn 1 after turn 2)');
-    const twice = exportError(file((raw) => (raw.turns[3].seq = 2)));
+    const twice = exportError(file((raw) => (raw.turns[3].seq = 2)), 'export.invalid');
     expect(twice.code).toBe('export.invalid');
     expect(twice.message).toBe('session.json: turns are not in order (turn 2 after turn 2)');
   });
