@@ -4,7 +4,8 @@ import nluModel from '../../build/nlu/dialogue_map.nlu.json';
 import { ParleyError } from '../../lib/errors';
 import { loadDialogueMap } from '../../lib/flow/map';
 import { buildTurnDeps } from '../../lib/host/deps';
-import { authOptions, costEnv, dynamo, env, log, metrics, senderFor } from '../../lib/host/lambda';
+import { CostEnv, readEnv } from '../../lib/config/env';
+import { authOptions, dynamo, env, log, metrics, senderFor } from '../../lib/host/lambda';
 import { SDK_CLIENT_DEFAULTS } from '../../lib/host/sdk';
 import type { NluModel } from '../../lib/nlu/train';
 import { llmKeyFrom, llmKeyMiddlewares } from '../../lib/host/llm-key';
@@ -20,6 +21,9 @@ import { limitsFromEnv } from '../../lib/session/limits';
 import { transcriberFromEnv } from '../../lib/speech/stt/openai-transcriber';
 import { transcribeAccessFromEnv } from '../../lib/speech/stt/transcribe-access';
 import { createTurnHandler } from './create';
+
+/** The cost ledger's prices (PARLEY_PRICES) and the function's memory: only turns are priced, so only this function reads them; a bad price table stops its cold start. */
+const costEnv = readEnv(CostEnv);
 
 // The map is bundled into the function and compiled once per container, never per turn.
 const map = loadDialogueMap(mapJson);

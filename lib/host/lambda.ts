@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CostEnv, FunctionEnv, readEnv } from '../config/env';
+import { FunctionEnv, readEnv } from '../config/env';
 import { powertoolsLog, type Log } from '../observability/log';
 import { emfMetricsSink, type TurnMetricsSink } from '../observability/metrics';
 import { systemClock } from '../runner/ports';
@@ -20,9 +20,6 @@ import { secretsManagerSecret } from './secrets';
  */
 
 export const env = readEnv(FunctionEnv);
-
-/** The cost ledger's prices (PARLEY_PRICES) and the function's memory: a bad price table stops the cold start. */
-export const costEnv = readEnv(CostEnv);
 
 export const log: Log = powertoolsLog(
   new Logger({ serviceName: 'parley', logLevel: env.PARLEY_LOG_LEVEL }),

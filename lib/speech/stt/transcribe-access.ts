@@ -15,11 +15,12 @@
  * `X-Amz-Security-Token` signed in the canonical query, empty payload).
  */
 import { createHash } from 'node:crypto';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import type { STSClient } from '@aws-sdk/client-sts';
 import { Sha256 } from '@smithy/core/checksum';
 import { SignatureV4 } from '@smithy/signature-v4';
 import * as z from 'zod';
 import { ParleyError } from '../../errors';
+import { SDK_CLIENT_DEFAULTS } from '../../host/sdk';
 
 /** The one action the vended credentials may use (Transcribe streaming has no resource-level ARN: `*`). */
 export const TRANSCRIBE_STREAMING_ACTION = 'transcribe:StartStreamTranscriptionWebSocket';
@@ -85,7 +86,8 @@ export interface TranscribeAccess {
 }
 
 export interface TranscribeAccessOptions {
-  sts: STSClient;
+  /** The STS client (tests pass theirs). @default one for `region`, loaded with the first grant */
+  sts?: STSClient;
   /** The role that may only StartStreamTranscriptionWebSocket (`PARLEY_TRANSCRIBE_ROLE_ARN`). */
   roleArn: string;
   /** The region of the Transcribe endpoint, and of the signature. */
@@ -116,6 +118,14 @@ export function transcribeAccess(options: TranscribeAccessOptions): TranscribeAc
   const now = options.now ?? Date.now;
   const host = `transcribestreaming.${options.region}.amazonaws.com`;
 
+  // STS loads with the first grant, like Polly with the first audio: a cold start without voice input never pays for it.
+  let sts: Promise<{ client: STSClient; AssumeRoleCommand: typeof import('@aws-sdk/client-sts').AssumeRoleCommand }> | undefined;
+  const loadSts = () =>
+    (sts ??= import('@aws-sdk/client-sts').then((m) => ({
+      client: options.sts ?? new m.STSClient({ region: options.region, ...SDK_CLIENT_DEFAULTS }),
+      AssumeRoleCommand: m.AssumeRoleCommand,
+    })));
+
   return {
     async issue(input) {
       const parsed = TranscribeAccessRequest.safeParse(input);
@@ -127,7 +137,8 @@ export function transcribeAccess(options: TranscribeAccessOptions): TranscribeAc
 
       let assumed;
       try {
-        assumed = await options.sts.send(
+        const { client, AssumeRoleCommand } = await loadSts();
+        assumed = await client.send(
           new AssumeRoleCommand({
             RoleArn: options.roleArn,
             RoleSessionName: roleSessionName(request.sessionId),
@@ -192,14 +203,14 @@ export function transcribeAccess(options: TranscribeAccessOptions): TranscribeAc
  */
 export function transcribeAccessFromEnv(
   env: { PARLEY_TRANSCRIBE_ROLE_ARN?: string | undefined; AWS_REGION?: string | undefined },
-  options: { sts?: STSClient; lifetimeSeconds?: number; now?: () => number } = {},
+  options: Pick<TranscribeAccessOptions, 'sts' | 'lifetimeSeconds' | 'now'> = {},
 ): TranscribeAccess | undefined {
   const roleArn = env.PARLEY_TRANSCRIBE_ROLE_ARN;
   if (!roleArn) return undefined;
   const region = env.AWS_REGION;
   if (!region) throw new ParleyError('config.invalid', 'PARLEY_TRANSCRIBE_ROLE_ARN is set but AWS_REGION is not: the Transcribe endpoint needs a region');
   return transcribeAccess({
-    sts: options.sts ?? new STSClient({ region }),
+    ...(options.sts ? { sts: options.sts } : {}),
     roleArn,
     region,
     ...(options.lifetimeSeconds === undefined ? {} : { lifetimeSeconds: options.lifetimeSeconds }),
