@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../protocol/v1';
+import { ErrorCode } from '../protocol/v1';
 
 /** Codes that never reach a client as such: they describe the server's own state. */
 export type InternalErrorCode =
@@ -31,12 +31,9 @@ export class ParleyError extends Error {
 
   /** Whether the code is part of the wire protocol, so the client may see this error as it is. */
   get isClientFacing(): boolean {
-    return !INTERNAL_PREFIXES.some((p) => this.code.startsWith(p));
+    return ErrorCode.safeParse(this.code).success;
   }
 }
-
-// `stt.access_failed` whole, not `stt.`: speech-input codes the protocol adds (stt.unavailable) stay client-facing.
-const INTERNAL_PREFIXES = ['checkpoint.', 'config.', 'export.', 'map.', 'store.', 'stt.access_failed'];
 
 /** What the client is told about any thrown value: its own code when it has one, else server.internal. */
 export function toWireError(err: unknown): { code: ErrorCode; message: string; turnId?: string; retryAfterMs?: number } {

@@ -7,8 +7,8 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
-import { ParleyError } from '../errors';
-import type { TracingOptions } from './tracing';
+import { describeError, ParleyError } from '../errors';
+import { TRACER_NAME, type TracingOptions } from './tracing';
 
 export interface InstalledTracing {
   tracer: Tracer;
@@ -56,7 +56,7 @@ export async function installTracing(options: TracingOptions): Promise<Installed
       // A flush never fails the invocation: a failed export loses those spans, and says so.
       const flushed = provider.forceFlush().then(
         () => true,
-        (err: unknown) => void options.log?.warn('tracing: span export failed', { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }),
+        (err: unknown) => void options.log?.warn('tracing: span export failed', { error: describeError(err) }),
       );
       if ((await Promise.race([flushed, gaveUp])) === 'gave up') options.log?.warn('tracing: span export still running at its timeout; the invocation goes on without it', { timeoutMs });
     } finally {
@@ -64,7 +64,7 @@ export async function installTracing(options: TracingOptions): Promise<Installed
     }
   };
   return {
-    tracer: provider.getTracer('parley'),
+    tracer: provider.getTracer(TRACER_NAME),
     flush,
     async shutdown() {
       await flush();

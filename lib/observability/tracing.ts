@@ -25,6 +25,7 @@ import type { Usage } from '../protocol/v1';
 import type { LlmPorts } from '../runner/llm-turn';
 import type { SynthesisRequest, Synthesizer } from '../speech/tts/port';
 import type { Log } from './log';
+import { describeError } from '../errors';
 
 export const TRACER_NAME = 'parley';
 
@@ -175,7 +176,7 @@ export function startTracingFromEnv(env: TracingEnv, log: Log): Promise<Tracing 
   if (env.PARLEY_TRACING !== 'otlp') return undefined;
   const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL;
   return startTracing({ exporter: 'otlp', ...(protocol ? { protocol } : {}), log }).catch((err: unknown) => {
-    log.warn('tracing could not start; turns run untraced', { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    log.warn('tracing could not start; turns run untraced', { error: describeError(err) });
     return undefined;
   });
 }
