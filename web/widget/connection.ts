@@ -71,13 +71,12 @@ export class Connection {
 
   /** Ends the current session (session.stop) and starts a new one; a new socket when there is none. */
   startOver(): void {
-    this.options.store.clear();
-    this.fresh = true;
+    this.forget();
     if (this.state === 'ready') this.socket!.send(JSON.stringify({ type: 'session.stop', reason: 'user_restart' } satisfies ClientMessage));
     else this.reconnect();
   }
 
-  /** The session ended on the server (END_CALL): forget it, so a reload starts a new one. */
+  /** The saved session is done with (ended, stale, or restarted): a reload, and the next session.start, begin a new one. */
   private forget(): void {
     this.options.store.clear();
     this.fresh = true;
@@ -160,8 +159,7 @@ export class Connection {
       return;
     } else if (event.type === 'error' && this.phase === 'starting' && STALE_SESSION_CODES.has(event.code)) {
       // The saved session is gone, ended or not ours: a new one, not a dead end.
-      this.options.store.clear();
-      this.fresh = true;
+      this.forget();
       this.start();
       return;
     }

@@ -46,8 +46,11 @@ export interface SpeechInputOptions {
 }
 
 type Recording =
-  | { mode: 'upload'; turnId: string; startedAt: number; chunks: Uint8Array[]; bytes: number; full: boolean }
+  | { mode: 'upload'; turnId: string; startedAt: number; chunks: Uint8Array[]; bytes: number }
   | { mode: 'transcribe'; audio: LiveAudio };
+
+/** An upload as long as one message may carry: it was sent when it filled. */
+const full = (recording: Extract<Recording, { mode: 'upload' }>): boolean => recording.bytes >= MAX_UTTERANCE_BYTES;
 
 export class SpeechInput {
   private mode: SpeechInputMode | null = null;
@@ -68,6 +71,12 @@ export class SpeechInput {
   /** How the current session transcribes: 'transcribe', 'upload', or null (barge-in only). */
   get kind(): SpeechInputMode['mode'] | null {
     return this.mode?.mode ?? null;
+  }
+
+  /** The utterance being recorded; lets go of a live one whose transcriber has ended its audio. */
+  private get current(): Recording | undefined {
+    if (this.recording?.mode === 'transcribe' && this.recording.audio.done) this.recording = undefined;
+    return this.recording;
   }
 
   /** session.started's answer (undefined: not asked for): a new session, a new grant. */
@@ -104,9 +113,7 @@ export class SpeechInput {
     }
     // Little-endian, as the recognizers take it: on the usual little-endian host a view, no copy.
     const pcm = pcmToBytes(this.converter.convert.push(samples));
-    // A live utterance is over when its transcriber has ended the audio.
-    if (this.recording?.mode === 'transcribe' && this.recording.audio.done) this.recording = undefined;
-    const recording = this.recording;
+    const recording = this.current;
     if (!recording) this.preRoll.push(pcm);
     else if (recording.mode === 'transcribe') recording.audio.push(pcm);
     else this.record(recording, pcm);
@@ -115,16 +122,16 @@ export class SpeechInput {
   /** The detector heard speech begin: a new utterance, starting with the pre-roll. */
   speechStart(): void {
     const mode = this.mode;
-    if (this.recording?.mode === 'transcribe' && this.recording.audio.done) this.recording = undefined;
+    const current = this.current;
     // Speaking again before Transcribe finished the last words: the same utterance goes on.
-    if (this.recording?.mode === 'transcribe') return this.recording.audio.setSpeaking(true);
-    if (!mode || this.recording) return;
+    if (current?.mode === 'transcribe') return current.audio.setSpeaking(true);
+    if (!mode || current) return;
     // The detector needed this much speech to fire: that is when the words began.
     const startedAt = this.now() - DEFAULT_VAD_OPTIONS.minSpeechMs;
     const preRoll = this.preRoll.take();
     this.options.events.heard('');
     if (mode.mode === 'upload') {
-      const recording: Recording = { mode: 'upload', turnId: crypto.randomUUID(), startedAt, chunks: [], bytes: 0, full: false };
+      const recording: Recording = { mode: 'upload', turnId: crypto.randomUUID(), startedAt, chunks: [], bytes: 0 };
       this.recording = recording;
       this.record(recording, preRoll);
       return;
@@ -141,7 +148,7 @@ export class SpeechInput {
     if (!recording) return;
     if (recording.mode === 'transcribe') return recording.audio.setSpeaking(false);
     this.recording = undefined;
-    if (!recording.full) this.upload(recording);
+    if (!full(recording)) this.upload(recording);
   }
 
   /** Drops the utterance being recorded (the microphone went off, the session changed). */
@@ -158,16 +165,13 @@ export class SpeechInput {
   }
 
   private record(recording: Extract<Recording, { mode: 'upload' }>, pcm: Uint8Array): void {
-    if (recording.full) return;
+    if (full(recording)) return;
     const room = MAX_UTTERANCE_BYTES - recording.bytes;
     const piece = pcm.length > room ? pcm.subarray(0, room) : pcm;
     recording.chunks.push(piece);
     recording.bytes += piece.length;
-    if (recording.bytes >= MAX_UTTERANCE_BYTES) {
-      // As long as one message may carry: sent now, the rest of the utterance is not heard.
-      recording.full = true;
-      this.upload(recording);
-    }
+    // As long as one message may carry: sent now, the rest of the utterance is not heard.
+    if (full(recording)) this.upload(recording);
   }
 
   private upload(recording: Extract<Recording, { mode: 'upload' }>): void {

@@ -83,8 +83,7 @@ export function liveTranscriber(options: LiveTranscriberOptions): LiveTranscribe
       let sentPartial = '';
       let partialAt = Number.NEGATIVE_INFINITY;
       let pending: ReturnType<typeof setTimeout> | undefined;
-      let finished = false;
-      /** The utterance is complete (the audio was ended): nothing more is sent early. */
+      /** The utterance is complete (the audio was ended, the stream is over): nothing more is sent early. */
       let complete = false;
       let timedOut = false;
       let waiting: ReturnType<typeof setTimeout> | undefined;
@@ -115,7 +114,7 @@ export function liveTranscriber(options: LiveTranscriberOptions): LiveTranscribe
       const sendPartial = () => {
         pending = undefined;
         const text = transcript.stable;
-        if (finished || complete || !text.trim() || text === sentPartial) return;
+        if (complete || !text.trim() || text === sentPartial) return;
         sentPartial = text;
         partialAt = now();
         const sessionId = options.sessionId();
@@ -165,7 +164,6 @@ export function liveTranscriber(options: LiveTranscriberOptions): LiveTranscribe
         options.onError(turnId, error);
         return;
       } finally {
-        finished = true;
         stop();
         client.destroy();
       }

@@ -85,7 +85,7 @@ export class AudioQueue implements AsyncIterable<Uint8Array> {
  */
 export class LiveAudio extends AudioQueue {
   private isSpeaking = true;
-  private readonly listeners: Array<() => void> = [];
+  private listener: (() => void) | undefined;
 
   /** The detector's view: inside speech, or in a pause. */
   get speaking(): boolean {
@@ -95,10 +95,11 @@ export class LiveAudio extends AudioQueue {
   setSpeaking(speaking: boolean): void {
     if (speaking === this.isSpeaking) return;
     this.isSpeaking = speaking;
-    for (const listener of this.listeners) listener();
+    this.listener?.();
   }
 
+  /** Tells the one reader that acts on pauses (the transcriber) when `speaking` changes. */
   onSpeakingChange(listener: () => void): void {
-    this.listeners.push(listener);
+    this.listener = listener;
   }
 }
