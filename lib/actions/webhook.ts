@@ -245,7 +245,7 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
         return { ok: false, kind: 'action_failed', detail: `unknown action '${name}'`, ms: elapsed(), attempts: 0 };
       }
       const { request, rendered } = prepare(action, context);
-      const early = action.method === 'GET' && typeof request !== 'string' ? await takePrefetched(prefetchKey(name, request)) : undefined;
+      const early = action.method === 'GET' && typeof request !== 'string' && prefetched.size > 0 ? await takePrefetched(prefetchKey(name, request)) : undefined;
       const outcome = early ?? (await send(name, action, request, elapsed));
       // Recorded with the outcome, so a replay can answer the same request with the same result.
       return rendered ? { ...outcome, request: rendered } : outcome;
@@ -262,7 +262,8 @@ export function webhookRunner(map: DialogueMap, options: WebhookRunnerOptions = 
       for (const [k, entry] of prefetched) if (now - entry.at > PREFETCH_TTL_MS) prefetched.delete(k);
       if (prefetched.has(key)) return;
       if (prefetched.size >= PREFETCH_MAX) prefetched.delete(prefetched.keys().next().value!);
-      const outcome = send(name, action, request, () => Math.round(performance.now() - now));
+      // One attempt: a failure ahead of time is thrown away and the turn tries for itself, retries and all.
+      const outcome = send(name, { ...action, retries: 0 }, request, () => Math.round(performance.now() - now));
       prefetched.set(key, { at: now, outcome });
       await outcome;
     },

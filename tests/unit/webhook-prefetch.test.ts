@@ -33,6 +33,7 @@ beforeAll(async () => {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ n, method: req.method, url: req.url, user: req.headers['x-user'] ?? null }));
       if ((req.url ?? '').startsWith('/slow')) held.push(answer);
       // The first request to /flaky fails; every later one succeeds.
+      else if ((req.url ?? '').startsWith('/down')) res.writeHead(503).end('down');
       else if ((req.url ?? '').startsWith('/flaky') && seen.filter((s) => s.url.startsWith('/flaky')).length === 1) res.writeHead(503).end('busy');
       else answer();
     });
@@ -224,5 +225,15 @@ describe('webhookRunner.warm', () => {
     const outcome = await runner.run('flaky', ctx());
     expect(outcome.ok).toBe(true);
     expect(seen.map((s) => s.url)).toEqual(['/flaky', '/flaky']);
+  });
+
+  it('a warm makes one attempt, whatever the action\'s retries: the turn\'s own run retries as configured', async () => {
+    const runner = webhookRunner(mapWith({ down: action('/down', { retries: 1 }) }));
+    await runner.warm!('down', ctx());
+    expect(seen).toHaveLength(1);
+    const outcome = await runner.run('down', ctx());
+    expect(outcome.ok).toBe(false);
+    expect(outcome.attempts).toBe(2);
+    expect(seen).toHaveLength(3);
   });
 });
