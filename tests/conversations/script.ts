@@ -4,11 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import * as z from 'zod';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { loadDialogueMap } from '../../lib/flow/map';
 import { loadOrTrain } from '../../lib/nlu/model-file';
 import type { ServerEvent } from '../../lib/protocol/v1';
-import { startRuntime, TestClient } from '../integration/harness';
+import { startRuntime, storeOf, TestClient } from '../integration/harness';
 
 /*
  * Conversation scripts: what a bot author writes to pin a bot's behaviour down. One YAML file per
@@ -132,7 +131,7 @@ export async function runScript(scriptPath: string): Promise<string[]> {
   const { model } = await loadOrTrain(map, mapPath);
   const webhooks = script.webhooks ? await webhookServer(script.webhooks) : undefined;
   const runtime = await startRuntime({ map, nluModel: model, ...(webhooks ? { actionsBaseUrl: webhooks.url } : {}) });
-  const store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+  const store = storeOf(runtime);
   const failures: string[] = [];
   const client = await TestClient.connect(runtime.wsUrl);
   try {

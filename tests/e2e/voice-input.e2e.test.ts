@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page, WebSocketRoute } from 'playwright-core';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
+import type { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { FunctionEnv, readEnv } from '../../lib/config/env';
 import { llmPortsFactory } from '../../lib/llm/configure';
 import { emptyAudioCache } from '../../lib/speech/audio-cache';
@@ -12,7 +12,7 @@ import { voiceFor } from '../../lib/speech/tts/voice';
 import type { SpeechDeps } from '../../lib/session/dispatch';
 import type { LocalRuntime } from '../../local/runtime';
 import { createEspeakSynthesizer, type EspeakSynthesizer } from '../../local/speech/espeak';
-import { sampleMap, startRuntime } from '../integration/harness';
+import { sampleMap, startRuntime, storeOf } from '../integration/harness';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
 import { AUDIO_TAP_SCRIPT, fakeMicrophone, launchChromium } from './browser';
 import type { SpeechWav } from './speech-wav';
@@ -93,7 +93,7 @@ describe.skipIf(browser === null)('voice input in the chat widget, in chromium',
     const transcriber = openAiTranscriber({ baseURL: openai.baseURL, model: 'whisper-1', apiKey: 'test' });
     withStt = await startRuntime({ servePage: true, llm, speech, stt: { transcriber } });
     withoutStt = await startRuntime({ servePage: true, llm, speech });
-    store = new DynamoSessionStore({ client: withStt.dynamo.client, tableName: withStt.tableName, ttlSeconds: 3600 });
+    store = storeOf(withStt);
   });
 
   // A page left listening would hold the fake microphone: each test's pages close with it.

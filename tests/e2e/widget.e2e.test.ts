@@ -2,7 +2,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
+import type { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { FunctionEnv, readEnv } from '../../lib/config/env';
 import { llmPortsFactory } from '../../lib/llm/configure';
 import { emptyAudioCache } from '../../lib/speech/audio-cache';
@@ -10,7 +10,7 @@ import { voiceFor } from '../../lib/speech/tts/voice';
 import type { SpeechDeps } from '../../lib/session/dispatch';
 import type { LocalRuntime } from '../../local/runtime';
 import { createEspeakSynthesizer, type EspeakSynthesizer } from '../../local/speech/espeak';
-import { sampleMap, startRuntime } from '../integration/harness';
+import { sampleMap, startRuntime, storeOf } from '../integration/harness';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
 import { AUDIO_TAP_SCRIPT, fakeMicrophone, launchChromium } from './browser';
 import type { SpeechWav } from './speech-wav';
@@ -68,7 +68,7 @@ describe.skipIf(browser === null)('the chat widget in chromium', () => {
     const env = readEnv(FunctionEnv, { OPENAI_BASE_URL: openai.baseURL, OPENAI_MODEL: 'gpt-test', PARLEY_SAFETY: 'local', PARLEY_LLM_BUDGET_MS: '20000' });
     const speech: SpeechDeps = { synthesizer: espeak, cache: emptyAudioCache, voiceFor: (language) => voiceFor(map, language, 'espeak') };
     runtime = await startRuntime({ servePage: true, llm: llmPortsFactory(env)('test-key'), speech });
-    store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+    store = storeOf(runtime);
   });
 
   afterEach(() => openai.reset());

@@ -1,11 +1,11 @@
 import { QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
+import type { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { FunctionEnv, readEnv } from '../../lib/config/env';
 import { llmPortsFactory } from '../../lib/llm/configure';
 import type { LocalRuntime } from '../../local/runtime';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
-import { startRuntime, TestClient } from './harness';
+import { startRuntime, storeOf, TestClient } from './harness';
 
 /** DynamoDB's item size: attribute names plus values (strings and binaries by length, numbers ~ digits). */
 function itemBytes(item: Record<string, AttributeValue>): number {
@@ -37,7 +37,7 @@ describe('bounded state', () => {
     openai = await startFakeOpenAI({ fallback: { text: answer, chunkChars: 200 } });
     const env = readEnv(FunctionEnv, { OPENAI_BASE_URL: openai.baseURL, OPENAI_MODEL: 'gpt-test', PARLEY_SAFETY: 'local' });
     runtime = await startRuntime({ llm: llmPortsFactory(env)('test-key') });
-    store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+    store = storeOf(runtime);
   });
   afterAll(async () => {
     await runtime?.close();

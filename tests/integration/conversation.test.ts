@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { traceIdFor } from '../../lib/checkpoint/trace';
 import { memoryLog } from '../../lib/observability/log';
 import type { LocalRuntime } from '../../local/runtime';
-import { sessionItems, startRuntime, TestClient, textOf } from './harness';
+import { sessionItems, startRuntime, storeOf, TestClient, textOf } from './harness';
 
 describe('a conversation through the local gateway, the Lambda handlers and dynalite', () => {
   let runtime: LocalRuntime;
@@ -16,8 +15,6 @@ describe('a conversation through the local gateway, the Lambda handlers and dyna
     await runtime?.close();
   });
 
-  const storeOf = (rt: LocalRuntime) =>
-    new DynamoSessionStore({ client: rt.dynamo.client, tableName: rt.tableName, ttlSeconds: 3600 });
 
   it('hello, session.start, three turns, session.stop: streamed replies and one committed record per turn', async () => {
     const client = await TestClient.connect(runtime.wsUrl);

@@ -1,6 +1,6 @@
 import type { ConsumedCapacity } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
+import type { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import type { TurnRecord } from '../../lib/checkpoint/record';
 import { FunctionEnv, readEnv } from '../../lib/config/env';
 import { costOf, unpricedLines, type CostLedger } from '../../lib/cost/ledger';
@@ -13,7 +13,7 @@ import { billedMessagesOf } from '../../lib/transport/sender';
 import type { LocalRuntime, LocalRuntimeOptions } from '../../local/runtime';
 import { espeakInstalled } from '../support/espeak';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
-import { sampleMap, startRuntime, TestClient, textOf } from './harness';
+import { sampleMap, startRuntime, storeOf, TestClient, textOf } from './harness';
 
 type Completed = ServerEventOf<'turn.completed'>;
 
@@ -58,7 +58,7 @@ class Rig {
       },
       { step: 'initialize', name: 'testCapacityTally' },
     );
-    this.store = new DynamoSessionStore({ client: this.runtime.dynamo.client, tableName: this.runtime.tableName, ttlSeconds: 3600 });
+    this.store = storeOf(this.runtime);
     return this;
   }
 

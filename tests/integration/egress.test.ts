@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { loadDialogueMap } from '../../lib/flow/map';
 import { memoryLog } from '../../lib/observability/log';
 import type { LocalRuntime } from '../../local/runtime';
-import { sampleMap, sampleModel, startRuntime, TestClient, textOf } from './harness';
+import { sampleMap, sampleModel, startRuntime, storeOf, TestClient, textOf } from './harness';
 
 /*
  * The address guard end to end: the sample bot places its order with the demo kitchen, which the
@@ -44,7 +43,7 @@ describe('webhooks and the network allowlist', () => {
     // The map's action_failed message, and the turn goes on.
     expect(textOf(events)).toContain(typeof map.messages.action_failed === 'string' ? map.messages.action_failed : map.messages.action_failed.en!);
     expect(events.at(-1)).toMatchObject({ type: 'turn.completed' });
-    const store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+    const store = storeOf(runtime);
     const head = await store.loadHead(client.sessionId!);
     const action = head!.events.find((e) => e.type === 'action');
     // Refused before any connection (attempts 0), and never retried although the action allows one retry.

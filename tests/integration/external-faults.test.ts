@@ -19,7 +19,7 @@ import { startDynamoProxy, type DynamoProxy } from '../support/dynamo-proxy';
 import { recordFault } from '../support/fault-table';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
 import { startTwoLambdas, type TwoLambdas } from '../support/two-lambdas';
-import { sampleMap, sampleModel, startRuntime, TestClient, textOf } from './harness';
+import { sampleMap, sampleModel, startRuntime, storeOf, TestClient, textOf } from './harness';
 
 /*
  * What the world outside a turn does to it, each fault injected at the protocol level where the real
@@ -280,7 +280,7 @@ describe('LLM, TTS, the client and webhooks failing', () => {
       actionsBaseUrl: kitchen.url,
       speech: { synthesizer: new PollySynthesizer(pollyClient), cache: emptyAudioCache, voiceFor: (language) => voiceFor(map, language, 'polly'), timing: { stallMs: 300 } },
     });
-    store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+    store = storeOf(runtime);
   });
   afterEach(() => openai.reset());
   afterAll(async () => {

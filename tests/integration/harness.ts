@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import WebSocket from 'ws';
+import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { loadDialogueMap, type DialogueMap } from '../../lib/flow/map';
 import type { Log } from '../../lib/observability/log';
 import { EventAssembler, PROTOCOL_VERSION, type ClientMessage, type ServerEvent, type ServerEventOf } from '../../lib/protocol/v1';
@@ -41,6 +42,10 @@ export async function tableSnapshot(runtime: LocalRuntime): Promise<Record<strin
 export async function sessionItems(runtime: LocalRuntime) {
   return (await tableSnapshot(runtime)).filter((i) => i.pk?.S?.startsWith('SESS#'));
 }
+
+/** A session store of the test's own over the runtime's table. */
+export const storeOf = (runtime: LocalRuntime, ttlSeconds = 3600): DynamoSessionStore =>
+  new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds });
 
 /** A real WebSocket client that queues every server event for the test to take in order. */
 export class TestClient {

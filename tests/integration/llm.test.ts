@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
+import type { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { FunctionEnv, readEnv } from '../../lib/config/env';
 import { llmPortsFactory } from '../../lib/llm/configure';
 import type { ServerEvent } from '../../lib/protocol/v1';
 import type { LocalRuntime } from '../../local/runtime';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
-import { startRuntime, TestClient, textOf } from './harness';
+import { startRuntime, storeOf, TestClient, textOf } from './harness';
 
 /**
  * The LLM path end to end: the real runner over the local gateway and dynalite, the real `openai`
@@ -25,7 +25,7 @@ describe('LLM turns', () => {
       PARLEY_LLM_BUDGET_MS: '2500',
     });
     runtime = await startRuntime({ llm: llmPortsFactory(env)('test-key') });
-    store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+    store = storeOf(runtime);
   });
   afterEach(() => openai.reset());
   afterAll(async () => {

@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { EventAssembler, PROTOCOL_VERSION, type ClientMessage, type ServerEvent } from '../../lib/protocol/v1';
 import type { LocalRuntime } from '../../local/runtime';
-import { startRuntime, textOf } from './harness';
+import { startRuntime, storeOf, textOf } from './harness';
 
 /*
  * A turn longer than API Gateway's integration timeout, through the real handlers, dynalite and the
@@ -115,7 +114,7 @@ describe('a turn longer than the integration timeout', () => {
     expect(client.frames.filter((f) => f.gateway)).toEqual([]);
 
     // And it committed.
-    const store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+    const store = storeOf(runtime);
     const last = (await store.listTurns(sessionId)).at(-1)!;
     expect(last).toMatchObject({ turnId, status: 'completed', input: { kind: 'text', text: 'yes please' } });
     expect(last.checkpoint.variables).toMatchObject({ order: { id: expect.stringMatching(/^P-\d+$/) } });

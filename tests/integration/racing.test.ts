@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
+import type { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import type { TurnRecord } from '../../lib/checkpoint/record';
 import { FunctionEnv, readEnv } from '../../lib/config/env';
 import { llmPortsFactory } from '../../lib/llm/configure';
@@ -7,7 +7,7 @@ import type { ServerEvent } from '../../lib/protocol/v1';
 import type { LocalRuntime } from '../../local/runtime';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
 import { recordFault } from '../support/fault-table';
-import { startRuntime, TestClient, textOf } from './harness';
+import { startRuntime, storeOf, TestClient, textOf } from './harness';
 
 /** Waits until every turn id has its turn.completed (or error); returns each turn's events. */
 async function settle(client: TestClient, turnIds: readonly string[], timeoutMs = 30_000): Promise<Map<string, ServerEvent[]>> {
@@ -41,7 +41,7 @@ describe('racing turns', () => {
     const env = readEnv(FunctionEnv, { OPENAI_BASE_URL: openai.baseURL, OPENAI_MODEL: 'gpt-test', PARLEY_SAFETY: 'local', PARLEY_LLM_BUDGET_MS: '10000' });
     // The product's lease timings: a test machine under load must not make a live turn look dead.
     runtime = await startRuntime({ llm: llmPortsFactory(env)('test-key') });
-    store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+    store = storeOf(runtime);
   });
   afterEach(() => openai.reset());
   afterAll(async () => {

@@ -1,6 +1,5 @@
 import { ApiGatewayManagementApiClient, GetConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { buildTurnDeps } from '../../lib/host/deps';
 import { silentLog } from '../../lib/observability/log';
 import { LIMITS } from '../../lib/protocol/v1';
@@ -9,7 +8,7 @@ import { ApiGatewaySender } from '../../lib/transport/sender';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/dynamodb';
 import type { LocalRuntime } from '../../local/runtime';
 import { recordFault } from '../support/fault-table';
-import { sampleMap, sampleModel, startRuntime, TestClient } from './harness';
+import { sampleMap, sampleModel, startRuntime, storeOf, TestClient } from './harness';
 
 /** The sender against the local gateway's @connections API, through the real AWS SDK client. */
 describe('sending through @connections', () => {
@@ -63,7 +62,7 @@ describe('sending through @connections', () => {
     await handleClientMessage(deps, message({ type: 'input.text', turnId: crypto.randomUUID(), text: 'a large espresso' }));
 
     expect(sender.gone).toBe(true);
-    const store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 60 });
+    const store = storeOf(runtime, 60);
     const records = await store.listTurns(sessionId!);
     expect(records.map((r) => r.checkpoint.currentNode)).toEqual(['welcome', 'confirm']);
     recordFault({ area: 'client', fault: 'a whole session on a connection whose client is gone (every post 410)', outcome: `every turn still commits (${records.length} records in the table)` });

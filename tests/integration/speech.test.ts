@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
+import type { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { FunctionEnv, readEnv } from '../../lib/config/env';
 import { llmPortsFactory } from '../../lib/llm/configure';
 import type { ServerEvent, ServerEventOf } from '../../lib/protocol/v1';
@@ -11,7 +11,7 @@ import type { SpeechDeps } from '../../lib/session/dispatch';
 import { createEspeakSynthesizer, type EspeakSynthesizer } from '../../local/speech/espeak';
 import type { LocalRuntime } from '../../local/runtime';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
-import { sampleMap, startRuntime, TestClient, textOf } from './harness';
+import { sampleMap, startRuntime, storeOf, TestClient, textOf } from './harness';
 
 const PCM16K = { format: 'pcm', sampleRate: 16000 } as const;
 type Delta = ServerEventOf<'response.audio.delta'>;
@@ -60,7 +60,7 @@ describe('speech through the local gateway', () => {
       timing: { neutralAfterMs: 100 },
     };
     runtime = await startRuntime({ llm: llmPortsFactory(env)('test-key'), speech });
-    store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+    store = storeOf(runtime);
   });
   afterEach(() => {
     openai.reset();
@@ -244,7 +244,7 @@ describe('speech when the synthesizer fails', () => {
       voiceFor: (language) => voiceFor(map, language, 'polly'),
     };
     runtime = await startRuntime({ llm: llmPortsFactory(env)('test-key'), speech });
-    store = new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
+    store = storeOf(runtime);
   });
   afterAll(async () => {
     await runtime?.close();

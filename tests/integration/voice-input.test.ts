@@ -1,7 +1,6 @@
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DynamoSessionStore } from '../../lib/checkpoint/dynamo-store';
 import { LIMITS, type ServerEvent, type ServerEventOf } from '../../lib/protocol/v1';
 import { emptyAudioCache } from '../../lib/speech/audio-cache';
 import { openAiTranscriber } from '../../lib/speech/stt/openai-transcriber';
@@ -9,7 +8,7 @@ import { transcribeAccess } from '../../lib/speech/stt/transcribe-access';
 import type { SynthesisRequest, Synthesizer } from '../../lib/speech/tts/port';
 import { voiceFor } from '../../lib/speech/tts/voice';
 import type { LocalRuntime, LocalRuntimeOptions } from '../../local/runtime';
-import { sampleMap, startRuntime, tableSnapshot, TestClient } from './harness';
+import { sampleMap, startRuntime, storeOf, tableSnapshot, TestClient, textOf } from './harness';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/openai-server';
 import { recordFault } from '../support/fault-table';
 import { toneBytes } from '../support/pcm';
@@ -77,7 +76,6 @@ async function eventsUntil(c: TestClient, stop: (e: ServerEvent) => boolean): Pr
 }
 
 const utteranceItems = async (runtime: LocalRuntime) => (await tableSnapshot(runtime)).filter((i) => i.pk?.S?.startsWith('UTT#'));
-const storeOf = (runtime: LocalRuntime) => new DynamoSessionStore({ client: runtime.dynamo.client, tableName: runtime.tableName, ttlSeconds: 3600 });
 const voiceStart = { type: 'session.start', speechInput: { encoding: 'pcm', sampleRate: RATE } } as const;
 
 describe('uploaded utterances (the self-hostable path)', () => {
@@ -208,7 +206,7 @@ describe('without voice', () => {
     expect(await c.next('error')).toMatchObject({ code: 'stt.unavailable' });
     c.sessionId = started.sessionId;
     await c.until('turn.completed');
-    expect(textOfTurn(await c.say('what is on the menu'))).toMatch(/menu|espresso|cappuccino/i);
+    expect(textOf(await c.say('what is on the menu'))).toMatch(/menu|espresso|cappuccino/i);
   });
 
   it('a session that did not ask for voice input gets protocol.order for every voice message, and nothing is stored', async () => {
@@ -410,6 +408,3 @@ describe('early work on partial transcripts (seed 004)', () => {
 
 /** How long vi.waitFor polls a condition here, and how often. */
 const POLL = { timeout: 5000, interval: 10 };
-
-const textOfTurn = (events: ServerEvent[]) =>
-  events.filter((e): e is ServerEventOf<'response.text.done'> => e.type === 'response.text.done').map((e) => e.text).join(' ');
