@@ -9,6 +9,7 @@ import { PRE_ROLL_MS, SpeechInput, type SpeechInputEvents } from '../../web/widg
 import type { LiveTranscriberOptions, LiveUtterance } from '../../web/widget/transcribe-live';
 import { AudioQueue, PreRoll } from '../../web/widget/utterance-audio';
 import { CHUNK_BYTES, MAX_TIMING_MS, MAX_UTTERANCE_BYTES, uploadMessages } from '../../web/widget/utterance-upload';
+import { concatSamples } from '../support/pcm';
 
 /*
  * The pure parts of the widget's voice input: resampling to 16-bit PCM, the upload's chunks, the
@@ -18,15 +19,6 @@ import { CHUNK_BYTES, MAX_TIMING_MS, MAX_UTTERANCE_BYTES, uploadMessages } from 
 
 const sine = (hz: number, rate: number, ms: number, amplitude = 0.5) =>
   Float32Array.from({ length: Math.round((rate * ms) / 1000) }, (_, i) => amplitude * Math.sin((2 * Math.PI * hz * i) / rate));
-const concat = (parts: Int16Array[]) => {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 const decode = (b64: string) => new Uint8Array(Buffer.from(b64, 'base64'));
 
 describe('resampling the microphone to 16-bit PCM', () => {
@@ -52,7 +44,7 @@ describe('resampling the microphone to 16-bit PCM', () => {
       const converter = pcmConverter(rate, 16000);
       const parts: Int16Array[] = [];
       for (let at = 0, size = 1; at < signal.length; at += size, size = (size * 7 + 3) % 1500 || 1) parts.push(converter.push(signal.subarray(at, at + size)));
-      expect(concat(parts)).toEqual(whole);
+      expect(concatSamples(parts)).toEqual(whole);
       // Each chunk's samples are its own: the pre-roll and the live queue keep views of them.
       expect(parts[0]!.buffer).not.toBe(parts[1]!.buffer);
       // The last sample or two wait for the next chunk.
