@@ -85,36 +85,6 @@ export function costOf(usage: Usage, prices: PriceTable, options: CostOptions = 
   return { currency: 'USD', lines, total: money(lines.reduce((sum, l) => sum + l.usd, 0)), pricesChecked: prices.checked };
 }
 
-/**
- * The sum of ledgers (a session's turns, priced each at its own time): lines of the same item,
- * unit, detail and unit price add up; anything else stays a line of its own.
- */
-export function addLedgers(...ledgers: CostLedger[]): CostLedger {
-  const lines = new Map<string, CostLine>();
-  for (const ledger of ledgers) {
-    for (const line of ledger.lines) {
-      // A lambda line's detail carries the turn's own milliseconds: summed lines keep only the architecture.
-      const detail = line.item === 'lambda' && line.detail ? line.detail.split(',')[0] : line.detail;
-      const key = JSON.stringify([line.item, line.unit, detail ?? null, line.unitPrice, line.unpriced ?? false]);
-      const seen = lines.get(key);
-      lines.set(
-        key,
-        seen
-          ? { ...seen, quantity: seen.quantity + line.quantity, usd: money(seen.usd + line.usd) }
-          : { ...line, ...(detail === undefined ? {} : { detail }) },
-      );
-    }
-  }
-  const all = [...lines.values()];
-  const checked = [...new Set(ledgers.map((l) => l.pricesChecked).filter((c): c is string => c !== undefined))];
-  return {
-    currency: 'USD',
-    lines: all,
-    total: money(all.reduce((sum, l) => sum + l.usd, 0)),
-    ...(checked.length === 1 ? { pricesChecked: checked[0] } : {}),
-  };
-}
-
 /** Lines flagged `unpriced`: what the price table should learn (a model, an engine). */
 export const unpricedLines = (ledger: CostLedger): CostLine[] => ledger.lines.filter((l) => l.unpriced);
 

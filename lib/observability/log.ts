@@ -1,4 +1,4 @@
-import type { Logger } from '@aws-lambda-powertools/logger';
+import { LogLevelThreshold, type Logger } from '@aws-lambda-powertools/logger';
 
 export type LogData = Record<string, unknown>;
 
@@ -21,11 +21,9 @@ export interface Log {
 export function powertoolsLog(logger: Logger, options: RedactOptions = {}): Log {
   // Lines below the logger's level are dropped before they are cleaned: redaction walks the data, and
   // a turn's info lines cost nothing when only warnings are written.
-  const rank = (level: string) => LEVEL_RANK[level.toUpperCase()] ?? 0;
+  const rank = (level: string) => (LogLevelThreshold as Record<string, number>)[level.toUpperCase()] ?? 0;
   return redactingLog(rawPowertoolsLog(logger), { ...options, enabled: (level) => rank(level) >= rank(logger.getLevelName()) });
 }
-
-const LEVEL_RANK: Record<string, number> = { TRACE: 6, DEBUG: 8, INFO: 12, WARN: 16, ERROR: 20, CRITICAL: 24, SILENT: 28 };
 
 function rawPowertoolsLog(logger: Logger): Log {
   return {

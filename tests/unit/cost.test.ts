@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { TurnRecord } from '../../lib/checkpoint/record';
 import { emptyCheckpoint } from '../../lib/checkpoint/schema';
 import { CostEnv, readEnv } from '../../lib/config/env';
-import { addLedgers, costOf, formatUsd, unpricedLines, type CostLedger, type CostLine } from '../../lib/cost/ledger';
+import { costOf, formatUsd, unpricedLines, type CostLedger, type CostLine } from '../../lib/cost/ledger';
 import { DynamoMeter } from '../../lib/cost/meter';
 import { DEFAULT_PRICES, loadPrices, mergePrices, modelPrice, PriceTable } from '../../lib/cost/prices';
 import { meterTurn, type TurnCosting } from '../../lib/cost/turn';
@@ -121,18 +121,7 @@ describe('costOf: each line is quantity × the table price, computed by hand her
   });
 });
 
-describe('adding ledgers and usage', () => {
-  it('adds lines of the same item, unit, detail and price; keeps the rest apart', () => {
-    const a = costOf({ ...NO_USAGE, dynamoWriteUnits: 4, lambdaRequests: 1, lambdaGbSeconds: 0.01, lambdaMs: 40 }, DEFAULT_PRICES);
-    const b = costOf({ ...NO_USAGE, dynamoWriteUnits: 6, lambdaRequests: 1, lambdaGbSeconds: 0.02, lambdaMs: 80 }, DEFAULT_PRICES);
-    const sum = addLedgers(a, b);
-    expect(line(sum, 'dynamodb', 'write request unit')).toMatchObject({ quantity: 10, usd: 0.00000625 });
-    expect(line(sum, 'lambda', 'GB-second')).toMatchObject({ quantity: 0.03, detail: 'arm64' });
-    expect(sum.total).toBeCloseTo(a.total + b.total, 12);
-    const dearer = costOf({ ...NO_USAGE, dynamoWriteUnits: 1 }, mergePrices({ dynamodb: { perMillionWriteUnits: 1.25 } }));
-    expect(addLedgers(a, dearer).lines.filter((l) => l.item === 'dynamodb')).toHaveLength(2);
-  });
-
+describe('adding usage', () => {
   it('sums metered fields into the session usage; a field stays absent until measured', () => {
     const session: Usage = { llm: {}, ttsCharacters: 10, sttSeconds: 0, ttsCharactersByEngine: { neural: 10 } };
     const turn = { dynamoReadUnits: 2, dynamoWriteUnits: 5, apiGatewayMessages: 3, ttsCharactersByEngine: { neural: 4, standard: 1 } };
