@@ -7,11 +7,11 @@ import { ParleyError, toWireError } from '../../lib/errors';
 import {
   MAX_TRANSCRIBE_URL_LIFETIME_SECONDS,
   TRANSCRIBE_STREAMING_ACTION,
-  TranscribeGrant,
   roleSessionName,
   transcribeAccess,
   transcribeAccessFromEnv,
 } from '../../lib/speech/stt/transcribe-access';
+import { SpeechAccess } from '../../lib/protocol/v1';
 
 /** What the function itself runs as: must never show in a URL it hands out. */
 const OWN = { accessKeyId: 'AKIAFUNCTIONOWNKEY01', secretAccessKey: 'function-own-secret-key', sessionToken: 'function-own-session-token' };
@@ -167,7 +167,8 @@ describe('transcribeAccess: STS', () => {
 describe('transcribeAccess: the presigned URL', () => {
   it('is wss://transcribestreaming.<region>.amazonaws.com:8443/stream-transcription-websocket with the audio parameters', async () => {
     const grant = await access().issue({ ...request, languageCode: 'de-DE', sampleRate: 8000, encoding: 'ogg-opus' });
-    expect(TranscribeGrant.parse(grant)).toEqual(grant);
+    // A valid speech.access event once typed: what the server sends.
+    expect(SpeechAccess.parse({ type: 'speech.access', ...grant })).toEqual({ type: 'speech.access', ...grant });
     const url = new URL(grant.url);
     expect(url.protocol).toBe('wss:');
     expect(url.hostname).toBe('transcribestreaming.eu-west-1.amazonaws.com');

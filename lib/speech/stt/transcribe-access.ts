@@ -21,6 +21,9 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import * as z from 'zod';
 import { ParleyError } from '../../errors';
 import { SDK_CLIENT_DEFAULTS } from '../../host/sdk';
+import type { ServerEventOf } from '../../protocol/v1';
+
+type SpeechAccess = ServerEventOf<'speech.access'>;
 
 /** The one action the vended credentials may use (Transcribe streaming has no resource-level ARN: `*`). */
 export const TRANSCRIBE_STREAMING_ACTION = 'transcribe:StartStreamTranscriptionWebSocket';
@@ -55,25 +58,12 @@ export const TranscribeAccessRequest = z.object({
 export type TranscribeAccessRequest = z.infer<typeof TranscribeAccessRequest>;
 
 /**
- * What the client gets, for audio of exactly this shape: a URL to open before `urlExpiresAt`, or the
- * same temporary credentials for the AWS SDK (`@aws-sdk/client-transcribe-streaming`) until
- * `expiresAt`. Both are secrets: never log them.
+ * What the client gets (the protocol's `speech.access` without its type), for audio of exactly this
+ * shape: a presigned `wss://` URL to open before `urlExpiresAt`, or the same temporary credentials
+ * (the session policy lets them do nothing but StartStreamTranscriptionWebSocket) for the AWS SDK
+ * until `expiresAt`, STS's answer. Both are secrets: never log them.
  */
-export const TranscribeGrant = z.object({
-  region: z.string(),
-  /** The presigned `wss://` URL; holds a session token and a signature. */
-  url: z.string().startsWith('wss://'),
-  /** Epoch milliseconds after which Transcribe refuses to open the URL's stream (a stream already open goes on). */
-  urlExpiresAt: z.number().int(),
-  /** The assumed role's credentials: the session policy lets them do nothing but StartStreamTranscriptionWebSocket. */
-  credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), sessionToken: z.string() }),
-  /** Epoch milliseconds when the credentials expire (STS's answer); a client renews before. */
-  expiresAt: z.number().int(),
-  languageCode: z.string(),
-  sampleRate: z.number().int(),
-  encoding: TranscribeEncoding,
-});
-export type TranscribeGrant = z.infer<typeof TranscribeGrant>;
+export type TranscribeGrant = Omit<SpeechAccess, 'type'>;
 
 /** Port: issues Transcribe streaming access for one session. Absent when voice input is not configured. */
 export interface TranscribeAccess {
@@ -183,7 +173,7 @@ export function transcribeAccess(options: TranscribeAccessOptions): TranscribeAc
       for (const [name, value] of Object.entries(signed.query ?? {})) {
         if (typeof value === 'string') url.searchParams.set(name, value);
       }
-      return TranscribeGrant.parse({
+      return {
         region: options.region,
         url: url.toString(),
         urlExpiresAt: issuedAt + lifetimeSeconds * 1000,
@@ -192,7 +182,7 @@ export function transcribeAccess(options: TranscribeAccessOptions): TranscribeAc
         languageCode: request.languageCode,
         sampleRate: request.sampleRate,
         encoding: request.encoding,
-      });
+      };
     },
   };
 }
