@@ -109,9 +109,9 @@ export function transcribeAccess(options: TranscribeAccessOptions): TranscribeAc
   const host = `transcribestreaming.${options.region}.amazonaws.com`;
 
   // STS loads with the first grant, like Polly with the first audio: a cold start without voice input never pays for it.
-  let sts: Promise<{ client: STSClient; AssumeRoleCommand: typeof import('@aws-sdk/client-sts').AssumeRoleCommand }> | undefined;
+  let sts: Promise<{ client: STSClient; AssumeRoleCommand: typeof import('./sts').AssumeRoleCommand }> | undefined;
   const loadSts = () =>
-    (sts ??= import('@aws-sdk/client-sts').then((m) => ({
+    (sts ??= import('./sts').then((m) => ({
       client: options.sts ?? new m.STSClient({ region: options.region, ...SDK_CLIENT_DEFAULTS }),
       AssumeRoleCommand: m.AssumeRoleCommand,
     })));
